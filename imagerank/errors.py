@@ -1,0 +1,76 @@
+"""Exceptions raised by imagerank.
+
+Every error derives from :class:`ImagerankError`; subclasses are named after the condition, and their messages
+name the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ComfyUIError",
+    "ConfigError",
+    "DatabaseReadOnlyError",
+    "ExportError",
+    "FeatureError",
+    "ImagerankError",
+    "NoVotesError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "StrategyNotFoundError",
+    "WorkspaceNotFoundError",
+]
+
+
+class ImagerankError(Exception):
+    """Base class of every error imagerank raises on purpose."""
+
+
+class ConfigError(ImagerankError, ValueError):
+    """A setting in ``imagerank.toml``, the CLI or the environment has a bad value."""
+
+
+class WorkspaceNotFoundError(ImagerankError, FileNotFoundError):
+    """The folder is not an imagerank workspace (no ``imagerank.db`` / ``imagerank.toml``)."""
+
+
+class DatabaseReadOnlyError(ImagerankError, PermissionError):
+    """The catalog database (or its folder) cannot be written."""
+
+
+class SchemaVersionError(ImagerankError):
+    """The catalog was written by a newer imagerank (its ``PRAGMA user_version`` is ahead of this code)."""
+
+
+class NotFoundError(ImagerankError, KeyError):
+    """An image, match, session or model that was asked for does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class StrategyNotFoundError(ImagerankError, KeyError):
+    """A pairing strategy name is not in the registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NoVotesError(ImagerankError):
+    """An operation needs votes (matches) and the collection has none that qualify."""
+
+
+class ExportError(ImagerankError):
+    """An export could not be written (bad destination, name escaping its folder ...)."""
+
+
+class FeatureError(ImagerankError):
+    """A feature pass failed and ``skip_failures`` was False, or a sidecar is unreadable."""
+
+
+class CheckpointError(ImagerankError):
+    """A model checkpoint is corrupt, missing, or was trained on a different feature set."""
+
+
+class ComfyUIError(ImagerankError):
+    """The ComfyUI server refused a request or reported an execution error."""

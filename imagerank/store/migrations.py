@@ -1,0 +1,224 @@
+"""Numbered schema migrations, tracked in ``PRAGMA user_version`` and applied atomically.
+
+Add a migration by decorating a function ``@migration(n)`` with the next number; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from ..errors import SchemaVersionError
+from .db import Database
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "migration"]
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def migration(number: int) -> Callable[[Callable[[sqlite3.Connection], None]], Callable[[sqlite3.Connection], None]]:
+    """Register ``fn`` as schema migration ``number`` (1, 2, 3 ... without gaps)."""
+
+    def register(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+        if number in MIGRATIONS:
+            raise ValueError(f"migration {number} registered twice ({MIGRATIONS[number].__name__}, {fn.__name__})")
+        MIGRATIONS[number] = fn
+        return fn
+
+    return register
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (``executescript`` would commit)."""
+    for statement in script.split(";\n"):
+        body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+        if body:
+            conn.execute(body)
+
+
+@migration(1)
+def _initial(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE pipeline_steps (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            step_order INTEGER NOT NULL,
+            workflow_json TEXT,
+            max_children INTEGER,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            filepath TEXT NOT NULL UNIQUE,
+            filename TEXT NOT NULL,
+            mu REAL NOT NULL,
+            sigma REAL NOT NULL,
+            prior_mu REAL,
+            prior_sigma REAL,
+            comparison_count INTEGER NOT NULL DEFAULT 0,
+            added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            last_compared_at TEXT,
+            size INTEGER,
+            mtime_ns INTEGER,
+            width INTEGER,
+            height INTEGER,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'missing', 'corrupt', 'rejected')),
+            status_reason TEXT,
+            thumb_fingerprint TEXT,
+            step_id INTEGER REFERENCES pipeline_steps(id),
+            parent_id INTEGER REFERENCES images(id),
+            child_count INTEGER
+        );
+        CREATE INDEX idx_images_exposure ON images ((mu - 3 * sigma));
+        CREATE INDEX idx_images_sigma ON images (sigma);
+        CREATE INDEX idx_images_status ON images (status);
+        CREATE INDEX idx_images_parent ON images (parent_id);
+
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            ended_at TEXT,
+            voter TEXT,
+            strategy TEXT,
+            note TEXT
+        );
+
+        -- The append-only vote log. kind: win (pairwise), draw, skip, ranking (N-way, ties share a rank).
+        -- rated = 1 when the match changed ratings (a skip is rated only with skip_as_draw).
+        CREATE TABLE matches (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER REFERENCES sessions(id),
+            voter TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('win', 'draw', 'skip', 'ranking')),
+            rated INTEGER NOT NULL DEFAULT 1,
+            source TEXT NOT NULL DEFAULT 'user',
+            decision_ms REAL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            undone INTEGER NOT NULL DEFAULT 0,
+            undone_at TEXT
+        );
+        CREATE INDEX idx_matches_session ON matches (session_id);
+
+        CREATE TABLE match_entries (
+            match_id INTEGER NOT NULL REFERENCES matches(id),
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            rank INTEGER NOT NULL,
+            position INTEGER,
+            mu_before REAL NOT NULL,
+            sigma_before REAL NOT NULL,
+            mu_after REAL NOT NULL,
+            sigma_after REAL NOT NULL,
+            PRIMARY KEY (match_id, image_id)
+        );
+        CREATE INDEX idx_entries_image ON match_entries (image_id, match_id);
+
+        -- The seed's pairwise view: every kept, rated match decomposed into (winner, loser) pairs;
+        -- tied entries give one row each with was_draw = 1 (lower screen position first).
+        CREATE VIEW comparisons AS
+            SELECT m.id AS match_id, a.image_id AS winner_id, b.image_id AS loser_id,
+                   (a.rank = b.rank) AS was_draw, m.created_at AS compared_at, m.session_id AS session_id
+            FROM matches m
+            JOIN match_entries a ON a.match_id = m.id
+            JOIN match_entries b ON b.match_id = m.id
+            WHERE m.undone = 0 AND m.rated = 1
+              AND (a.rank < b.rank
+                   OR (a.rank = b.rank AND COALESCE(a.position, a.image_id) < COALESCE(b.position, b.image_id)));
+
+        CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            label TEXT NOT NULL CHECK (label IN ('good', 'bad', 'flag')),
+            source TEXT NOT NULL DEFAULT 'user',
+            note TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE INDEX idx_labels_image ON labels (image_id);
+
+        CREATE TABLE crops (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            x REAL NOT NULL CHECK (x >= 0 AND x <= 1),
+            y REAL NOT NULL CHECK (y >= 0 AND y <= 1),
+            w REAL NOT NULL CHECK (w > 0 AND x + w <= 1.000001),
+            h REAL NOT NULL CHECK (h > 0 AND y + h <= 1.000001),
+            aspect TEXT,
+            source TEXT NOT NULL DEFAULT 'user',
+            model TEXT,
+            confidence REAL,
+            accepted INTEGER,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE INDEX idx_crops_image ON crops (image_id);
+
+        CREATE TABLE suggestions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('winner', 'crop')),
+            model TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            confidence REAL,
+            decision TEXT CHECK (decision IN ('approve', 'edit', 'reject')),
+            decided_payload TEXT,
+            match_id INTEGER REFERENCES matches(id),
+            crop_id INTEGER REFERENCES crops(id),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            decided_at TEXT
+        );
+
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            step_id INTEGER REFERENCES pipeline_steps(id),
+            parent_id INTEGER REFERENCES images(id),
+            prompt_id TEXT,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            payload TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            finished_at TEXT
+        );
+
+        -- Every failure of a batch pass (scan, thumbnails, features ...), never dropped silently.
+        CREATE TABLE failures (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER REFERENCES images(id),
+            filepath TEXT,
+            stage TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE INDEX idx_failures_image ON failures (image_id, stage);
+        """
+    )
+
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def migrate(db: Database) -> int:
+    """Apply every migration above the file's ``user_version``, each in its own transaction.
+
+    Returns:
+        The schema version after migrating.
+
+    Raises:
+        SchemaVersionError: the file is newer than this code.
+    """
+    with db.lock:
+        current = int(db.query("PRAGMA user_version")[0][0])
+        target = max(MIGRATIONS)
+        if current > target:
+            raise SchemaVersionError(
+                f"{db.path} has schema version {current}; this imagerank knows up to {target}. Upgrade imagerank."
+            )
+        for number in range(current + 1, target + 1):
+            with db.atomic() as conn:
+                # re-check under the write lock: another process may have migrated meanwhile
+                now = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                if now >= number:
+                    continue
+                MIGRATIONS[number](conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+        return int(db.query("PRAGMA user_version")[0][0])

@@ -1,0 +1,216 @@
+"""The thumbnail cache and the single-decode pass.
+
+One decode per image (DESIGN §4): JPEGs are opened with ``Image.draft()`` so libjpeg decodes at 1/2, 1/4 or
+1/8 scale straight to about the needed size, EXIF orientation is applied with ``ImageOps.exif_transpose``,
+and odd modes (CMYK, 16-bit, palette + alpha, LA/RGBA, animated) are normalised to 8-bit RGB. The decoded image
+feeds the thumbnail file and, when asked, the feature extractors (hashes, quality) registered in
+:data:`EXTRACTORS`, so no file is decoded twice.
+
+Thumbnails are JPEG files ``thumbs/<size>/<id % 256:02x>/<id>_<fingerprint>.jpg`` keyed by the file's
+fingerprint (``<size>-<mtime_ns>``) and the thumbnail size, so a changed file gets a new thumbnail.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageFile, ImageOps
+
+__all__ = [
+    "EXTRACTORS",
+    "DecodeJob",
+    "DecodeResult",
+    "decode_image",
+    "fingerprint",
+    "run_decode_jobs",
+    "thumb_path",
+]
+
+# Truncated files must fail loudly (status corrupt), not decode half-grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# name -> fn(decoded RGB image, job) -> dict of values; filled by imagerank.features at import.
+EXTRACTORS: dict[str, Callable[[Image.Image, DecodeJob], dict[str, Any]]] = {}
+
+
+def fingerprint(size: int, mtime_ns: int) -> str:
+    """The file fingerprint used to key thumbnails and sidecar rows: ``"<size>-<mtime_ns>"``."""
+    return f"{int(size)}-{int(mtime_ns)}"
+
+
+def thumb_path(thumbs_dir: str | os.PathLike[str], image_id: int, fp: str, size: int) -> Path:
+    """Where the thumbnail of ``image_id`` at fingerprint ``fp`` and longest side ``size`` lives."""
+    return Path(thumbs_dir) / str(size) / f"{image_id % 256:02x}" / f"{image_id}_{fp}.jpg"
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """One image to decode: its id, path, fingerprint, thumbnail destination and the extractors to run."""
+
+    image_id: int
+    path: str
+    fingerprint: str
+    thumb_dest: str | None
+    thumb_size: int = 512
+    max_pixels: int = 178_956_970
+    extractors: tuple[str, ...] = ()
+    feature_size: int = 512
+
+
+@dataclass
+class DecodeResult:
+    """The outcome of one :class:`DecodeJob`.
+
+    ``ok`` False means the file could not be decoded; ``reason`` says why (for the ``corrupt`` status).
+    ``width``/``height`` are the original's displayed size (after EXIF orientation), pixels.
+    ``features`` maps extractor name to its values; ``failures`` maps extractor name to an error message.
+    """
+
+    image_id: int
+    ok: bool
+    reason: str | None = None
+    width: int | None = None
+    height: int | None = None
+    thumb_written: bool = False
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode Pillow decodes: 16-bit scaled (not clipped), alpha composited on mid-grey."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        hi = im.getextrema()[1] if im.mode == "I" else 65535
+        scale = 255.0 / max(float(hi or 1), 255.0)  # type: ignore[arg-type]
+        im = im.point(lambda v: v * scale).convert("L") if im.mode == "I" else im.convert("I").point(
+            lambda v: v * scale
+        ).convert("L")
+    elif im.mode == "F":
+        im = im.convert("L")
+    if im.mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
+        im = Image.alpha_composite(bg, rgba)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return im
+
+
+def decode_image(path: str, target: int, max_pixels: int = 178_956_970) -> tuple[Image.Image, int, int]:
+    """Decode ``path`` once, at roughly ``target`` pixels on the longest side, upright and 8-bit RGB.
+
+    Returns:
+        (image, width, height): the reduced RGB image (longest side >= ``target`` where the original is that
+        large) and the original's displayed width and height in pixels.
+
+    Raises:
+        OSError / ValueError / Image.DecompressionBombError / SyntaxError: the file is not a decodable image,
+        is truncated, or has more than ``max_pixels`` pixels. Callers turn these into a ``corrupt`` status.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise Image.DecompressionBombError(
+                    f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} (decompression-bomb guard)"
+                )
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+            if im.format == "JPEG":
+                im.draft("RGB", (target, target))
+            im.load()
+            out = ImageOps.exif_transpose(im)
+            if out is None:  # pragma: no cover - exif_transpose returns a copy unless in_place
+                out = im.copy()
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    if out.width * out.height == 0:
+        raise ValueError("image has zero width or height")
+    return _to_rgb(out), int(w), int(h)
+
+
+def process_job(job: DecodeJob) -> DecodeResult:
+    """Decode one image and write its thumbnail and features. Never raises: failures are in the result."""
+    target = max(job.thumb_size, job.feature_size if job.extractors else 0)
+    try:
+        rgb, width, height = decode_image(job.path, target, job.max_pixels)
+    except Exception as e:  # every decoder error becomes a recorded status
+        return DecodeResult(job.image_id, ok=False, reason=f"{type(e).__name__}: {e}"[:500])
+    result = DecodeResult(job.image_id, ok=True, width=width, height=height)
+    if job.thumb_dest:
+        try:
+            thumb = rgb.copy()
+            thumb.thumbnail((job.thumb_size, job.thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            dest = Path(job.thumb_dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(".tmp")
+            thumb.save(tmp, "JPEG", quality=85)
+            os.replace(tmp, dest)
+            result.thumb_written = True
+        except OSError as e:
+            result.failures["thumbnail"] = f"{type(e).__name__}: {e}"
+    for name in job.extractors:
+        fn = EXTRACTORS.get(name)
+        if fn is None:
+            result.failures[name] = f"no extractor named {name!r}"
+            continue
+        try:
+            result.features[name] = fn(rgb, job)
+        except Exception as e:
+            result.failures[name] = f"{type(e).__name__}: {e}"[:500]
+    return result
+
+
+def _init_worker() -> None:
+    # Workers must see the same extractors as the parent.
+    try:
+        import imagerank.features  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_decode_jobs(
+    jobs: Sequence[DecodeJob],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "thumbnails",
+    inline_below: int = 24,
+) -> Iterable[DecodeResult]:
+    """Run ``jobs`` in a process pool (``forkserver``; inline for small batches), yielding results as done.
+
+    Args:
+        workers: processes; default ``os.cpu_count()``.
+        progress: show a ``tqdm.auto`` bar.
+        inline_below: batches smaller than this run in this process (a pool costs ~0.5 s to start).
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress or not jobs, leave=False)
+    try:
+        if len(jobs) < inline_below or (workers is not None and workers <= 1):
+            _init_worker()
+            for job in jobs:
+                yield process_job(job)
+                bar.update(1)
+            return
+        n = workers or os.cpu_count() or 1
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        chunk = max(1, min(64, len(jobs) // (n * 8) or 1))
+        with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker) as ex:
+            for res in ex.map(process_job, jobs, chunksize=chunk):
+                yield res
+                bar.update(1)
+    finally:
+        bar.close()
