@@ -1,0 +1,159 @@
+"""Bradley-Terry and Plackett-Luce losses and a fast linear Bradley-Terry fit.
+
+Shared by the Lightning ranker (:mod:`imagerank.training.ranker`) and the learned prior of the active pairing
+strategy (which refits every few hundred votes, so it needs a fit that takes milliseconds, not a Trainer).
+
+Model: an image with feature vector x has utility s(x); P(a beats b) = sigmoid(s_a - s_b) (Bradley & Terry 1952).
+A draw counts as half a win each way (Rao & Kupper's tie model is not used: it needs a tie parameter the votes
+rarely pin down). An N-way ranking uses the Plackett-Luce likelihood (Plackett 1975, Luce 1959):
+P(order) = prod_k exp(s_k) / sum_{j >= k} exp(s_j).
+
+Torch is imported lazily by the torch losses; :func:`fit_linear_bt` is numpy + scipy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import NoVotesError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["LinearBT", "bradley_terry_loss", "fit_linear_bt", "pairwise_arrays", "plackett_luce_loss"]
+
+
+def bradley_terry_loss(s_a: torch.Tensor, s_b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of pairwise outcomes.
+
+    Args:
+        s_a, s_b: (B,) float scores of the two sides.
+        y: (B,) float outcome for side a: 1 win, 0 loss, 0.5 draw.
+
+    Returns:
+        Scalar tensor: mean of ``-(y log sigmoid(d) + (1-y) log sigmoid(-d))`` with ``d = s_a - s_b``.
+    """
+    import torch.nn.functional as F
+
+    d = s_a - s_b
+    return -(y * F.logsigmoid(d) + (1 - y) * F.logsigmoid(-d)).mean()
+
+
+def plackett_luce_loss(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean negative log-likelihood of rankings under Plackett-Luce.
+
+    Args:
+        scores: (B, K) scores in ranked order, best first.
+        mask: (B, K) bool, True where an entry exists (rankings shorter than K are right-padded).
+
+    Returns:
+        Scalar tensor: mean over rankings of ``-sum_k [s_k - logsumexp(s_k..s_K)]`` (last term is 0).
+    """
+    import torch
+
+    if mask is None:
+        mask = torch.ones_like(scores, dtype=torch.bool)
+    neg_inf = torch.finfo(scores.dtype).min
+    s = scores.masked_fill(~mask, neg_inf)
+    # reverse cumulative logsumexp: lse_k = log sum_{j>=k} exp(s_j)
+    lse = torch.logcumsumexp(s.flip(-1), dim=-1).flip(-1)
+    terms = (s - lse).masked_fill(~mask, 0.0)
+    return -(terms.sum(-1)).mean()
+
+
+def pairwise_arrays(image_ids: list[int], ranks: list[int]) -> list[tuple[int, int, float]]:
+    """Decompose one match into (a, b, y) pairs: every pair of entries, y = 1 if a ranked better, 0.5 if tied."""
+    out = []
+    for x in range(len(image_ids)):
+        for z in range(x + 1, len(image_ids)):
+            ra, rb = ranks[x], ranks[z]
+            if ra < rb:
+                out.append((image_ids[x], image_ids[z], 1.0))
+            elif ra > rb:
+                out.append((image_ids[z], image_ids[x], 1.0))
+            else:
+                out.append((image_ids[x], image_ids[z], 0.5))
+    return out
+
+
+@dataclass
+class LinearBT:
+    """A fitted linear Bradley-Terry scorer: ``score(X) = ((X - mean) / std) @ w``.
+
+    Attributes:
+        w: (D,) float64 weights on standardised features.
+        mean, std: (D,) float64 standardisation fitted on the training features.
+        l2: the ridge penalty used.
+        n_pairs: number of pairwise outcomes fitted.
+    """
+
+    w: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    l2: float
+    n_pairs: int
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """(N,) float64 utilities (log-odds scale: a difference of 1 means P(win) = 0.73)."""
+        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.std) @ self.w
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"w": self.w.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(), "l2": self.l2,
+                "n_pairs": self.n_pairs}
+
+
+def fit_linear_bt(
+    X: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    *,
+    l2: float = 1.0,
+    max_iter: int = 200,
+    w0: np.ndarray | None = None,
+) -> LinearBT:
+    """Fit a ridge-regularised linear Bradley-Terry model by L-BFGS (scipy), in milliseconds for D <= 1024.
+
+    Args:
+        X: (N, D) features of all images (rows indexed by ``a`` / ``b``).
+        a, b: (M,) int row indices of the two sides of each outcome.
+        y: (M,) float outcome for ``a``: 1 win, 0 loss, 0.5 draw.
+        l2: ridge penalty on ``w`` (sum of squares times l2 / 2), in units of pairs.
+        w0: warm start (D,), e.g. the previous fit.
+
+    Returns:
+        A :class:`LinearBT`.
+
+    Raises:
+        NoVotesError: no outcomes (M == 0).
+        ValueError: shapes disagree.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    X = np.asarray(X, dtype=np.float64)
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    y = np.asarray(y, dtype=np.float64)
+    if a.size == 0:
+        raise NoVotesError("no pairwise outcomes to fit a ranker on; vote first")
+    if not (a.shape == b.shape == y.shape):
+        raise ValueError(f"a, b, y: expected equal shapes, got {a.shape}, {b.shape}, {y.shape}")
+    mean = X.mean(0)
+    std = X.std(0)
+    std[std < 1e-12] = 1.0
+    Z = (X - mean) / std
+    D = Z[a] - Z[b]  # (M, D)
+
+    def f(w: np.ndarray) -> tuple[float, np.ndarray]:
+        d = D @ w
+        nll = -(y * log_expit(d) + (1 - y) * log_expit(-d)).sum()
+        grad = D.T @ (expit(d) - y) + l2 * w
+        return float(nll + 0.5 * l2 * w @ w), grad
+
+    start = np.zeros(Z.shape[1]) if w0 is None else np.asarray(w0, dtype=np.float64)
+    res = minimize(f, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    return LinearBT(np.asarray(res.x), mean, std, float(l2), int(a.size))
