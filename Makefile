@@ -1,0 +1,48 @@
+# imagerank: the two commands a fresh machine needs are `make lab` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO ?= data/demo
+PYTEST_ARGS ?=
+
+.PHONY: install lab app demo test test-fast lint bench clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DEMO)/imagerank.db: | $(VENV)/.installed
+	$(VENV)/bin/imagerank demo $(DEMO)
+
+demo: $(DEMO)/imagerank.db
+
+# Voting in JupyterLab on the demo collection (or IMAGERANK_WORKSPACE=/your/workspace make lab).
+lab: install demo
+	IMAGERANK_WORKSPACE="$${IMAGERANK_WORKSPACE:-$(abspath $(DEMO))}" $(VENV)/bin/imagerank lab "$${IMAGERANK_WORKSPACE:-$(DEMO)}"
+
+# The voting notebook as a stand-alone app (Voilà), bound to 127.0.0.1.
+app: install demo
+	IMAGERANK_WORKSPACE="$${IMAGERANK_WORKSPACE:-$(abspath $(DEMO))}" $(VENV)/bin/voila notebooks/01_vote.ipynb \
+		--Voila.ip=127.0.0.1 --no-browser
+
+# The whole suite: unit, notebook (nbmake) and real-browser tests.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check imagerank tests benchmarks
+	$(VENV)/bin/mypy imagerank
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/ranking_sim.py
+
+clean-demo:
+	rm -rf $(DEMO)
