@@ -12,8 +12,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ImagerankError
+
+if TYPE_CHECKING:
+    from .collection import Collection
 
 __all__ = ["build_parser", "main", "subcommand"]
 
@@ -32,7 +36,7 @@ def subcommand(
     return wrap
 
 
-def _open(ns: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(ns: argparse.Namespace) -> Collection:
     from . import open as open_collection
 
     return open_collection(ns.workspace)

@@ -496,7 +496,7 @@ class Collection:
         rk = list(range(len(ids))) if ranks is None else [int(r) for r in ranks]
         if len(rk) != len(ids):
             raise ValueError(f"ranks: expected {len(ids)} values, got {len(rk)}")
-        pos = [None] * len(ids) if positions is None else list(positions)
+        pos: list[int | None] = [None] * len(ids) if positions is None else list(positions)
         if len(pos) != len(ids):
             raise ValueError(f"positions: expected {len(ids)} values, got {len(pos)}")
         if kind is None:
@@ -629,7 +629,7 @@ class Collection:
                 "SELECT id, mu, sigma, comparison_count, last_compared_at, prior_mu, prior_sigma FROM images"
             )
         }
-        state = {
+        state: dict[int, list[Any]] = {
             i: [r[5] if r[5] is not None else R.DEFAULT_MU, r[6] if r[6] is not None else R.DEFAULT_SIGMA, 0, None]
             for i, r in stored.items()
         }
@@ -741,8 +741,12 @@ class Collection:
 
     def stats(self) -> dict[str, Any]:
         """Totals: images by status, kept matches by kind, undone matches, sessions, last vote time."""
-        by_status = dict(self.db.query("SELECT status, COUNT(*) FROM images GROUP BY status"))
-        kinds = dict(self.db.query("SELECT kind, COUNT(*) FROM matches WHERE undone=0 GROUP BY kind"))
+        by_status: dict[str, int] = {
+            r[0]: r[1] for r in self.db.query("SELECT status, COUNT(*) FROM images GROUP BY status")
+        }
+        kinds: dict[str, int] = {
+            r[0]: r[1] for r in self.db.query("SELECT kind, COUNT(*) FROM matches WHERE undone=0 GROUP BY kind")
+        }
         undone = self.db.query("SELECT COUNT(*) FROM matches WHERE undone=1")[0][0]
         sessions = self.db.query("SELECT COUNT(*) FROM sessions")[0][0]
         last = self.db.query("SELECT MAX(created_at) FROM matches WHERE undone=0")[0][0]

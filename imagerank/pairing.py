@@ -143,10 +143,13 @@ def get_strategy(name: str) -> Strategy:
 
 def _load_plugins() -> None:
     # The active strategy lives in its own module (it is large); importing it registers it.
+    import importlib
+
     try:
-        from . import active  # noqa: F401
-    except ImportError:  # pragma: no cover - the module ships with the package
-        pass
+        importlib.import_module("imagerank.active")
+    except ModuleNotFoundError as e:  # pragma: no cover - the module ships with the package
+        if e.name != "imagerank.active":
+            raise
 
 
 def _weighted_choice(rng: np.random.Generator, weights: np.ndarray) -> int:
