@@ -241,8 +241,12 @@ class Collection:
     def _thumb_jobs(self, ids: Iterable[int] | None, extractors: Sequence[str], force: bool) -> list[DecodeJob]:
         where = "status = 'active'" + ("" if force else " AND (thumb_fingerprint IS NULL OR thumb_fingerprint != "
                                        "CAST(size AS TEXT) || '-' || CAST(mtime_ns AS TEXT))")
-        rows = self.db.query(f"SELECT id, filepath, size, mtime_ns FROM images WHERE {where}")
         wanted = None if ids is None else set(int(i) for i in ids)
+        params: tuple[int, ...] = ()
+        if wanted is not None and len(wanted) <= 500:  # a few ids (a panel's on-demand thumbnail): no full scan
+            where += f" AND id IN ({','.join('?' * len(wanted))})"
+            params = tuple(wanted)
+        rows = self.db.query(f"SELECT id, filepath, size, mtime_ns FROM images WHERE {where}", params)
         size = self.settings.thumb_size
         jobs = []
         for r in rows:
