@@ -343,8 +343,8 @@ class Collection:
     def thumbnail_bytes(self, image_id: int) -> bytes | None:
         """JPEG bytes of the thumbnail (building it on demand), or None when the image cannot be decoded."""
         p = self.thumbnail_path(image_id)
-        if p is None:
-            self.build_thumbnails([image_id], progress=False)
+        if p is None:  # never built, stale, or the file was deleted from the cache: rebuild this one
+            self.build_thumbnails([image_id], progress=False, force=True)
             p = self.thumbnail_path(image_id)
         if p is None:
             return None
@@ -380,6 +380,15 @@ class Collection:
         """Give pairing strategies a learned prior: image id -> standardised ranker score (higher is better)."""
         self._prior_scores = dict(scores) if scores else None
         self._invalidate()
+
+    def apply_prior(self, ranker: Any, *, max_comparisons: int = 3, scale: float | None = None) -> Any:
+        """Turn a trained ranker's scores into prior ratings for images with at most ``max_comparisons``
+        comparisons (``prior_mu = 25 + scale * confidence * z``, sigma shrunk by the ranker's validated
+        confidence), replay the log and hand the scores to the pairing strategies. See
+        :func:`imagerank.training.prior.apply_prior` for the mapping; returns its ``PriorReport``."""
+        from .training.prior import apply_prior
+
+        return apply_prior(self, ranker, max_comparisons=max_comparisons, scale=scale)
 
     @property
     def session(self) -> Session:

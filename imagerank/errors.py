@@ -10,10 +10,12 @@ __all__ = [
     "CheckpointError",
     "ComfyUIError",
     "ConfigError",
+    "CropError",
     "DatabaseReadOnlyError",
     "ExportError",
     "FeatureError",
     "ImagerankError",
+    "ImportLogError",
     "NoVotesError",
     "NotFoundError",
     "SchemaVersionError",
@@ -70,6 +72,17 @@ class FeatureError(ImagerankError):
 
 class CheckpointError(ImagerankError):
     """A model checkpoint is corrupt, missing, or was trained on a different feature set."""
+
+
+class CropError(ImagerankError, ValueError):
+    """A crop box is not finite, has zero area, or lies (partly) outside its image."""
+
+
+class ImportLogError(ImagerankError, ValueError):
+    """An import file (selection or crop log) cannot be read at all: missing, not CSV, or lacks required columns.
+
+    Bad *rows* are not raised: they are reported one by one in the import report while the rest is imported.
+    """
 
 
 class ComfyUIError(ImagerankError):

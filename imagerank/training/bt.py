@@ -23,7 +23,14 @@ from ..errors import NoVotesError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LinearBT", "bradley_terry_loss", "fit_linear_bt", "pairwise_arrays", "plackett_luce_loss"]
+__all__ = [
+    "LinearBT",
+    "bradley_terry_loss",
+    "fit_linear_bt",
+    "pairwise_arrays",
+    "plackett_luce_loss",
+    "plackett_luce_ranks_loss",
+]
 
 
 def bradley_terry_loss(s_a: torch.Tensor, s_b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -61,6 +68,37 @@ def plackett_luce_loss(scores: torch.Tensor, mask: torch.Tensor | None = None) -
     # reverse cumulative logsumexp: lse_k = log sum_{j>=k} exp(s_j)
     lse = torch.logcumsumexp(s.flip(-1), dim=-1).flip(-1)
     terms = (s - lse).masked_fill(~mask, 0.0)
+    return -(terms.sum(-1)).mean()
+
+
+def plackett_luce_ranks_loss(scores: torch.Tensor, ranks: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of rankings with ties, in any entry order (Plackett-Luce, Breslow ties).
+
+    Each entry i that is not in the worst rank group contributes ``s_i - log sum_{j: rank_j >= rank_i} exp(s_j)``
+    (Breslow's approximation for tied groups, Breslow 1974); the worst group contributes nothing, since the order
+    inside it is unknown. Without ties this equals :func:`plackett_luce_loss` on the entries sorted best first;
+    a "best of N" choice (winner rank 0, the rest tied at rank 1) is the multinomial-logit choice likelihood
+    ``s_w - logsumexp(s)``.
+
+    Args:
+        scores: (B, K) float scores, entries in any order.
+        ranks: (B, K) int ranks, 0 best, ties share a rank.
+        mask: (B, K) bool, True where an entry exists.
+
+    Returns:
+        Scalar tensor: the mean over rows of the negative log-likelihood (0 for rows with a single rank group).
+        Cost O(B K^2).
+    """
+    import torch
+
+    neg_inf = torch.finfo(scores.dtype).min
+    r = ranks.masked_fill(~mask, -1)
+    # (B, K_i, K_j): j competes with i when rank_j >= rank_i
+    risk = (r[:, None, :] >= r[:, :, None]) & mask[:, None, :]
+    lse = torch.logsumexp(scores[:, None, :].expand(-1, scores.shape[1], -1).masked_fill(~risk, neg_inf), dim=-1)
+    worst = r.max(dim=-1, keepdim=True).values
+    counted = mask & (r < worst)
+    terms = (scores - lse).masked_fill(~counted, 0.0)
     return -(terms.sum(-1)).mean()
 
 

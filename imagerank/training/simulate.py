@@ -1,0 +1,197 @@
+"""Simulated judges for demos and tests: votes from a known preference, crops with known ideal boxes.
+
+**Demo only.** These functions write *simulated* judgements into a collection (source ``simulated``, voter
+``simulated``) so the training notebooks run on a fresh demo collection; they are never a substitute for a
+person's votes.
+
+The vote judge (:class:`FeatureJudge`) prefers a known linear function of the cheap features
+(:data:`imagerank.training.features.CHEAP_FEATURES`, standardised): utility ``u = sum_k w_k z_k``, rescaled to unit
+SD. Each judgement is Thurstone-style: a beats b when ``u_a + e_a > u_b + e_b`` with ``e ~ N(0, noise^2)``;
+``noise`` 0.6 is about what real pairwise data shows (a 48x48 human comparison matrix gives ~0.62 x the
+utilities' SD).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import NoVotesError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..collection import Collection
+
+__all__ = ["FeatureJudge", "SimulationReport", "simulated_votes", "write_crop_demo", "write_preference_images"]
+
+
+@dataclass
+class FeatureJudge:
+    """A simulated voter who prefers a known function of the cheap features.
+
+    Attributes:
+        weights: feature name -> weight on the standardised feature (see ``CHEAP_FEATURES``).
+        noise: SD of the Thurstone noise per image per judgement, in units of the utilities' SD.
+        draw_margin: a judgement is a draw when the noisy utilities differ by less than this (0: never).
+    """
+
+    weights: dict[str, float] = field(default_factory=lambda: {"sat_mean": 1.0, "luma_mean": 0.6,
+                                                                 "log_laplacian_var": -0.4})
+    noise: float = 0.6
+    draw_margin: float = 0.0
+
+    def utilities(self, col: Collection) -> pd.Series:
+        """The judge's true utility of every image with cheap features (unit SD), indexed by image id.
+
+        Raises:
+            ValueError: a weight names an unknown feature.
+        """
+        import pandas as pd
+
+        from .features import CHEAP_FEATURES, CHEAP_SET, feature_matrix
+
+        unknown = sorted(set(self.weights) - set(CHEAP_FEATURES))
+        if unknown:
+            raise ValueError(f"weights: unknown feature(s) {unknown}; known: {', '.join(CHEAP_FEATURES)}")
+        fm = feature_matrix(col, CHEAP_SET)
+        X = fm.X.astype(np.float64)
+        std = X.std(0)
+        std[std < 1e-9] = 1.0
+        Z = (X - X.mean(0)) / std
+        w = np.array([self.weights.get(n, 0.0) for n in CHEAP_FEATURES])
+        u = Z @ w
+        sd = u.std()
+        u = u / sd if sd > 0 else u
+        return pd.Series(u, index=pd.Index(fm.image_ids, name="image_id"), name="utility")
+
+    def judge(self, u_a: float, u_b: float, rng: np.random.Generator) -> str:
+        """``"left"`` (a wins), ``"right"`` or ``"draw"`` for one judgement."""
+        d = (u_a + rng.normal(0, self.noise)) - (u_b + rng.normal(0, self.noise))
+        if abs(d) < self.draw_margin:
+            return "draw"
+        return "left" if d > 0 else "right"
+
+
+@dataclass
+class SimulationReport:
+    """What :func:`simulated_votes` recorded: counts of votes and the judge's true utilities."""
+
+    n_votes: int
+    wins: int
+    draws: int
+    utilities: Any
+
+    def __str__(self) -> str:
+        return (f"SIMULATED (demo) session: {self.n_votes} votes ({self.wins} wins, {self.draws} draws) by a "
+                f"scripted judge over {len(self.utilities)} images")
+
+
+def simulated_votes(
+    col: Collection,
+    n: int = 500,
+    judge: FeatureJudge | None = None,
+    *,
+    strategy: str = "random",
+    seed: int = 0,
+    batch: int = 64,
+) -> SimulationReport:
+    """Record ``n`` simulated A-vs-B votes (DEMO ONLY) through the library (``Collection.record_match``).
+
+    Pairs come from ``col.next_pairs`` with ``strategy`` in a new session (voter ``simulated``); every match has
+    ``source="simulated"`` so it can be told apart from real votes (and excluded with
+    ``load_votes(col, sources=["user", "import", "suggestion"])``). The user's current session is restored after.
+
+    Returns:
+        A :class:`SimulationReport` with the judge's true utilities (for checking what a ranker learned).
+
+    Raises:
+        NoVotesError: fewer than two images have features (nothing to compare).
+    """
+    judge = judge or FeatureJudge()
+    util = judge.utilities(col)
+    if len(util) < 2:
+        raise NoVotesError(f"cannot simulate votes: {len(util)} image(s) with features; at least 2 are needed")
+    rng = np.random.default_rng(seed)
+    previous = col._session  # restored below: the simulation must not hijack the user's voting session
+    col.start_session(voter="simulated", strategy=strategy, seed=seed)
+    u = util.to_dict()
+    wins = draws = done = 0
+    try:
+        while done < n:
+            pairs = col.next_pairs(min(batch, n - done), strategy=strategy)
+            pairs = [(a, b) for a, b in pairs if a in u and b in u]
+            if not pairs:
+                col.start_session(voter="simulated", strategy=strategy, seed=int(rng.integers(1 << 31)))
+                pairs = [(a, b) for a, b in col.next_pairs(min(batch, n - done), strategy=strategy)
+                         if a in u and b in u]
+                if not pairs:
+                    break
+            for a, b in pairs:
+                outcome = judge.judge(u[a], u[b], rng)
+                ranks = {"left": [0, 1], "right": [1, 0], "draw": [0, 0]}[outcome]
+                col.record_match([a, b], ranks, positions=[0, 1], kind="draw" if outcome == "draw" else "win",
+                                 source="simulated", voter="simulated")
+                wins += outcome != "draw"
+                draws += outcome == "draw"
+                done += 1
+    finally:
+        col._session = previous
+    return SimulationReport(done, wins, draws, util)
+
+
+def write_preference_images(folder: str | os.PathLike[str], n: int = 120, *, size: tuple[int, int] = (64, 48),
+                            seed: int = 0) -> list[Path]:
+    """Write ``n`` small PNGs whose colour, brightness, texture and sharpness vary independently (for tests and
+    the ranker demo). Returns their paths."""
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    W, H = size
+    yy, xx = np.mgrid[0:H, 0:W] / max(W, H)
+    paths = []
+    for i in range(n):
+        hue, sat, val = rng.random(), rng.uniform(0.05, 1.0), rng.uniform(0.15, 0.95)
+        base = np.array(colorsys.hsv_to_rgb(hue, sat, val))
+        grad = rng.uniform(-0.3, 0.3) * (xx * np.cos(rng.uniform(0, 6.3)) + yy * np.sin(rng.uniform(0, 6.3)))
+        img = base[None, None, :] + grad[..., None] + rng.normal(0, rng.uniform(0.0, 0.15), (H, W, 3))
+        k = rng.integers(2, 6)
+        img[int(H / k): int(H / k) * 2, int(W / k): int(W / k) * 2] += rng.uniform(-0.3, 0.3, 3)
+        pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
+        radius = rng.uniform(0, 2.0)
+        if radius > 0.3:
+            pil = pil.filter(ImageFilter.GaussianBlur(radius))
+        p = out / f"pref_{i:04d}.png"
+        pil.save(p)
+        paths.append(p)
+    return paths
+
+
+def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 96, seed: int = 0) -> Path:
+    """DEMO ONLY: write ``n`` images with a salient subject on a textured background and a crop log CSV of the
+    ideal crops (in pixels, ``units=px``) beside them. Returns the CSV path (import it with
+    :func:`imagerank.training.imports.import_crop_log`)."""
+    from PIL import Image
+
+    from .crops import make_crop_set
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    images, boxes = make_crop_set(n, size=size, seed=seed)
+    csv_path = out / "crop_log.csv"
+    with open(csv_path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["path", "x", "y", "w", "h", "units"])
+        for i, (im, b) in enumerate(zip(images, boxes)):
+            name = f"subject_{i:04d}.png"
+            Image.fromarray(im).save(out / name)
+            wr.writerow([name, *(f"{v * size:.1f}" for v in b), "px"])
+    return csv_path
