@@ -46,11 +46,16 @@ def test_broken_files_are_corrupt_with_a_reason(tmp_path: Path) -> None:
     col = imagerank.init(tmp_path / "ws", src, strategy="spec")
     rep = col.scan(progress=False)
     st = _status(col)
-    assert rep.added == 4 and rep.corrupt == 3 and rep.thumbnails_built == 1
+    assert rep.added == 4
+    assert rep.corrupt == 3
+    assert rep.thumbnails_built == 1
     assert st["good.jpg"] == ("active", None)
-    assert st["zero.jpg"][0] == "corrupt" and "cannot identify" in st["zero.jpg"][1]
-    assert st["text.jpg"][0] == "corrupt" and "cannot identify" in st["text.jpg"][1]
-    assert st["truncated.jpg"][0] == "corrupt" and "truncated" in st["truncated.jpg"][1]
+    assert st["zero.jpg"][0] == "corrupt"
+    assert "cannot identify" in st["zero.jpg"][1]
+    assert st["text.jpg"][0] == "corrupt"
+    assert "cannot identify" in st["text.jpg"][1]
+    assert st["truncated.jpg"][0] == "corrupt"
+    assert "truncated" in st["truncated.jpg"][1]
     fails = col.failures_df()
     assert sorted(fails["filepath"].map(os.path.basename)) == ["text.jpg", "truncated.jpg", "zero.jpg"]
     assert set(fails["stage"]) == {"decode"}
@@ -59,7 +64,9 @@ def test_broken_files_are_corrupt_with_a_reason(tmp_path: Path) -> None:
     assert list(col.leaderboard()["filename"]) == ["good.jpg"]
     # a rescan does not retry or duplicate them
     rep2 = col.scan(progress=False)
-    assert rep2.added == 0 and rep2.corrupt == 0 and rep2.unchanged == 4
+    assert rep2.added == 0
+    assert rep2.corrupt == 0
+    assert rep2.unchanged == 4
     assert len(col.failures_df()) == 3
     col.close()
 
@@ -79,15 +86,18 @@ def test_decompression_bombs(tmp_path: Path) -> None:
     col.scan(progress=False)
     st = _status(col)
     assert st["small.png"][0] == "active"
-    assert st["large.png"][0] == "corrupt" and "decompression-bomb" in st["large.png"][1]
-    assert st["bomb.png"][0] == "corrupt" and "DecompressionBomb" in st["bomb.png"][1]
+    assert st["large.png"][0] == "corrupt"
+    assert "decompression-bomb" in st["large.png"][1]
+    assert st["bomb.png"][0] == "corrupt"
+    assert "DecompressionBomb" in st["bomb.png"][1]
     col.close()
     # with the default limit the 200 px file is fine but the 3.6 Gpx header still is not
     col = imagerank.init(tmp_path / "ws2", src, strategy="spec")
     col.scan(progress=False)
     st = _status(col)
     assert st["large.png"][0] == "active"
-    assert st["bomb.png"][0] == "corrupt" and "exceeds" in st["bomb.png"][1]
+    assert st["bomb.png"][0] == "corrupt"
+    assert "exceeds" in st["bomb.png"][1]
     col.close()
 
 
@@ -112,10 +122,12 @@ def test_odd_modes_decode_to_rgb_thumbnails(tmp_path: Path) -> None:
     assert all(s == ("active", None) for s in st.values()), st
     for name in st:
         th = _thumb(col, name)
-        assert th.mode == "RGB" and th.size == (64, 48), (name, th.mode, th.size)
+        assert (th.mode, th.size) == ("RGB", (64, 48)), name
     # 16-bit is scaled (a full ramp stays a full ramp), not clipped to white
     a16 = np.asarray(_thumb(col, "sixteen.png").convert("L"), dtype=np.float64)
-    assert 110 < a16.mean() < 145 and a16.min() < 20 and a16.max() > 235
+    assert 110 < a16.mean() < 145
+    assert a16.min() < 20
+    assert a16.max() > 235
     # CMYK comes out with the same colours as the RGB it was made from
     cm = np.asarray(_thumb(col, "cmyk.jpg"), dtype=np.float64)
     assert np.abs(cm - np.asarray(base, dtype=np.float64)).mean() < 12
@@ -136,7 +148,8 @@ def test_exif_orientations_come_out_upright(tmp_path: Path, shared_data: Path) -
     col = imagerank.init(tmp_path / "ws", folder, strategy="spec", thumb_size=128)
     col.scan(progress=False)
     df = col.images_df().set_index("filename")
-    assert len(df) == 16 and set(df["status"]) == {"active"}
+    assert len(df) == 16
+    assert set(df["status"]) == {"active"}
     for kind, (w, h) in (("landscape", (600, 450)), ("portrait", (450, 600))):
         size = (32, 24) if kind == "landscape" else (24, 32)
         ref = _grey(_thumb(col, f"{kind}_1.jpg"), size)  # orientation 1: stored upright
@@ -159,7 +172,8 @@ def test_decode_image_reports_displayed_size(shared_data: Path) -> None:
         pytest.skip(f"{path} absent")
     im, w, h = decode_image(str(path), 100)
     assert (w, h) == (600, 450)
-    assert im.width > im.height and max(im.size) >= 100
+    assert im.width > im.height
+    assert max(im.size) >= 100
 
 
 def test_symlink_loops_are_walked_once(tmp_path: Path) -> None:
@@ -177,7 +191,8 @@ def test_symlink_loops_are_walked_once(tmp_path: Path) -> None:
     assert any("dangling.jpg" in p for p, _ in report.errors)
     col = imagerank.init(tmp_path / "ws", src, strategy="spec")
     rep = col.scan(progress=False)
-    assert rep.added == 2 and col.stats()["active"] == 2
+    assert rep.added == 2
+    assert col.stats()["active"] == 2
     col.close()
 
 
@@ -208,12 +223,14 @@ def test_unreadable_file_and_folder(tmp_path: Path) -> None:
     out = json.loads(res.stdout.strip().splitlines()[-1])
     rows = {os.path.basename(p): (s, r) for p, s, r in out["rows"]}
     assert rows["ok.jpg"] == ("active", None)
-    assert rows["secret.jpg"][0] == "corrupt" and "Permission denied" in rows["secret.jpg"][1]
+    assert rows["secret.jpg"][0] == "corrupt"
+    assert "Permission denied" in rows["secret.jpg"][1]
     assert any(p.endswith("locked") and "not readable" in why for p, why in out["errors"]), out["errors"]
     # once readable again, a rescan finds the folder's image (the corrupt file keeps its status until it changes)
     col = imagerank.open(tmp_path / "ws")
     rep = col.scan(progress=False)
-    assert rep.added == 1 and _status(col)["inside.jpg"] == ("active", None)
+    assert rep.added == 1
+    assert _status(col)["inside.jpg"] == ("active", None)
     col.close()
 
 
@@ -228,22 +245,28 @@ def test_non_utf8_file_name_gets_a_status(tmp_path: Path) -> None:
     os.close(fd)
     col = imagerank.init(tmp_path / "ws", src, strategy="spec")
     rep = col.scan(progress=False)
-    assert rep.invalid_names == 1 and rep.added == 1
+    assert rep.invalid_names == 1
+    assert rep.added == 1
     st = _status(col)
     assert st["fine.jpg"] == ("active", None)
-    assert st["caf\\xe9.jpg"][0] == "corrupt" and "UTF-8" in st["caf\\xe9.jpg"][1]
+    assert st["caf\\xe9.jpg"][0] == "corrupt"
+    assert "UTF-8" in st["caf\\xe9.jpg"][1]
     assert display_path(os.fsdecode(bad)).endswith("caf\\xe9.jpg")
     # rescans neither duplicate it nor mark it missing; the leaderboard and CSV still work
     rep2 = col.scan(progress=False)
-    assert rep2.invalid_names == 1 and col.stats()["images"] == 2 and col.stats()["missing"] == 0
+    assert rep2.invalid_names == 1
+    assert col.stats()["images"] == 2
+    assert col.stats()["missing"] == 0
     col.to_csv(tmp_path / "board.csv")
     assert "caf\\xe9.jpg" in (tmp_path / "board.csv").read_text(encoding="utf-8")
     # renamed to a valid name it is a new active image; the old entry goes missing
     os.rename(bad, os.fsencode(str(src)) + b"/cafe.jpg")
     rep3 = col.scan(progress=False)
-    assert rep3.added == 1 and rep3.missing == 1
+    assert rep3.added == 1
+    assert rep3.missing == 1
     st = _status(col)
-    assert st["cafe.jpg"] == ("active", None) and st["caf\\xe9.jpg"][0] == "missing"
+    assert st["cafe.jpg"] == ("active", None)
+    assert st["caf\\xe9.jpg"][0] == "missing"
     col.close()
 
 
@@ -259,8 +282,10 @@ def test_deleted_file_goes_missing_and_comes_back(make_collection) -> None:  # t
     rep = col.scan(progress=False)
     assert rep.missing == 1
     row = col.image(ids[0])
-    assert row["status"] == "missing" and "not found" in row["status_reason"]
-    assert ids[0] not in col.pool().ids and ids[0] not in set(col.leaderboard()["image_id"])
+    assert row["status"] == "missing"
+    assert "not found" in row["status_reason"]
+    assert ids[0] not in col.pool().ids
+    assert ids[0] not in set(col.leaderboard()["image_id"])
     assert ids[0] in set(col.leaderboard(include_inactive=True)["image_id"])
     assert all(ids[0] not in p for p in col.next_pairs(3))
     assert col.scan(progress=False).missing == 0  # stays missing, counted once
@@ -268,14 +293,20 @@ def test_deleted_file_goes_missing_and_comes_back(make_collection) -> None:  # t
     path.write_bytes(data)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     rep = col.scan(progress=False)
-    assert rep.returned == 1 and rep.added == 0 and rep.thumbnails_built == 0
+    assert rep.returned == 1
+    assert rep.added == 0
+    assert rep.thumbnails_built == 0
     row = col.image(ids[0])
-    assert row["status"] == "active" and row["status_reason"] is None and (row["mu"], row["sigma"]) == rating
+    assert row["status"] == "active"
+    assert row["status_reason"] is None
+    assert (row["mu"], row["sigma"]) == rating
     # a changed file (new size / mtime) is re-thumbnailed, keeps its id and ratings
     write_image(path, 20, 20, seed=99)
     rep = col.scan(progress=False)
-    assert rep.changed == 1 and rep.thumbnails_built == 1
-    assert col.image(ids[0])["width"] == 20 and col.image(ids[0])["mu"] == rating[0]
+    assert rep.changed == 1
+    assert rep.thumbnails_built == 1
+    assert col.image(ids[0])["width"] == 20
+    assert col.image(ids[0])["mu"] == rating[0]
     assert col.doctor().ok
 
 
@@ -284,7 +315,9 @@ def test_empty_and_absent_folders(tmp_path: Path) -> None:
     col = imagerank.init(tmp_path / "ws", [tmp_path / "empty", tmp_path / "absent"], strategy="spec")
     rep = col.scan(progress=False)
     assert (rep.added, rep.missing, rep.thumbnails_built) == (0, 0, 0)
-    assert len(rep.errors) == 1 and "absent" in rep.errors[0][0] and "not readable" in rep.errors[0][1]
+    assert len(rep.errors) == 1
+    assert "absent" in rep.errors[0][0]
+    assert "not readable" in rep.errors[0][1]
     assert col.stats()["images"] == 0
     assert col.next_pairs(5) == []
     assert col.leaderboard().empty
@@ -299,7 +332,8 @@ def test_same_name_in_two_folders_is_two_images(tmp_path: Path) -> None:
     col.scan(progress=False)
     df = col.images_df()
     assert list(df["filename"]) == ["IMG_0001.jpg", "IMG_0001.jpg"]
-    assert df["filepath"].nunique() == 2 and set(df["status"]) == {"active"}
+    assert df["filepath"].nunique() == 2
+    assert set(df["status"]) == {"active"}
     col.vote(int(df["id"][0]), int(df["id"][1]), "right")
     assert col.leaderboard()["filepath"][0].endswith(os.path.join("day2", "IMG_0001.jpg"))
     col.close()
@@ -326,12 +360,14 @@ def test_extensions_case_and_recursion(tmp_path: Path) -> None:
 
 def test_thumbnails_only_for_new_or_changed(workspace: imagerank.Collection) -> None:
     first = workspace.stats()
-    assert first["active"] == 6 and first["corrupt"] == 1
+    assert first["active"] == 6
+    assert first["corrupt"] == 1
     paths = sorted(p for p in workspace.thumbs_dir.rglob("*.jpg"))
     assert len(paths) == 6
     mtimes = [p.stat().st_mtime_ns for p in paths]
     rep = workspace.scan(progress=False)
-    assert rep.thumbnails_built == 0 and rep.unchanged == 7
+    assert rep.thumbnails_built == 0
+    assert rep.unchanged == 7
     assert [p.stat().st_mtime_ns for p in paths] == mtimes
     # a deleted thumbnail file is rebuilt on demand
     img = int(workspace.images_df(status="active")["id"].iloc[0])
@@ -339,7 +375,8 @@ def test_thumbnails_only_for_new_or_changed(workspace: imagerank.Collection) -> 
     assert thumb is not None
     thumb.unlink()
     data = workspace.thumbnail_bytes(img)
-    assert data is not None and data[:2] == b"\xff\xd8"
+    assert data is not None
+    assert data[:2] == b"\xff\xd8"
     with Image.open(io.BytesIO(data)) as im:
         assert max(im.size) <= workspace.settings.thumb_size
 

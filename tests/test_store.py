@@ -34,7 +34,8 @@ def test_memory_store_has_the_schema(memory_store: Database) -> None:
     assert entry_cols >= {"match_id", "image_id", "rank", "position", "mu_before", "sigma_before", "mu_after",
                           "sigma_after"}
     indexed = " ".join(str(r[0]) for r in memory_store.query("SELECT sql FROM sqlite_master WHERE type='index'"))
-    assert "mu - 3 * sigma" in indexed and "(sigma)" in indexed
+    assert "mu - 3 * sigma" in indexed
+    assert "(sigma)" in indexed
 
 
 def test_file_store_pragmas(file_store: Database) -> None:
@@ -68,11 +69,16 @@ def test_status_check_constraint(memory_store: Database) -> None:
 
 def test_atomic_rolls_back_and_nests(memory_store: Database) -> None:
     ins = "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?, ?, 25, 8)"
-    with pytest.raises(RuntimeError), memory_store.atomic() as conn:
-        conn.execute(ins, ("a", "a"))
-        with memory_store.atomic() as inner:  # joins the outer transaction
-            inner.execute(ins, ("b", "b"))
-        raise RuntimeError("boom")
+
+    def fail_half_way() -> None:
+        with memory_store.atomic() as conn:
+            conn.execute(ins, ("a", "a"))
+            with memory_store.atomic() as inner:  # joins the outer transaction
+                inner.execute(ins, ("b", "b"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_half_way()
     assert memory_store.query("SELECT COUNT(*) FROM images")[0][0] == 0
     with memory_store.atomic() as conn:
         conn.execute(ins, ("a", "a"))
