@@ -205,6 +205,7 @@ class Collection:
         for path, row in existing.items():
             if path not in found and row["status"] in ("active", "corrupt") and not os.path.exists(path):
                 missing.append(row["id"])
+        new_rows.sort()  # ids in path order, whatever order the file system lists folders in (reproducible)
         with self.db.atomic() as conn:
             conn.executemany(
                 "INSERT INTO images (filepath, filename, mu, sigma, size, mtime_ns, added_at) VALUES (?,?,?,?,?,?,?)",
