@@ -1,0 +1,135 @@
+"""Several writers on one catalog: two processes voting at once, and a voter killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from conftest import write_images
+
+import imagerank
+
+_VOTER = """
+import sys, time
+from pathlib import Path
+import imagerank
+ws, seed, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+col = imagerank.open(ws)
+col.start_session(voter=f"proc{seed}", strategy="spec", seed=seed)
+while not go.exists():
+    time.sleep(0.005)
+outcomes = ["left", "right", "draw", "left", "right", "skip"]
+for k in range(n):
+    (pair,) = col.next_pairs(1)
+    m = col.vote(pair[0], pair[1], outcomes[(k + seed) % len(outcomes)], decision_ms=1.0)
+    print(m.id, flush=True)
+"""
+
+
+@pytest.fixture
+def shared_workspace(tmp_path: Path) -> Path:
+    col = imagerank.init(tmp_path / "ws", write_images(tmp_path / "imgs", 60), strategy="spec")
+    col.scan(progress=False, thumbnails=False)
+    col.close()
+    return tmp_path / "ws"
+
+
+def test_two_processes_vote_500_times_each(shared_workspace: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _VOTER, str(shared_workspace), str(seed), "500", str(go)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for seed in (1, 2)
+    ]
+    go.touch()  # both start together
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    acked = [int(x) for out, _ in outs for x in out.split()]
+    assert len(acked) == 1000
+    assert len(set(acked)) == 1000
+    col = imagerank.open(shared_workspace)
+    assert col.db.query("SELECT COUNT(*) FROM matches")[0][0] == 1000
+    assert col.db.query("SELECT COUNT(DISTINCT match_id) FROM match_entries")[0][0] == 1000
+    voters = dict(col.db.query("SELECT voter, COUNT(*) FROM matches GROUP BY voter"))
+    assert voters == {"proc1": 500, "proc2": 500}
+    # the processes interleaved (not one after the other), and still every rating equals the replay
+    order = [r[0] for r in col.db.query("SELECT voter FROM matches ORDER BY id")]
+    assert sum(a != b for a, b in pairwise(order)) > 10
+    rep = col.doctor()
+    assert rep.ok, str(rep)
+    assert rep.matches_replayed == 1000 - col.stats()["skips"]
+    col.close()
+
+
+def test_sigkill_keeps_every_acknowledged_vote(shared_workspace: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _VOTER, str(shared_workspace), "7", "100000", str(go)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    acked: list[int] = []
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    while len(acked) < 150 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked.append(int(line))
+    os.kill(proc.pid, signal.SIGKILL)  # mid-way: it is voting as fast as it can
+    rest, err = proc.communicate(timeout=60)
+    acked += [int(x) for x in rest.split()]  # acknowledged before the kill, read after it
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) >= 150, err
+    col = imagerank.open(shared_workspace)
+    stored = {r[0] for r in col.db.query("SELECT id FROM matches")}
+    assert set(acked) <= stored
+    assert len(stored) - len(acked) <= 1  # at most the vote in flight, committed but not yet printed
+    no_entries = col.db.query(
+        "SELECT COUNT(*) FROM matches m WHERE NOT EXISTS (SELECT 1 FROM match_entries e WHERE e.match_id = m.id)"
+    )[0][0]
+    assert no_entries == 0  # no half-written match
+    rep = col.doctor()
+    assert rep.ok, str(rep)
+    # and the catalog takes new votes after the crash
+    ids = [int(i) for i in col.images_df()["id"][:2]]
+    col.vote(ids[0], ids[1], "left")
+    assert col.doctor().ok
+    col.close()
+
+
+def test_two_connections_in_one_process(shared_workspace: Path) -> None:
+    """A panel and a background thread (or two notebooks) each with its own Collection on one file."""
+    errors: list[BaseException] = []
+
+    def voter(seed: int) -> None:
+        try:
+            col = imagerank.open(shared_workspace)
+            col.start_session(strategy="spec", seed=seed)
+            for _ in range(100):
+                (pair,) = col.next_pairs(1)
+                col.vote(*pair, "left")
+            col.close()
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=voter, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    col = imagerank.open(shared_workspace)
+    assert col.stats()["wins"] == 200
+    assert col.doctor().ok
+    col.close()
