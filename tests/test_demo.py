@@ -1,0 +1,139 @@
+"""The demo collection: deterministic, varied, with bursts, near-duplicates and defects that are measurable."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image
+
+from imagerank.demo import make_demo, render_demo_images
+
+N = 48
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    col = make_demo(ws, n=N, seed=5, progress=False)
+    col.close()
+    manifest = json.loads((ws / "demo_manifest.json").read_text())["images"]
+    return ws, manifest
+
+
+def _luma(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float64)
+
+
+def test_counts_and_scan(demo: tuple[Path, list[dict]]) -> None:
+    ws, manifest = demo
+    assert len(manifest) == N
+    files = sorted(p.name for p in (ws / "images").iterdir())
+    assert files == sorted(m["filename"] for m in manifest)
+    import imagerank
+
+    col = imagerank.open(ws)
+    s = col.stats()
+    assert s["images"] == N
+    assert s["active"] == N
+    assert all(col.thumbnail_path(int(i)) is not None for i in col.images_df()["id"])
+    kinds = {m["kind"] for m in manifest}
+    assert kinds == {"base", "near_duplicate", "burst"}
+    assert any(f.endswith(".png") for f in files)
+    for m in manifest:
+        assert 640 <= max(m["width"], m["height"]) <= 1024
+    col.close()
+
+
+def test_bursts_have_subsecond_exif_times(demo: tuple[Path, list[dict]]) -> None:
+    ws, manifest = demo
+    bursts: dict[int, list[datetime]] = {}
+    for m in manifest:
+        if m["kind"] != "burst":
+            continue
+        with Image.open(ws / "images" / m["filename"]) as im:
+            ifd = im.getexif().get_ifd(ExifTags.IFD.Exif)
+        t = datetime.strptime(ifd[0x9003], "%Y:%m:%d %H:%M:%S").replace(microsecond=int(ifd[0x9291]) * 1000)
+        assert t.isoformat(timespec="milliseconds") == m["captured_at"]
+        bursts.setdefault(m["burst"], []).append(t)
+    assert bursts
+    for times in bursts.values():
+        assert 3 <= len(times) <= 6
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        assert all(0.05 < g < 0.5 for g in gaps), gaps
+    # other images are minutes apart
+    others = sorted(datetime.fromisoformat(m["captured_at"]) for m in manifest if m["kind"] != "burst"
+                    and m["captured_at"])
+    assert min((b - a).total_seconds() for a, b in itertools.pairwise(others)) >= 60
+
+
+def test_near_duplicates_are_close_in_phash(demo: tuple[Path, list[dict]]) -> None:
+    import imagehash
+
+    ws, manifest = demo
+    dups = [m for m in manifest if m["kind"] == "near_duplicate"]
+    assert dups
+    folder = ws / "images"
+    for m in dups:
+        d = imagehash.phash(Image.open(folder / m["filename"])) - imagehash.phash(Image.open(folder / m["source"]))
+        assert d <= 8, (m["filename"], d)
+    bases = [m["filename"] for m in manifest if m["kind"] == "base"][:12]
+    hashes = [imagehash.phash(Image.open(folder / b)) for b in bases]
+    far = [hashes[i] - hashes[j] for i in range(len(hashes)) for j in range(i + 1, len(hashes))]
+    assert np.median(far) > 20  # distinct scenes are far apart
+
+
+def test_defects_are_measurable(demo: tuple[Path, list[dict]]) -> None:
+    ws, manifest = demo
+    folder = ws / "images"
+    for m in manifest:
+        if "underexposed" in m["defects"]:
+            assert _luma(folder / m["filename"]).mean() < 40
+        if "overexposed" in m["defects"]:
+            assert _luma(folder / m["filename"]).mean() > 205
+    blurred = [m for m in manifest if "blurred" in m["defects"]]
+    assert blurred
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    a = render_demo_images(tmp_path / "a", n=12, seed=9, progress=False)
+    b = render_demo_images(tmp_path / "b", n=12, seed=9, progress=False)
+    c = render_demo_images(tmp_path / "c", n=12, seed=10, progress=False)
+    assert a == b
+
+    def digest(folder: Path) -> list[str]:
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())]
+
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+    assert a != c
+    # an interrupted run completes to the same files
+    victim = sorted((tmp_path / "a").iterdir())[5]
+    victim.unlink()
+    render_demo_images(tmp_path / "a", n=12, seed=9, progress=False)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_make_demo_is_idempotent(demo: tuple[Path, list[dict]]) -> None:
+    ws, _ = demo
+    import imagerank
+
+    col = imagerank.open(ws)
+    ids = [int(i) for i in col.images_df()["id"][:2]]
+    col.vote(ids[0], ids[1], "left")
+    col.close()
+    again = make_demo(ws, n=N, seed=5, progress=False)
+    assert again.stats()["wins"] == 1
+    assert again.stats()["images"] == N
+    again.close()
+
+
+def test_bad_n() -> None:
+    with pytest.raises(ValueError, match="n: expected at least 1"):
+        render_demo_images("unused", n=0)
