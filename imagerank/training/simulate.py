@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
     from ..collection import Collection
 
-__all__ = ["FeatureJudge", "SimulationReport", "simulated_votes", "write_crop_demo", "write_preference_images"]
+__all__ = [
+    "FeatureJudge",
+    "SimulationReport",
+    "crop_demo_collection",
+    "simulated_votes",
+    "write_crop_demo",
+    "write_preference_images",
+]
 
 
 @dataclass
@@ -195,3 +202,28 @@ def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 
             Image.fromarray(im).save(out / name)
             wr.writerow([name, *(f"{v * size:.1f}" for v in b), "px"])
     return csv_path
+
+
+def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: int = 96, seed: int = 0
+                         ) -> tuple[Collection, Any]:
+    """DEMO ONLY: a separate small workspace in ``folder`` with :func:`write_crop_demo` images (in
+    ``folder/images``) and their ideal crops imported from the crop log, so the crop notebook can train without
+    touching the user's own catalog. Idempotent: an existing demo workspace is reopened.
+
+    Returns:
+        (the demo Collection, the :class:`~imagerank.training.imports.ImportReport` of its crop log, or None
+        when reopened).
+    """
+    from ..collection import DB_NAME, init, open_collection
+    from .imports import import_crop_log
+
+    root = Path(folder)
+    if (root / DB_NAME).exists():
+        col = open_collection(root)
+        if col.db.query("SELECT COUNT(*) FROM crops")[0][0] > 0:
+            return col, None
+        col.close()
+    csv_path = write_crop_demo(root / "images", n, size=size, seed=seed)
+    col = init(root, root / "images")
+    col.scan(progress=False)
+    return col, import_crop_log(col, csv_path)

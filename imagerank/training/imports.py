@@ -1,0 +1,322 @@
+"""Importing the logs users already have: selection logs (which of N candidates was chosen) and crop logs.
+
+Both read a CSV with a header row (UTF-8, comma-separated; a UTF-8 BOM is fine) and import row by row: a bad row
+(missing file, malformed values, a chosen file not among the candidates, a box outside the image ...) is reported
+in the :class:`ImportReport` with its line number and reason, recorded in the ``failures`` table, and the rest is
+imported. Only an unreadable file or missing required columns raise :class:`ImportLogError`.
+
+Paths: absolute, or relative to ``base`` (default: the CSV's folder). A path must already be in the catalog or
+lie inside ``base`` or one of the collection's image folders (a log cannot reach elsewhere on disk); an existing
+image file not yet in the catalog is added to it (``add_unknown=True``) and its thumbnail built.
+
+Selection log columns (see the README, "Importing logs"):
+    ``candidates``: the candidate paths joined by ``|`` — or several columns ``candidate_1``, ``candidate_2`` …
+    ``chosen``: the chosen path (or a file name that matches exactly one candidate).
+    optional ``voter``, ``decision_ms``.
+    Each row becomes one match (source ``import``): the chosen image rank 0, every other candidate tied at rank 1
+    (an N-way ranking; a pair becomes an ordinary win).
+
+Crop log columns:
+    ``path`` (or ``filepath`` / ``file``); ``x``, ``y``, ``w``, ``h`` (or ``width``, ``height``): the box's top-left
+    corner and size; optional ``units`` (``px`` / ``pixels`` or ``norm`` / ``normalised``) and ``aspect``.
+    Without a units column (or with it empty), a row whose four numbers all lie in [0, 1] is read as normalised,
+    anything else as pixels of the upright image; pass ``units=`` to force one reading for the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import ratings as R
+from ..errors import CropError, ImagerankError, ImportLogError, NotFoundError
+from .data import add_crop
+
+if TYPE_CHECKING:
+    from ..collection import Collection
+
+__all__ = ["ImportReport", "RowError", "import_crop_log", "import_selection_log"]
+
+
+@dataclass
+class RowError:
+    """One rejected row: CSV line number (header = 1), the reason, and the offending value."""
+
+    line: int
+    reason: str
+    value: str = ""
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" + (f" ({self.value})" if self.value else "")
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows read, imported (matches or crops created), images added to the catalog, errors."""
+
+    kind: str
+    path: str
+    rows: int = 0
+    imported: int = 0
+    images_added: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        head = (f"{self.kind} import of {self.path}: {self.imported} of {self.rows} rows imported, "
+                f"{self.images_added} images added to the catalog, {len(self.errors)} rows rejected")
+        return "\n".join([head, *(f"  {e}" for e in self.errors[:50])]
+                         + ([f"  ... and {len(self.errors) - 50} more"] if len(self.errors) > 50 else []))
+
+
+def _read_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    p = Path(path)
+    if not p.is_file():
+        raise ImportLogError(f"csv: no such file {p}")
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip().lower() for h in (reader.fieldnames or []) if h is not None]
+            if not header:
+                raise ImportLogError(f"{p}: empty file or no header row")
+            reader.fieldnames = header
+            rows = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as e:
+        raise ImportLogError(f"{p}: not UTF-8 text ({e})") from e
+    except csv.Error as e:
+        raise ImportLogError(f"{p}: not a readable CSV file ({e})") from e
+    return header, rows
+
+
+class _Resolver:
+    """Maps CSV paths to catalog image ids, adding existing image files inside the allowed folders."""
+
+    def __init__(self, col: Collection, base: Path, add_unknown: bool) -> None:
+        self.col = col
+        self.base = base.resolve()
+        self.roots = [Path(r).resolve() for r in col.settings.roots]
+        self.add_unknown = add_unknown
+        self.by_path = {r[1]: int(r[0]) for r in col.db.query("SELECT id, filepath FROM images")}
+        self.added: list[int] = []
+
+    def __call__(self, value: str) -> int:
+        """Image id for a path value; raises ValueError with the reason."""
+        v = (value or "").strip()
+        if not v:
+            raise ValueError("empty path")
+        p = Path(v).expanduser()
+        if not p.is_absolute():
+            p = self.base / p
+        absolute = os.path.abspath(p)
+        for key in (absolute, str(Path(absolute).resolve())):
+            if key in self.by_path:
+                return self.by_path[key]
+        real = Path(absolute).resolve()
+        if not any(real == d or real.is_relative_to(d) for d in [self.base, *self.roots]):
+            raise ValueError("path lies outside the CSV's folder and the collection's image folders")
+        if not real.is_file():
+            raise ValueError("file does not exist")
+        if not self.add_unknown:
+            raise ValueError("file is not in the catalog (scan its folder first, or import with add_unknown=True)")
+        if real.suffix.lower() not in self.col.settings.extensions:
+            raise ValueError(f"not an image file extension ({real.suffix or 'none'})")
+        st = real.stat()
+        key = str(real)
+        with self.col.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO images (filepath, filename, mu, sigma, size, mtime_ns) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(filepath) DO NOTHING",
+                (key, real.name, R.DEFAULT_MU, R.DEFAULT_SIGMA, st.st_size, st.st_mtime_ns),
+            )
+            iid = int(conn.execute("SELECT id FROM images WHERE filepath=?", (key,)).fetchone()[0])
+        self.col.build_thumbnails([iid], progress=False)
+        status = self.col.image(iid)["status"]
+        self.by_path[key] = iid
+        self.added.append(iid)
+        self.col._invalidate()  # the pool of active images changed
+        if status != "active":
+            raise ValueError(f"image is {status}: {self.col.image(iid).get('status_reason') or 'cannot be decoded'}")
+        return iid
+
+
+def _record_failures(col: Collection, stage: str, path: str, errors: list[RowError]) -> None:
+    if errors:
+        with col.db.atomic() as conn:
+            conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
+                             [(None, path, stage, str(e)[:500]) for e in errors])
+
+
+def import_selection_log(
+    col: Collection,
+    csv_path: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    add_unknown: bool = True,
+    force: bool = False,
+    sep: str = "|",
+) -> ImportReport:
+    """Import a selection log: one row per choice (candidate paths + the chosen one) -> one N-way match.
+
+    Args:
+        col: the collection.
+        csv_path: the CSV (format in the module docstring and the README).
+        base: folder relative paths are resolved against (default: the CSV's folder).
+        add_unknown: add existing image files that are not yet in the catalog.
+        force: import even when this exact file (same SHA-256) was imported before.
+        sep: separator of paths inside the ``candidates`` column.
+
+    Returns:
+        An :class:`ImportReport`; ``ids`` are the new match ids.
+
+    Raises:
+        ImportLogError: the file is unreadable, lacks ``chosen`` and candidate columns, or was imported before
+            (without ``force``).
+    """
+    header, rows = _read_csv(csv_path)
+    cand_cols = sorted((h for h in header if h.startswith("candidate") and h != "candidates"),
+                       key=lambda h: (len(h), h))
+    if "chosen" not in header or ("candidates" not in header and not cand_cols):
+        raise ImportLogError(
+            f"{csv_path}: a selection log needs a 'chosen' column and a 'candidates' column (paths joined by "
+            f"{sep!r}) or 'candidate_1', 'candidate_2' ... columns; found {header}"
+        )
+    digest = hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()
+    note = f"import-selections sha256={digest}"
+    seen = col.db.query("SELECT id FROM sessions WHERE note=?", (note,))
+    if seen and not force:
+        raise ImportLogError(f"{csv_path} was imported before (session {seen[0][0]}); pass force=True to import "
+                             "it again (its choices would count twice)")
+    resolve = _Resolver(col, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
+    report = ImportReport("selection", str(csv_path), rows=len(rows))
+    previous = col._session  # restored below: the import gets its own session, the user's continues after
+    session = col.start_session(voter="import", strategy="import")
+    col.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
+    try:
+        for line, row in rows:
+            try:
+                if None in row:
+                    raise ValueError(f"{len(row[None])} more fields than the header has")  # type: ignore[index]
+                if "candidates" in header and (row.get("candidates") or "").strip():
+                    values = [v for v in (row.get("candidates") or "").split(sep) if v.strip()]
+                else:
+                    values = [row[c] for c in cand_cols if (row.get(c) or "").strip()]
+                chosen_value = (row.get("chosen") or "").strip()
+                if not chosen_value:
+                    raise ValueError("empty 'chosen'")
+                if len(values) < 2:
+                    raise ValueError(f"a choice needs at least 2 candidates, got {len(values)}")
+                ids = []
+                for v in values:
+                    try:
+                        ids.append(resolve(v))
+                    except ValueError as e:
+                        raise ValueError(f"candidate {v.strip()!r}: {e}") from None
+                if len(set(ids)) != len(ids):
+                    raise ValueError("the same image is listed twice among the candidates")
+                names = [Path(v.strip()).name for v in values]
+                if chosen_value in [v.strip() for v in values]:
+                    win = [v.strip() for v in values].index(chosen_value)
+                elif names.count(Path(chosen_value).name) == 1 and "/" not in chosen_value and "\\" not in chosen_value:
+                    win = names.index(chosen_value)
+                else:
+                    try:
+                        cid = resolve(chosen_value)
+                    except ValueError as e:
+                        raise ValueError(f"chosen {chosen_value!r}: {e}") from None
+                    if cid not in ids:
+                        raise ValueError(f"chosen {chosen_value!r} is not among the candidates")
+                    win = ids.index(cid)
+                ranks = [0 if k == win else 1 for k in range(len(ids))]
+                dms = (row.get("decision_ms") or "").strip()
+                m = col.record_match(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
+                                     voter=(row.get("voter") or "").strip() or None,
+                                     decision_ms=float(dms) if dms else None)
+                report.ids.append(m.id)
+                report.imported += 1
+            except (ValueError, ImagerankError, OSError) as e:
+                report.errors.append(RowError(line, str(e)))
+    finally:
+        col._session = previous
+    report.images_added = len(resolve.added)
+    _record_failures(col, "import-selections", str(csv_path), report.errors)
+    return report
+
+
+def _parse_units(value: str) -> str | None:
+    v = (value or "").strip().lower()
+    if not v:
+        return None
+    if v in ("px", "pixel", "pixels"):
+        return "pixels"
+    if v in ("norm", "normalised", "normalized", "fraction", "relative"):
+        return "normalised"
+    raise ValueError(f"units: expected 'px' or 'norm', got {value!r}")
+
+
+def import_crop_log(
+    col: Collection,
+    csv_path: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    add_unknown: bool = True,
+    units: str | None = None,
+    source: str = "user",
+) -> ImportReport:
+    """Import a crop log: one row per crop (file path and box, pixels or normalised) -> one ``crops`` row.
+
+    Args:
+        col: the collection.
+        csv_path: the CSV (format in the module docstring and the README).
+        base: folder relative paths are resolved against (default: the CSV's folder).
+        add_unknown: add existing image files that are not yet in the catalog.
+        units: ``"pixels"`` or ``"normalised"`` for every row (overrides detection and the units column).
+        source: ``crops.source`` of the imported crops (accepted).
+
+    Returns:
+        An :class:`ImportReport`; ``ids`` are the new crop ids.
+
+    Raises:
+        ImportLogError: the file is unreadable or lacks the path / box columns.
+    """
+    header, rows = _read_csv(csv_path)
+    path_col = next((c for c in ("path", "filepath", "file") if c in header), None)
+    wcol = "w" if "w" in header else ("width" if "width" in header else None)
+    hcol = "h" if "h" in header else ("height" if "height" in header else None)
+    if path_col is None or "x" not in header or "y" not in header or wcol is None or hcol is None:
+        raise ImportLogError(f"{csv_path}: a crop log needs columns path, x, y, w, h (or width, height); "
+                             f"found {header}")
+    forced = _parse_units(units) if units else None
+    resolve = _Resolver(col, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
+    report = ImportReport("crop", str(csv_path), rows=len(rows))
+    for line, row in rows:
+        try:
+            if None in row:
+                raise ValueError(f"{len(row[None])} more fields than the header has")  # type: ignore[index]
+            raw = [row.get(c) for c in ("x", "y", wcol, hcol)]
+            try:
+                box = [float((v or "").strip()) for v in raw]
+            except ValueError:
+                raise ValueError(f"box values must be numbers, got {raw}") from None
+            u = forced or _parse_units(row.get("units") or "")
+            if u is None:
+                u = "normalised" if all(0.0 <= v <= 1.0 for v in box) else "pixels"
+            try:
+                iid = resolve(row.get(path_col) or "")
+            except ValueError as e:
+                raise ValueError(f"{(row.get(path_col) or '').strip()!r}: {e}") from None
+            aspect = (row.get("aspect") or "").strip() or None
+            report.ids.append(add_crop(col, iid, box, units=u, source=source, aspect=aspect, accepted=True))
+            report.imported += 1
+        except (ValueError, CropError, NotFoundError, OSError) as e:
+            report.errors.append(RowError(line, str(e)))
+    report.images_added = len(resolve.added)
+    _record_failures(col, "import-crops", str(csv_path), report.errors)
+    return report
