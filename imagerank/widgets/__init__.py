@@ -1,0 +1,39 @@
+"""Panels for JupyterLab, Notebook 7 and Voilà.
+
+- :class:`ComparePanel`: keyboard-first A-vs-B voting (anywidget; ``compare.js`` / ``compare.css`` beside it).
+- :class:`LeaderboardView`: the ranked table with thumbnails, sorting, paging and export controls (ipywidgets).
+- :class:`CropPanel`: the crop editor (``jupyter_bbox_widget`` with one box, aspect presets, keyboard).
+- :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
+
+Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
+never imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compare import ComparePanel
+    from .crop import CropPanel
+    from .leaderboard import LeaderboardView
+    from .review import ReviewPanel
+
+__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
+
+_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

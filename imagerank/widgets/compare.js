@@ -1,0 +1,490 @@
+// imagerank compare panel (anywidget ESM). The protocol is documented in compare.py.
+//
+// The browser keeps the queued pairs (model trait "pairs") and their thumbnails (binary buffers from Python,
+// held as object URLs). A key press advances locally, paints the next pair from already-decoded images, and
+// then reports the vote; Python rates, persists and refills. Frontend state shared by every view of one panel
+// in this page (pending votes, local undo, thumbnails) lives in SHARED, keyed by the model's panel_id.
+
+const SHARED = (globalThis.__imagerankCompare ??= new Map());
+
+const KEYS = {
+  ArrowLeft: "left", "1": "left",
+  ArrowRight: "right", "2": "right",
+  s: "skip", S: "skip",
+  d: "draw", D: "draw",
+  u: "undo", U: "undo",
+  r: "rescan", R: "rescan",
+  f: "flag", F: "flag",
+  Escape: "escape",
+};
+const VOTES = new Set(["left", "right", "draw", "skip"]);
+const HISTORY_KEEP = 50;
+const PAINTS_KEEP = 5000;
+const PRELOAD = 3; // pairs after the current one whose images are decoded ahead
+
+function sharedState(model) {
+  const id = model.get("panel_id");
+  let s = SHARED.get(id);
+  if (!s) {
+    s = {
+      pending: new Set(), // pids voted in this page that Python has not dropped from "pairs" yet
+      front: null, // a pair brought back by a local undo, shown before Python confirms it
+      history: [], // pairs voted in this page, newest last
+      urls: new Map(), // image id -> object URL of its thumbnail
+      broken: new Set(), // ids whose thumbnail failed to decode here (replace the URL when it comes again)
+      views: new Set(),
+    };
+    SHARED.set(id, s);
+  }
+  return s;
+}
+
+function onCustom(model, msg, buffers) {
+  const s = sharedState(model);
+  if (msg.type === "images") {
+    const fresh = [];
+    msg.ids.forEach((id, k) => {
+      if (s.urls.has(id) && !s.broken.has(id)) return;
+      if (s.urls.has(id)) URL.revokeObjectURL(s.urls.get(id));
+      s.broken.delete(id);
+      s.urls.set(id, URL.createObjectURL(new Blob([buffers[k]], { type: msg.mime || "image/jpeg" })));
+      fresh.push(id);
+    });
+    for (const v of s.views) v.onImages(fresh);
+  } else if (msg.type === "undone") {
+    if (!s.front || s.front.pid !== msg.pid) s.front = null;
+    for (const v of s.views) v.update(null);
+  } else if (msg.type === "zoom" || msg.type === "zoom_error") {
+    for (const v of s.views) v.onZoom(msg, buffers);
+  }
+}
+
+// The pairs this page should show, front first: a locally undone pair, then Python's queue minus local votes.
+function upcoming(model, s) {
+  const out = s.front ? [s.front] : [];
+  for (const p of model.get("pairs")) {
+    if (s.pending.has(p.pid) || (s.front && p.pid === s.front.pid)) continue;
+    out.push(p);
+  }
+  return out;
+}
+
+function prune(model, s) {
+  const keep = new Set();
+  const add = (p) => { keep.add(p.left.id); keep.add(p.right.id); };
+  model.get("pairs").forEach(add);
+  if (s.front) add(s.front);
+  s.history.slice(-8).forEach(add);
+  for (const t of model.get("top")) keep.add(t.id);
+  for (const [id, url] of s.urls) {
+    if (!keep.has(id)) { URL.revokeObjectURL(url); s.urls.delete(id); }
+  }
+}
+
+function fmt(x, d = 2) {
+  return typeof x === "number" ? x.toFixed(d) : "–";
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+function initialize({ model }) {
+  sharedState(model);
+  model.on("msg:custom", (msg, buffers) => onCustom(model, msg, buffers));
+}
+
+function render({ model, el: host }) {
+  const s = sharedState(model);
+  const root = el("div", "imagerank-compare");
+  root.tabIndex = 0;
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
+  root.setAttribute("role", "application");
+  root.setAttribute("aria-label",
+    "Compare panel. Left arrow or 1: left wins. Right arrow or 2: right wins. S skip, D draw, U undo, " +
+    "R rescan, F flag, Escape releases the keyboard.");
+  root.irPaints = []; // {key, paint, ms, pid}: key press -> next pair painted (benchmarks read this)
+
+  const header = el("div", "ir-header");
+  const counts = el("span", "ir-counts");
+  const stability = el("span", "ir-stability");
+  const keyhint = el("span", "ir-keyhint");
+  header.append(counts, stability, keyhint);
+
+  const stage = el("div", "ir-stage");
+  const sides = ["left", "right"].map((side) => {
+    const fig = el("figure", `ir-side ir-${side}`);
+    const slot = el("div", "ir-slot");
+    slot.title = "click to see the original larger";
+    const cap = el("figcaption", "ir-caption");
+    const name = el("span", "ir-name");
+    const stats = el("span", "ir-stats");
+    cap.append(name, stats);
+    fig.append(slot, cap);
+    stage.append(fig);
+    return { side, fig, slot, name, stats, id: null };
+  });
+  const wait = el("div", "ir-wait", "Waiting for the next pair…");
+  stage.append(wait);
+
+  const buttons = el("div", "ir-buttons");
+  const BUTTONS = [
+    ["left", "← Left wins", "← or 1"], ["draw", "Draw", "D"], ["skip", "Skip", "S"],
+    ["right", "Right wins →", "→ or 2"], ["undo", "Undo", "U"], ["flag", "Flag", "F"], ["rescan", "Rescan", "R"],
+  ];
+  const buttonEls = {};
+  for (const [action, label, key] of BUTTONS) {
+    const b = el("button", `ir-btn ir-btn-${action}`);
+    b.type = "button";
+    b.append(el("span", "ir-btn-label", label), el("kbd", null, key));
+    b.addEventListener("click", (e) => {
+      e.preventDefault();
+      act(action, performance.now());
+      root.focus({ preventScroll: true });
+    });
+    buttonEls[action] = b;
+    buttons.append(b);
+  }
+
+  const statusLine = el("div", "ir-status");
+  const topStrip = el("div", "ir-top");
+  const topTitle = el("span", "ir-top-title", "Top 10");
+  const topList = el("ol", "ir-top-list");
+  topStrip.append(topTitle, topList);
+
+  root.append(header, stage, buttons, statusLine, topStrip);
+  host.append(root);
+
+  // Full-window view of one original, outside the notebook's containment so it can cover the window.
+  const zoom = el("div", "imagerank-zoom");
+  zoom.hidden = true;
+  const zoomImg = el("img", "ir-zoom-img");
+  zoomImg.alt = "";
+  const zoomCap = el("div", "ir-zoom-caption");
+  zoom.append(zoomImg, zoomCap);
+  document.body.append(zoom);
+  let zoomId = null;
+  let zoomUrl = null;
+
+  // ------------------------------------------------------------------ images
+  const els = new Map(); // image id -> {img, ok: boolean | null, ready: Promise<boolean>}
+
+  function imageEl(id) {
+    let e = els.get(id);
+    if (e) return e;
+    const url = s.urls.get(id);
+    if (!url) return null;
+    const img = new Image();
+    img.className = "ir-img";
+    img.alt = "";
+    img.draggable = false;
+    img.src = url;
+    e = { img, ok: null, ready: null };
+    e.ready = img.decode().then(
+      () => (e.ok = true),
+      () => {
+        e.ok = false;
+        els.delete(id);
+        s.broken.add(id);
+        model.send({ type: "broken", id });
+        return false;
+      },
+    );
+    els.set(id, e);
+    return e;
+  }
+
+  function dropStaleEls() {
+    for (const [id, e] of els) {
+      if (s.urls.get(id) !== e.img.src) els.delete(id);
+    }
+  }
+
+  // ------------------------------------------------------------------ painting
+  let shownPid = null;
+  let shownAt = null;
+
+  function markPainted(tKey, pid) {
+    // After the frame that shows the new images: rAF runs before paint, the message task right after it.
+    requestAnimationFrame(() => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => {
+        const t = performance.now();
+        if (shownPid === pid) shownAt = t;
+        if (tKey != null) {
+          root.irPaints.push({ key: tKey, paint: t, ms: t - tKey, pid });
+          if (root.irPaints.length > PAINTS_KEEP) root.irPaints.shift();
+        }
+      };
+      ch.port2.postMessage(0);
+    });
+  }
+
+  function caption(side, img) {
+    side.name.textContent = img.name;
+    side.name.title = img.name;
+    side.stats.textContent = model.get("blind") || img.mu == null
+      ? ""
+      : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`;
+  }
+
+  function place(p, tKey) {
+    const L = imageEl(p.left.id);
+    const R = imageEl(p.right.id);
+    sides.forEach((side, k) => {
+      const e = k === 0 ? L : R;
+      side.id = (k === 0 ? p.left : p.right).id;
+      if (e && e.ok) {
+        if (side.slot.firstChild !== e.img) side.slot.replaceChildren(e.img);
+        side.slot.classList.remove("ir-loading");
+      } else {
+        side.slot.replaceChildren();
+        side.slot.classList.add("ir-loading");
+      }
+    });
+    if (L && R && L.ok && R.ok) {
+      markPainted(tKey, p.pid);
+      return;
+    }
+    if (L && R && L.ok !== false && R.ok !== false) {
+      Promise.all([L.ready, R.ready]).then(() => { if (shownPid === p.pid) place(p, tKey); });
+    }
+  }
+
+  function update(tKey) {
+    const list = upcoming(model, s);
+    const cur = list[0];
+    stage.classList.toggle("ir-empty", !cur);
+    if (!cur) {
+      shownPid = null;
+      delete root.dataset.pid;
+      sides.forEach((side) => {
+        side.slot.replaceChildren(); side.name.textContent = ""; side.stats.textContent = ""; side.id = null;
+        delete side.fig.dataset.imageId;
+      });
+      return;
+    }
+    caption(sides[0], cur.left);
+    caption(sides[1], cur.right);
+    root.dataset.pid = String(cur.pid); // for tests and tools: what is on screen
+    sides[0].fig.dataset.imageId = String(cur.left.id);
+    sides[1].fig.dataset.imageId = String(cur.right.id);
+    if (cur.pid !== shownPid || sides[0].id !== cur.left.id || !sides[0].slot.firstChild || !sides[1].slot.firstChild) {
+      if (cur.pid !== shownPid) shownAt = null;
+      shownPid = cur.pid;
+      place(cur, tKey);
+    }
+    for (const p of list.slice(1, 1 + PRELOAD)) { imageEl(p.left.id); imageEl(p.right.id); }
+  }
+
+  function onImages(ids) {
+    dropStaleEls();
+    const cur = upcoming(model, s)[0];
+    if (cur && (ids.includes(cur.left.id) || ids.includes(cur.right.id))) shownPid = null;
+    update(null);
+    renderTop();
+  }
+
+  // ------------------------------------------------------------------ actions
+  function say(text, level = "info") {
+    statusLine.textContent = text;
+    statusLine.dataset.level = level;
+  }
+
+  function act(action, tKey) {
+    if (action === "escape") {
+      if (zoomId != null) closeZoom();
+      else root.blur();
+      return;
+    }
+    if (zoomId != null && action !== "flag") closeZoom();
+    const cur = upcoming(model, s)[0];
+    if (VOTES.has(action)) {
+      if (!cur) { say("no pair to judge yet", "warning"); return; }
+      const ms = shownAt != null ? Math.max(0, tKey - shownAt) : null;
+      s.pending.add(cur.pid);
+      if (s.front && s.front.pid === cur.pid) s.front = null;
+      s.history.push(cur);
+      if (s.history.length > HISTORY_KEEP) s.history.shift();
+      for (const v of s.views) v.update(v === view ? tKey : null);
+      model.send({ type: "vote", pid: cur.pid, left: cur.left.id, right: cur.right.id, outcome: action, ms });
+    } else if (action === "undo") {
+      const last = s.history.pop();
+      if (last) { s.pending.delete(last.pid); s.front = last; }
+      for (const v of s.views) v.update(v === view ? tKey : null);
+      model.send({ type: "undo" });
+    } else if (action === "rescan") {
+      say("rescanning the image folders…");
+      model.send({ type: "rescan" });
+    } else if (action === "flag") {
+      const id = zoomId;
+      if (id != null) model.send({ type: "flag", ids: [id] });
+      else if (cur) model.send({ type: "flag", pid: cur.pid });
+    }
+  }
+
+  // ------------------------------------------------------------------ zoom (the original, on demand)
+  function openZoom(id) {
+    if (id == null) return;
+    zoomId = id;
+    const url = s.urls.get(id);
+    if (url) zoomImg.src = url;
+    const name = sides.find((x) => x.id === id)?.name.textContent || "";
+    zoomCap.textContent = `${name} — loading the original…  (Esc or click to close, F flags it)`;
+    zoom.hidden = false;
+    const dpr = window.devicePixelRatio || 1;
+    model.send({
+      type: "zoom", id,
+      width: Math.round(window.innerWidth * dpr * 0.96), height: Math.round(window.innerHeight * dpr * 0.92),
+    });
+  }
+
+  function closeZoom() {
+    zoom.hidden = true;
+    zoomId = null;
+    zoomImg.removeAttribute("src");
+    if (zoomUrl) { URL.revokeObjectURL(zoomUrl); zoomUrl = null; }
+  }
+
+  function onZoom(msg, buffers) {
+    if (zoomId !== msg.id) return;
+    if (msg.type === "zoom_error") {
+      zoomCap.textContent = `cannot load the original: ${msg.reason}`;
+      return;
+    }
+    if (zoomUrl) URL.revokeObjectURL(zoomUrl);
+    zoomUrl = URL.createObjectURL(new Blob([buffers[0]], { type: "image/jpeg" }));
+    zoomImg.src = zoomUrl;
+    const [w, h] = msg.original || [];
+    zoomCap.textContent = `${msg.name}  ${w}×${h}  (Esc or click to close, F flags it)`;
+  }
+
+  zoom.addEventListener("click", () => { closeZoom(); root.focus({ preventScroll: true }); });
+  sides.forEach((side) => side.slot.addEventListener("click", () => openZoom(side.id)));
+
+  // ------------------------------------------------------------------ header, status, top strip
+  function renderHeader() {
+    const h = model.get("header") || {};
+    counts.textContent =
+      `${h.votes ?? 0} votes this session (${h.skips ?? 0} skipped) · ${h.comparisons ?? 0} comparisons in all · ` +
+      `${h.active ?? 0} of ${h.images ?? 0} images active · ${h.missing ?? 0} missing · ${h.corrupt ?? 0} corrupt`;
+    stability.textContent = h.stability == null ? "" : `top-${h.k} stability ${(100 * h.stability).toFixed(0)}%`;
+    stability.title =
+      `Expected share of the current top-${h.k} (by μ − 3σ) that stays top-${h.k} under the rating posterior ` +
+      "(an estimate of precision@k). Near k/N before any vote; 100% when the top is settled.";
+  }
+
+  function renderStatus() {
+    const st = model.get("status") || {};
+    if (st.text) say(st.text, st.level || "info");
+  }
+
+  function renderTop() {
+    const top = model.get("top") || [];
+    topStrip.hidden = model.get("blind") || top.length === 0;
+    topList.replaceChildren(...top.map((t) => {
+      const li = el("li", "ir-top-item");
+      li.title = `#${t.rank} ${t.name}  (μ − 3σ = ${fmt(t.ordinal)})`;
+      const url = s.urls.get(t.id);
+      if (url) {
+        const img = el("img");
+        img.src = url;
+        img.alt = t.name;
+        img.loading = "lazy";
+        li.append(img);
+      }
+      li.append(el("span", "ir-top-rank", String(t.rank)));
+      return li;
+    }));
+  }
+
+  function onPairs() {
+    const pids = new Set(model.get("pairs").map((p) => p.pid));
+    for (const pid of [...s.pending]) if (!pids.has(pid)) s.pending.delete(pid);
+    const first = model.get("pairs")[0];
+    if (s.front && first && first.pid === s.front.pid) s.front = null;
+    prune(model, s);
+    dropStaleEls();
+    update(null);
+  }
+
+  function onTop() {
+    prune(model, s);
+    renderTop();
+  }
+
+  function onFocus() {
+    keyhint.textContent = "⌨ keys go to this panel · Esc releases them";
+    root.classList.add("ir-focused");
+  }
+  function onBlur() {
+    keyhint.textContent = "click the panel to vote with the keyboard";
+    root.classList.remove("ir-focused");
+  }
+
+  // ------------------------------------------------------------------ keyboard and focus
+  function onKeyDown(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) {
+      // Modified keys belong to JupyterLab and the browser: lift the shortcut suppression for this event only.
+      root.removeAttribute("data-lm-suppress-shortcuts");
+      setTimeout(() => root.setAttribute("data-lm-suppress-shortcuts", "true"), 0);
+      return;
+    }
+    e.stopPropagation(); // plain keys never reach JupyterLab
+    const action = KEYS[e.key];
+    if (!action) {
+      if (e.key === " " || e.key.startsWith("Arrow") || e.key === "PageDown" || e.key === "PageUp") e.preventDefault();
+      return;
+    }
+    e.preventDefault();
+    if (e.repeat && action !== "escape") return; // holding a key must not cast a stream of votes
+    act(action, e.timeStamp);
+  }
+
+  function stopPlain(e) {
+    if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation();
+  }
+
+  function onMouseDown(e) {
+    if (e.button !== 0) return;
+    if (!e.target.closest("button")) e.preventDefault(); // keep focus here, no text selection
+    root.focus({ preventScroll: true });
+  }
+
+  root.addEventListener("keydown", onKeyDown);
+  root.addEventListener("keyup", stopPlain);
+  root.addEventListener("keypress", stopPlain);
+  root.addEventListener("mousedown", onMouseDown);
+  root.addEventListener("focus", onFocus);
+  root.addEventListener("blur", onBlur);
+
+  const view = { update, onImages, onZoom };
+  s.views.add(view);
+  model.on("change:pairs", onPairs);
+  model.on("change:header", renderHeader);
+  model.on("change:status", renderStatus);
+  model.on("change:top", onTop);
+  model.on("change:blind", () => { update(null); renderTop(); });
+
+  onBlur();
+  renderHeader();
+  renderStatus();
+  renderTop();
+  update(null);
+  model.send({ type: "ready" }); // Python sends thumbnails only to a page that is listening
+
+  return () => {
+    s.views.delete(view);
+    closeZoom();
+    zoom.remove();
+    root.removeEventListener("keydown", onKeyDown);
+    root.removeEventListener("keyup", stopPlain);
+    root.removeEventListener("keypress", stopPlain);
+    root.removeEventListener("mousedown", onMouseDown);
+  };
+}
+
+export default { initialize, render };

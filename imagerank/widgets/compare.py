@@ -1,0 +1,597 @@
+"""The compare panel: keyboard-first A-vs-B voting (an anywidget; ``compare.js`` and ``compare.css`` beside this file).
+
+Protocol (DESIGN §6). Python keeps a queue of the next ``queue_depth`` pairs in the model (``pairs``, synced) and
+their thumbnails in the browser as binary buffers (custom messages, never base64). A key press advances the
+browser's queue at once and then reports the vote; Python rates, persists and refills. Messages:
+
+browser → Python (``type``):
+    ``ready``                      a view is listening: Python (re)sends the thumbnails of every queued pair
+    ``vote``   pid, left, right, outcome ("left" | "right" | "draw" | "skip"), ms (time to decide, milliseconds)
+    ``undo``                       undo this panel's last judgement; the pair returns to the front of the queue
+    ``rescan``                     rescan the folders; new images enter the upcoming pairs
+    ``flag``   pid (or ids)        label both images of the pair (or the given ids) ``flag`` for review
+    ``zoom``   id, width, height   the original, decoded with Pillow + EXIF orientation, fit into width x height
+    ``broken`` id                  the browser could not decode a thumbnail: rebuild it or skip the image
+
+Python → browser (``type``):
+    ``images`` ids + one JPEG buffer per id;  ``zoom`` id, width, height + one JPEG buffer;
+    ``zoom_error`` id, reason;  ``undone`` pid (None when there was nothing to undo).
+
+State lives in synced traits (``pairs``, ``header``, ``top``, ``status``, ``skipped``, ``can_undo``), so two
+views of one panel show the same thing. :meth:`ComparePanel.handle_message` is the whole Python side of the
+protocol: tests call it with message dicts and read the replies it returns, without a browser or kernel.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from ..errors import ImagerankError, NotFoundError
+from ..pairing import get_strategy, pair_key
+from ..stability import default_k, topk_stability
+
+if TYPE_CHECKING:
+    from ..collection import Collection
+    from ..pairing import Pool
+
+__all__ = ["OUTCOMES", "ComparePanel"]
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("left", "right", "draw", "skip")
+Message = tuple[dict[str, Any], list[bytes]]
+
+_RETIRED_KEEP = 256  # pairs no longer queued whose late votes are still accepted
+_UNDO_KEEP = 1000
+_SKIPPED_KEEP = 20
+_ZOOM_MIN, _ZOOM_MAX = 64, 4096
+
+
+@dataclass
+class _Pair:
+    pid: int
+    left: int
+    right: int
+
+    @property
+    def ids(self) -> tuple[int, int]:
+        return (self.left, self.right)
+
+
+class ComparePanel(anywidget.AnyWidget):
+    """Two images side by side; ←/1 left wins, →/2 right wins, S skip, D draw, U undo, R rescan, F flag, Esc.
+
+    Args:
+        collection: the open :class:`~imagerank.collection.Collection` to vote on.
+        strategy: pairing strategy name (see :func:`imagerank.list_strategies`). Default: the collection's
+            session strategy, i.e. ``Settings.strategy``.
+        blind: hide mu, sigma, the comparison count and the top-10 strip (no anchoring on current scores).
+        queue_depth: pairs kept ready in the browser, 1..64 (DESIGN: 4–16). Default 8.
+        refresh_every: recompute totals, stability and the top-10 strip every this many votes. Default 5.
+        stability_samples: posterior samples for the stability figure (fewer for very large catalogs so one
+            refresh stays under ~0.1 s: at most 4M normal draws). Default 200.
+        voter: name stored with each match (default: the session's voter).
+
+    The header's *stability* is :func:`imagerank.stability.topk_stability` of the active images with
+    ``k = min(Settings.topk, N // 4)``: the expected share of the current top-k (by ordinal ``mu - 3 sigma``) that
+    is also top-k under a draw from the rating posterior, an estimate of the leaderboard's precision@k. About
+    ``k / N`` before any vote; 1.0 when the top-k is settled.
+
+    Raises:
+        StrategyNotFoundError: ``strategy`` (or the settings' default) is not a registered strategy.
+        ValueError: ``queue_depth``, ``refresh_every`` or ``stability_samples`` out of range.
+    """
+
+    _esm = Path(__file__).parent / "compare.js"
+    _css = Path(__file__).parent / "compare.css"
+
+    panel_id = t.Unicode("").tag(sync=True)
+    pairs = t.List(t.Dict()).tag(sync=True)
+    blind = t.Bool(False).tag(sync=True)
+    header = t.Dict().tag(sync=True)
+    top = t.List(t.Dict()).tag(sync=True)
+    status = t.Dict().tag(sync=True)
+    skipped = t.List(t.Dict()).tag(sync=True)
+    can_undo = t.Int(0).tag(sync=True)
+    queue_depth = t.Int(8).tag(sync=True)
+
+    def __init__(
+        self,
+        collection: Collection,
+        strategy: str | None = None,
+        *,
+        blind: bool = False,
+        queue_depth: int = 8,
+        refresh_every: int = 5,
+        stability_samples: int = 200,
+        voter: str | None = None,
+    ) -> None:
+        if not 1 <= int(queue_depth) <= 64:
+            raise ValueError(f"queue_depth: expected 1..64 pairs, got {queue_depth!r}")
+        if int(refresh_every) < 1:
+            raise ValueError(f"refresh_every: expected >= 1 votes, got {refresh_every!r}")
+        if int(stability_samples) < 1:
+            raise ValueError(f"stability_samples: expected >= 1, got {stability_samples!r}")
+        name = strategy or collection.session.strategy
+        get_strategy(name)  # unknown names fail here, loudly, with the list of known ones
+        super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth))
+        self.collection = collection
+        self.strategy = name
+        self.refresh_every = int(refresh_every)
+        self.stability_samples = int(stability_samples)
+        self.voter = voter
+        self._queue: list[_Pair] = []
+        self._retired: OrderedDict[int, _Pair] = OrderedDict()
+        self._voted: set[int] = set()
+        self._undo: list[tuple[int, _Pair]] = []
+        self._next_pid = 1
+        self._ready = False
+        self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
+        self._thumbs: dict[int, bytes] = {}
+        self._names: dict[int, str] = {}
+        self._stats: dict[str, Any] = {}
+        self._stability: float | None = None
+        self._k = 0
+        self._since_refresh = 0
+        self._votes = 0
+        self._skips = 0
+        self._status_seq = 0
+        self._outbox: list[Message] | None = None
+        self._rng = np.random.default_rng()
+        self.on_msg(self._on_custom_msg)
+        self._fill()
+        self._refresh()
+        self._publish()
+
+    # ------------------------------------------------------------------ public, for tests and notebooks
+    @property
+    def queue(self) -> list[tuple[int, int]]:
+        """The queued pairs as (left id, right id), front first (the front one is on screen)."""
+        return [p.ids for p in self._queue]
+
+    @property
+    def votes(self) -> int:
+        """Judgements made in this panel (wins and draws; skips are counted apart)."""
+        return self._votes
+
+    def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
+        """Handle one message from the browser (see the module docstring) and return the replies it sent.
+
+        Never raises: bad input and failures become a ``status`` with level ``error`` (and a log record), so a
+        bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
+        browser through the widget's comm.
+        """
+        out: list[Message] = []
+        self._outbox = out
+        try:
+            kind = content.get("type") if isinstance(content, dict) else None
+            handler = {
+                "ready": self._on_ready,
+                "vote": self._on_vote,
+                "undo": self._on_undo,
+                "rescan": self._on_rescan,
+                "flag": self._on_flag,
+                "zoom": self._on_zoom,
+                "broken": self._on_broken,
+            }.get(str(kind))
+            if handler is None:
+                raise ValueError(
+                    f"message type: expected ready, vote, undo, rescan, flag, zoom or broken, got {kind!r}"
+                )
+            handler(content)
+        except (ImagerankError, ValueError, TypeError, KeyError) as e:
+            self._report(f"{type(e).__name__}: {e}", "error")
+        except Exception as e:  # a bug must not freeze the panel: say so and keep going
+            log.exception("compare panel: %s failed", content)
+            self._report(f"internal error ({type(e).__name__}: {e}); the vote log is intact", "error")
+        finally:
+            self._outbox = None
+        return out
+
+    # ------------------------------------------------------------------ comm plumbing
+    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
+        self.handle_message(content, buffers)
+
+    def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        bufs = list(buffers or [])
+        self.send(content, bufs)
+        if self._outbox is not None:
+            self._outbox.append((content, bufs))
+
+    def _report(self, text: str, level: str = "info") -> None:
+        self._status_seq += 1
+        self.status = {"text": text, "level": level, "seq": self._status_seq}
+        (log.warning if level != "info" else log.info)("compare panel: %s", text)
+
+    # ------------------------------------------------------------------ handlers
+    def _on_ready(self, m: dict[str, Any]) -> None:
+        self._ready = True
+        ids = self._wanted_ids()
+        self._send_images(ids)
+        self._held = set(ids)
+
+    def _lookup(self, pid: int) -> _Pair | None:
+        for p in self._queue:
+            if p.pid == pid:
+                return p
+        return self._retired.get(pid)
+
+    def _on_vote(self, m: dict[str, Any]) -> None:
+        pid = _as_int(m.get("pid"), "pid")
+        outcome = m.get("outcome")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        pair = self._lookup(pid)
+        if pair is None:
+            self._report(f"a vote for pair {pid}, which this panel no longer knows, was ignored", "warning")
+            return
+        if pid in self._voted:
+            self._report(f"pair {pid} was already judged (in another view); the second vote was ignored", "warning")
+            self._publish()
+            return
+        if "left" in m and (m.get("left"), m.get("right")) != (pair.left, pair.right):
+            raise ValueError(f"vote for pair {pid}: the browser shows {m.get('left')} vs {m.get('right')}, "
+                             f"Python queued {pair.left} vs {pair.right}")
+        ms = m.get("ms")
+        decision_ms = float(ms) if isinstance(ms, (int, float)) and 0 <= ms < 86_400_000 else None
+        match = self.collection.vote(pair.left, pair.right, outcome, decision_ms=decision_ms, voter=self.voter)
+        self._voted.add(pid)
+        self._undo.append((match.id, pair))
+        del self._undo[:-_UNDO_KEEP]
+        self._retire(pair)
+        if outcome == "skip":
+            self._skips += 1
+        else:
+            self._votes += 1
+            self._stats["comparisons"] = self._stats.get("comparisons", 0) + 1
+        self._fill()
+        self._since_refresh += 1
+        if self._since_refresh >= self.refresh_every:
+            self._refresh()
+        self._publish()
+
+    def _on_undo(self, m: dict[str, Any]) -> None:
+        if not self._undo:
+            self._report("nothing to undo in this panel")
+            self._emit({"type": "undone", "pid": None})
+            return
+        mid, pair = self._undo.pop()
+        try:
+            match = self.collection.undo(mid)
+        except NotFoundError as e:
+            self._report(f"undo: {e}", "warning")
+            self._emit({"type": "undone", "pid": None})
+            self._publish()
+            return
+        self._voted.discard(pair.pid)
+        if match is not None and match.kind == "skip":
+            self._skips -= 1
+        else:
+            self._votes -= 1
+            self._stats["comparisons"] = max(0, self._stats.get("comparisons", 0) - 1)
+        self._retired.pop(pair.pid, None)
+        if all(self._usable(i) is None for i in pair.ids):
+            self._queue.insert(0, pair)
+            while len(self._queue) > self.queue_depth:
+                self._retire(self._queue[-1])
+            self._send_images(pair.ids)  # the browser may have let them go
+            self._report(f"undone: {self._name(pair.left)} vs {self._name(pair.right)} is back")
+            self._emit({"type": "undone", "pid": pair.pid})
+        else:
+            self._report("undone; the pair is not shown again (an image is no longer available)", "warning")
+            self._emit({"type": "undone", "pid": None})
+        self._refresh(stability=False)
+        self._publish()
+
+    def _on_rescan(self, m: dict[str, Any]) -> None:
+        before = self.collection.pool()
+        known = set(before.ids.tolist())
+        report = self.collection.scan(progress=False)
+        pool = self.collection.pool()
+        new_ids = [int(i) for i in pool.ids.tolist() if int(i) not in known]
+        keep = self._queue[:1] if self._queue and all(pool.index_of(i) is not None for i in self._queue[0].ids) else []
+        for p in self._queue:
+            if p not in keep:
+                self._retire(p)
+        self._queue = keep
+        queued_new = 0
+        for nid in new_ids:
+            if len(self._queue) >= self.queue_depth:
+                break
+            opp = self._opponent(nid, pool)
+            if opp is None or self._usable(nid) is not None or self._usable(opp) is not None:
+                continue
+            left, right = (nid, opp) if self._rng.random() < 0.5 else (opp, nid)
+            self._queue.append(self._new_pair(left, right))
+            queued_new += 1
+        self._fill()
+        self._refresh()
+        self._publish()
+        self._report(f"{report}; {len(new_ids)} new image(s), {queued_new} queued next")
+
+    def _on_flag(self, m: dict[str, Any]) -> None:
+        if m.get("ids") is not None:
+            ids = [_as_int(i, "ids") for i in m["ids"]]
+        else:
+            pair = self._lookup(_as_int(m.get("pid"), "pid"))
+            if pair is None:
+                raise ValueError(f"flag: no queued pair {m.get('pid')!r}")
+            ids = list(pair.ids)
+        for i in ids:
+            self.collection.add_label(i, "flag", note="flagged for review in the compare panel")
+        self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
+
+    def _on_zoom(self, m: dict[str, Any]) -> None:
+        image_id = _as_int(m.get("id"), "id")
+        width = min(max(_as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
+        height = min(max(_as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
+        try:
+            data, size, original = self._zoom_jpeg(image_id, width, height)
+        except (OSError, ValueError, SyntaxError, NotFoundError) as e:
+            reason = f"{type(e).__name__}: {e}"[:300]
+            self._emit({"type": "zoom_error", "id": image_id, "reason": reason})
+            self._report(f"cannot show {self._name(image_id)} larger: {reason}", "warning")
+            return
+        self._emit(
+            {"type": "zoom", "id": image_id, "width": size[0], "height": size[1], "original": list(original),
+             "name": self._name(image_id)},
+            [data],
+        )
+
+    def _on_broken(self, m: dict[str, Any]) -> None:
+        image_id = _as_int(m.get("id"), "id")
+        self._thumbs.pop(image_id, None)
+        self.collection.build_thumbnails([image_id], progress=False, force=True)
+        reason = self._usable(image_id)
+        if reason is None:
+            self._send_images([image_id])
+            return
+        self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
+        self._drop_pairs_with({image_id})
+        self._fill()
+        self._publish()
+
+    # ------------------------------------------------------------------ queue
+    def _new_pair(self, left: int, right: int) -> _Pair:
+        pair = _Pair(self._next_pid, int(left), int(right))
+        self._next_pid += 1
+        return pair
+
+    def _retire(self, pair: _Pair) -> None:
+        if pair in self._queue:
+            self._queue.remove(pair)
+        self._retired[pair.pid] = pair
+        while len(self._retired) > _RETIRED_KEEP:
+            self._retired.popitem(last=False)
+
+    def _drop_pairs_with(self, ids: set[int]) -> None:
+        for p in list(self._queue):
+            if p.left in ids or p.right in ids:
+                self._retire(p)
+
+    def _fill(self) -> None:
+        """Top the queue up to ``queue_depth`` with pairs whose files exist and whose thumbnails decode."""
+        for _ in range(6):
+            need = self.queue_depth - len(self._queue)
+            if need <= 0:
+                return
+            avoid = [p.ids for p in self._queue]
+            fresh = self.collection.next_pairs(need, strategy=self.strategy, avoid=avoid)
+            if not fresh:
+                break
+            for left, right in fresh:
+                bad = [i for i in (left, right) if self._usable(i) is not None]
+                if bad:
+                    self._drop_pairs_with(set(bad))
+                    continue
+                self._queue.append(self._new_pair(left, right))
+        if len(self._queue) < self.queue_depth and len(self.collection.pool()) < 2:
+            self._report("fewer than two active images: add images to the workspace folders and press R", "warning")
+
+    def _usable(self, image_id: int) -> str | None:
+        """None when the image can be shown (thumbnail bytes cached); else the reason it was skipped."""
+        if image_id in self._thumbs:
+            return None
+        rows = self.collection.db.query("SELECT filepath, filename, status, status_reason FROM images WHERE id=?",
+                                        (int(image_id),))
+        if not rows:
+            return "not in the catalog"
+        path, name, status, reason = rows[0]
+        self._names[int(image_id)] = name
+        if status != "active":
+            return f"status {status}" + (f" ({reason})" if reason else "")
+        if not os.path.exists(path):
+            self.collection.set_status(image_id, "missing", "file not found when queued for comparison")
+            self._skip(image_id, "file not found")
+            return "file not found"
+        data = self.collection.thumbnail_bytes(image_id)
+        if data is None:
+            row = self.collection.db.query("SELECT status, status_reason FROM images WHERE id=?", (int(image_id),))
+            why = (row[0][1] if row and row[0][1] else None) or "no thumbnail could be made"
+            self._skip(image_id, f"cannot be decoded: {why}")
+            return "cannot be decoded"
+        self._thumbs[int(image_id)] = data
+        return None
+
+    def _skip(self, image_id: int, reason: str) -> None:
+        name = self._name(image_id)
+        path = self.collection.db.query("SELECT filepath FROM images WHERE id=?", (int(image_id),))
+        self.collection.db.execute(
+            "INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
+            (int(image_id), path[0][0] if path else None, "compare", reason),
+        )
+        self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
+        self._report(f"skipped {name}: {reason}", "warning")
+
+    def _opponent(self, image_id: int, pool: Pool) -> int | None:
+        """An opponent for a new image: weight sigma / (|mu - mu_new| + 1) (the spec heuristic's second pick)."""
+        k = pool.index_of(image_id)
+        if k is None or len(pool) < 2:
+            return None
+        w = pool.sigma / (np.abs(pool.mu - pool.mu[k]) + 1.0)
+        w[k] = 0.0
+        seen = self.collection.session.seen
+        queued = {pair_key(*p.ids) for p in self._queue}
+        for _ in range(8):
+            total = w.sum()
+            if total <= 0:
+                return None
+            j = int(np.searchsorted(np.cumsum(w), self._rng.random() * total, side="right").clip(0, len(w) - 1))
+            opp = int(pool.ids[j])
+            key = pair_key(int(image_id), opp)
+            if key not in seen and key not in queued:
+                return opp
+            w[j] = 0.0
+        return None
+
+    # ------------------------------------------------------------------ state
+    def _name(self, image_id: int) -> str:
+        image_id = int(image_id)
+        if image_id not in self._names:
+            self._load_names([image_id])
+        return self._names.get(image_id, f"#{image_id}")
+
+    def _load_names(self, ids: Iterable[int]) -> None:
+        missing = [int(i) for i in ids if int(i) not in self._names]
+        if missing:
+            q = ",".join("?" * len(missing))
+            for r in self.collection.db.query(f"SELECT id, filename FROM images WHERE id IN ({q})", tuple(missing)):
+                self._names[int(r[0])] = r[1]
+
+    def _image_state(self, image_id: int, pool: Pool) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": int(image_id), "name": self._name(image_id)}
+        if not self.blind:
+            k = pool.index_of(image_id)
+            if k is not None:
+                d.update(mu=round(float(pool.mu[k]), 3), sigma=round(float(pool.sigma[k]), 3), n=int(pool.count[k]))
+            else:
+                row = dict(self.collection.image(image_id))
+                d.update(mu=round(row["mu"], 3), sigma=round(row["sigma"], 3), n=int(row["comparison_count"]))
+        return d
+
+    def _refresh(self, *, stability: bool = True) -> None:
+        """Recompute totals (catalog counts), the stability estimate and the top-10 strip."""
+        self._since_refresh = 0
+        self._stats = self.collection.stats()
+        pool = self.collection.pool()
+        n = len(pool)
+        self._k = default_k(n, self.collection.settings.topk)
+        if stability:
+            if n >= 2:
+                samples = max(32, min(self.stability_samples, 4_000_000 // n))
+                self._stability = topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng)
+            else:
+                self._stability = None
+        if self.blind or n == 0:
+            self.top = []
+            return
+        ordinal = pool.mu - 3.0 * pool.sigma
+        m = min(10, n)
+        # The leaderboard's order (ordinal descending, then id): everything tied with the m-th best competes.
+        cut = np.partition(ordinal, n - m)[n - m]
+        idx = np.flatnonzero(ordinal >= cut)
+        idx = idx[np.lexsort((pool.ids[idx], -ordinal[idx]))][:m]
+        self._load_names(pool.ids[idx].tolist())
+        self.top = [
+            {"rank": r + 1, "id": int(pool.ids[i]), "name": self._name(int(pool.ids[i])),
+             "ordinal": round(float(ordinal[i]), 2)}
+            for r, i in enumerate(idx.tolist())
+        ]
+
+    def _header(self) -> dict[str, Any]:
+        s = self._stats
+        return {
+            "votes": self._votes,
+            "skips": self._skips,
+            "comparisons": int(s.get("comparisons", 0)),
+            "images": int(s.get("images", 0)),
+            "active": int(s.get("active", 0)),
+            "missing": int(s.get("missing", 0)),
+            "corrupt": int(s.get("corrupt", 0)),
+            "stability": None if self._stability is None else round(self._stability, 3),
+            "k": self._k,
+            "strategy": self.strategy,
+            "session": self.collection.session.id,
+        }
+
+    def _wanted_ids(self) -> list[int]:
+        ids: list[int] = []
+        for p in self._queue:
+            ids.extend(p.ids)
+        ids.extend(int(d["id"]) for d in self.top)
+        return list(dict.fromkeys(ids))
+
+    def _send_images(self, ids: Iterable[int]) -> None:
+        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``."""
+        if not self._ready:
+            return
+        out_ids, bufs = [], []
+        for i in ids:
+            data = self._thumbs.get(int(i))
+            if data is None:
+                data = self.collection.thumbnail_bytes(int(i))
+                if data is None:
+                    continue
+                self._thumbs[int(i)] = data
+            out_ids.append(int(i))
+            bufs.append(data)
+        if out_ids:
+            self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg"}, bufs)
+
+    def _publish(self) -> None:
+        """Send thumbnails the browser does not hold yet, then sync the model's state."""
+        wanted = self._wanted_ids()
+        fresh = [i for i in wanted if i not in self._held]
+        self._send_images(fresh)
+        if self._ready:
+            self._held = set(wanted)
+        keep = set(wanted)
+        self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}
+        pool = self.collection.pool()
+        self._load_names(wanted)
+        with self.hold_sync():
+            self.pairs = [
+                {"pid": p.pid, "left": self._image_state(p.left, pool), "right": self._image_state(p.right, pool)}
+                for p in self._queue
+            ]
+            self.header = self._header()
+            self.can_undo = len(self._undo)
+
+    # ------------------------------------------------------------------ zoom
+    def _zoom_jpeg(self, image_id: int, width: int, height: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
+        """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90)."""
+        from PIL import Image
+
+        from ..thumbnails import decode_image
+
+        row = self.collection.image(image_id)
+        path = row["filepath"]
+        if not os.path.exists(path):
+            self.collection.set_status(image_id, "missing", "file not found when opened in the compare panel")
+            raise FileNotFoundError(f"{path} is gone")
+        rgb, w, h = decode_image(path, max(width, height), self.collection.settings.max_image_pixels)
+        rgb.thumbnail((width, height), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        rgb.save(buf, "JPEG", quality=90)
+        return buf.getvalue(), rgb.size, (w, h)
+
+
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected an integer, got {value!r}") from None

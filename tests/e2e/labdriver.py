@@ -1,0 +1,185 @@
+"""Drive a real JupyterLab in headless Debian Chromium with Python Playwright (used by tests/e2e and benchmarks).
+
+JupyterLab runs on 127.0.0.1 on a free port, without a token, with fresh settings and workspace folders (so a
+developer's layout or extensions never leak in) and ``window.jupyterapp`` exposed for reading the notebook model.
+Chromium is Debian's ``/usr/bin/chromium``; Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_lab_settings(folder: Path) -> None:
+    # No news or update checks (no network here, and no toast over the panel in screenshots).
+    target = folder / "@jupyterlab" / "apputils-extension"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
+    )
+
+
+@contextmanager
+def jupyterlab(root: Path, env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """Run ``jupyter lab`` serving ``root``; yields its base URL. The server and its kernels are stopped after.
+
+    Raises:
+        RuntimeError: the server did not answer within ``timeout`` seconds (its log is in the message).
+    """
+    port = free_port()
+    settings, workspaces = root / ".lab-settings", root / ".lab-workspaces"
+    _write_lab_settings(settings)
+    workspaces.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {}), "JUPYTERLAB_SETTINGS_DIR": str(settings),
+                "JUPYTERLAB_WORKSPACES_DIR": str(workspaces), "JUPYTER_PLATFORM_DIRS": "1"}
+    log_path = root / "jupyterlab.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.allow_root=True",
+        "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=root,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start: {log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server we started and everything in its process group (its kernels)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    else:  # the server exited; its kernels may not have
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@contextmanager
+def chromium(**launch: Any) -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright (never ``playwright install``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, **launch)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_notebook(page: Any, url: str, path: str, timeout_ms: int = 90_000) -> None:
+    """Open ``path`` (relative to the server root) and wait until its kernel is idle."""
+    page.goto(f"{url}/lab/tree/{path}", wait_until="domcontentloaded", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return !!(w && w.content && w.content.model && k && k.status === 'idle');
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def run_all(page: Any, timeout_ms: int = 120_000) -> None:
+    """Run every cell of the current notebook and wait until the kernel is idle again with no cell pending."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """() => {
+            const nb = window.jupyterapp.shell.currentWidget;
+            const k = nb.sessionContext.session.kernel;
+            const cells = nb.content.widgets;
+            const pending = cells.some(c => c.model.type === 'code' &&
+                (c.model.executionCount === null || (c.promptNode && c.promptNode.textContent.includes('*'))));
+            return k.status === 'idle' && !pending;
+        }""",
+        timeout=timeout_ms,
+        polling=250,
+    )
+
+
+def notebook_shape(page: Any) -> dict[str, Any]:
+    """The current notebook's cell types in order, its active cell index and whether it has unsaved changes."""
+    return page.evaluate(
+        """() => {
+            const nb = window.jupyterapp.shell.currentWidget;
+            const cells = nb.content.model.cells;
+            const types = [];
+            for (let i = 0; i < cells.length; i++) types.push(cells.get(i).type);
+            return {types, active: nb.content.activeCellIndex, mode: nb.content.mode};
+        }"""
+    )
+
+
+def cell_errors(page: Any) -> list[str]:
+    """Error outputs of the current notebook's cells (empty when every cell ran cleanly)."""
+    return page.evaluate(
+        """() => {
+            const nb = window.jupyterapp.shell.currentWidget;
+            const out = [];
+            const cells = nb.content.model.cells;
+            for (let i = 0; i < cells.length; i++) {
+                const c = cells.get(i);
+                if (c.type !== 'code') continue;
+                const outputs = c.outputs;
+                for (let j = 0; j < outputs.length; j++) {
+                    const o = outputs.get(j).toJSON();
+                    if (o.output_type === 'error') out.push(`${o.ename}: ${o.evalue}`);
+                }
+            }
+            return out;
+        }"""
+    )

@@ -1,0 +1,158 @@
+"""The compare panel in a real JupyterLab, in headless Debian Chromium driven by Python Playwright.
+
+Opens notebooks/01_vote.ipynb on a small demo workspace, runs it, focuses the panel and checks that keys vote
+(exactly the expected matches land in the catalog), that other keys never reach JupyterLab, that focus survives
+the mouse leaving, that Ctrl combinations still reach JupyterLab, and that Esc hands the keys back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+PANEL = ".imagerank-compare"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"real-browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
+                allow_module_level=True)
+pytest.importorskip("playwright")
+
+
+def on_screen(page) -> tuple[int, int, int]:
+    """(pid, left image id, right image id) of the pair the panel shows."""
+    return tuple(page.evaluate(f"""() => {{
+        const r = document.querySelector('{PANEL}');
+        return [Number(r.dataset.pid), Number(r.querySelector('.ir-left').dataset.imageId),
+                Number(r.querySelector('.ir-right').dataset.imageId)];
+    }}"""))
+
+
+def panel_has_focus(page) -> bool:
+    return bool(page.evaluate(f"() => document.activeElement === document.querySelector('{PANEL}')"))
+
+
+def matches(db: Path) -> list[tuple[str, int, list[int], list[int]]]:
+    """(kind, undone, [left id, right id], [left rank, right rank]) of every match, in order."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        out = []
+        for mid, kind, undone in con.execute("SELECT id, kind, undone FROM matches ORDER BY id"):
+            es = con.execute("SELECT image_id, rank FROM match_entries WHERE match_id=? ORDER BY position",
+                             (mid,)).fetchall()
+            out.append((kind, undone, [e[0] for e in es], [e[1] for e in es]))
+        return out
+    finally:
+        con.close()
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from imagerank.demo import make_demo
+
+    root = tmp_path_factory.mktemp("lab")
+    ws = root / "demo-ws"
+    make_demo(ws, n=40, progress=False).close()
+    (root / "notebooks").mkdir()
+    shutil.copy(REPO / "notebooks" / "01_vote.ipynb", root / "notebooks" / "01_vote.ipynb")
+    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+        yield url, ws / "imagerank.db", root
+
+
+def test_keyboard_voting_in_jupyterlab(lab):
+    url, db, root = lab
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, url, "notebooks/01_vote.ipynb")
+            run_all(page)
+            assert cell_errors(page) == []
+            page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=30_000)
+            page.wait_for_selector(f"{PANEL} .ir-right .ir-slot img", timeout=30_000)
+            assert matches(db) == []
+            page.locator(PANEL).scroll_into_view_if_needed()
+            page.click(f"{PANEL} .ir-header")
+            assert panel_has_focus(page)
+            # The focus ring is on: a coloured box-shadow around the panel.
+            shadow = page.evaluate(f"() => getComputedStyle(document.querySelector('{PANEL}')).boxShadow")
+            assert shadow not in ("", "none")
+
+            # ←, →, S, D, U
+            expected = []
+            shown = []
+            for key, kind, ranks in [("ArrowLeft", "win", [0, 1]), ("ArrowRight", "win", [1, 0]),
+                                     ("s", "skip", [0, 0]), ("d", "draw", [0, 0])]:
+                pid, left, right = wait_for(lambda: on_screen(page) if all(on_screen(page)) else None,
+                                            what="a pair on screen")
+                shown.append((pid, left, right))
+                page.keyboard.press(key)
+                wait_for(lambda p=pid: on_screen(page)[0] != p, what=f"the next pair after {key}")
+                expected.append((kind, 0, [left, right], ranks))
+            page.keyboard.press("u")
+            # The undone pair comes back at once (the browser had already moved past it).
+            wait_for(lambda: on_screen(page) == shown[-1], what="the undone pair back on screen")
+            expected[-1] = ("draw", 1, expected[-1][2], [0, 0])
+            wait_for(lambda: matches(db) == expected, what=f"the catalog to hold {expected}, has {matches(db)}")
+            page.screenshot(path=str(root / "after-votes.png"))
+
+            # Keys that are JupyterLab shortcuts in command mode do nothing while the panel has focus.
+            before = notebook_shape(page)
+            for key in ["b", "a", "x", "c", "m", "ArrowDown"]:
+                page.keyboard.press(key)
+            time.sleep(1.0)
+            assert notebook_shape(page) == before
+            assert on_screen(page) == shown[-1]
+            assert matches(db) == expected
+            assert panel_has_focus(page)
+
+            # The mouse leaves the panel: keys still go to it.
+            page.mouse.move(3, 3)
+            page.mouse.move(20, 500)
+            pid, left, right = on_screen(page)
+            page.keyboard.press("1")
+            expected.append(("win", 0, [left, right], [0, 1]))
+            wait_for(lambda: matches(db) == expected, what="the vote cast after the mouse left")
+            assert panel_has_focus(page)
+
+            # Ctrl combinations pass through to JupyterLab: Ctrl+S saves the notebook.
+            dirty = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
+            if page.evaluate(dirty):
+                page.keyboard.press("Control+s")
+                wait_for(lambda: not page.evaluate(dirty), what="Ctrl+S to save the notebook")
+            assert panel_has_focus(page)
+
+            # Click an image: the original, larger; Esc closes that view first, then releases the keys.
+            page.click(f"{PANEL} .ir-left .ir-slot")
+            page.wait_for_selector(".imagerank-zoom:not([hidden])")
+            page.wait_for_function(
+                "() => document.querySelector('.imagerank-zoom .ir-zoom-caption').textContent.includes('×')")
+            page.keyboard.press("Escape")
+            assert page.evaluate("() => document.querySelector('.imagerank-zoom').hidden")
+            assert panel_has_focus(page)
+            page.keyboard.press("Escape")
+            assert not panel_has_focus(page)
+            page.keyboard.press("2")
+            time.sleep(0.8)
+            assert matches(db) == expected
+        except Exception:
+            page.screenshot(path=str(root / "failure.png"))
+            print(f"screenshot and JupyterLab log in {root}")
+            raise

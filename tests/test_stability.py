@@ -1,0 +1,92 @@
+"""topk_stability: the posterior estimate of how much of today's top-k is really top-k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagerank.stability import default_k, topk_stability
+
+
+def naive(mu, sigma, k, samples, rng):
+    """Straight from the definition: sort every draw, no pruning, no chunking."""
+    current = set(np.argsort(-(mu - 3 * sigma), kind="stable")[:k].tolist())
+    total = 0
+    for _ in range(samples):
+        x = rng.normal(mu, sigma)
+        total += len(current & set(np.argsort(-x)[:k].tolist()))
+    return total / (samples * k)
+
+
+def test_settled_and_trivial_cases():
+    mu = np.arange(100, dtype=float)
+    assert topk_stability(mu, np.full(100, 1e-6), 10, rng=0) == 1.0
+    assert topk_stability(mu, np.full(100, 5.0), 100, rng=0) == 1.0  # k >= N: everything is top
+    assert topk_stability(mu[:3], np.ones(3), 5) == 1.0
+
+
+def test_all_equal_is_a_random_pick():
+    n, k = 2000, 50
+    value = topk_stability(np.full(n, 25.0), np.full(n, 25 / 3), k, samples=400, rng=1)
+    assert value == pytest.approx(k / n, abs=0.01)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 300, 20
+    mu = rng.normal(25, 4, n)
+    sigma = rng.uniform(0.5, 4, n)
+    fast = topk_stability(mu, sigma, k, samples=2000, rng=seed)
+    slow = naive(mu, sigma, k, 2000, np.random.default_rng(seed + 100))
+    assert fast == pytest.approx(slow, abs=0.02)
+    assert 0.0 < fast < 1.0
+
+
+def test_pruning_keeps_the_answer():
+    # Most images are far below the top: they are left out of the sampling, the answer does not move.
+    rng = np.random.default_rng(5)
+    mu = np.concatenate([rng.normal(40, 2, 60), rng.normal(0, 1, 20_000)])
+    sigma = np.concatenate([rng.uniform(0.5, 2, 60), np.full(20_000, 1.0)])
+    fast = topk_stability(mu, sigma, 30, samples=1000, rng=3)
+    slow = naive(mu[:60], sigma[:60], 30, 1000, np.random.default_rng(9))
+    assert fast == pytest.approx(slow, abs=0.02)
+
+
+def test_more_certainty_means_more_stability():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(25, 5, 500)
+    values = [topk_stability(mu, np.full(500, s), 25, samples=300, rng=0) for s in (8.0, 3.0, 1.0, 0.1)]
+    assert values == sorted(values)
+    assert values[-1] > 0.9
+
+
+def test_seeded_and_generator_rng_reproducible():
+    mu = np.linspace(0, 10, 200)
+    sigma = np.full(200, 2.0)
+    assert topk_stability(mu, sigma, 10, rng=42) == topk_stability(mu, sigma, 10, rng=42)
+    a = topk_stability(mu, sigma, 10, rng=np.random.default_rng(7))
+    assert a == topk_stability(mu, sigma, 10, rng=np.random.default_rng(7))
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "k", "samples", "match"),
+    [
+        (np.zeros(3), np.ones(4), 1, 10, "shapes"),
+        (np.zeros((2, 2)), np.ones((2, 2)), 1, 10, "1-D"),
+        (np.array([0.0, np.nan]), np.ones(2), 1, 10, "NaN"),
+        (np.zeros(3), np.array([1.0, -1.0, 1.0]), 1, 10, ">= 0"),
+        (np.zeros(3), np.ones(3), 0, 10, "k"),
+        (np.zeros(3), np.ones(3), 1, 0, "samples"),
+    ],
+)
+def test_bad_input_is_named(mu, sigma, k, samples, match):
+    with pytest.raises(ValueError, match=match):
+        topk_stability(mu, sigma, k, samples=samples)
+
+
+def test_default_k():
+    assert default_k(0) == 0
+    assert default_k(3) == 1
+    assert default_k(60, 100) == 15
+    assert default_k(100_000, 100) == 100
