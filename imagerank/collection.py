@@ -521,8 +521,8 @@ class Collection:
             rk = [0] * len(ids)
         rated = kind != "skip" or self.settings.skip_as_draw
         session = self.session
-        now = utcnow()
         with self.db.atomic() as conn:
+            now = utcnow()  # under the write lock: created_at follows id order even with several writers
             q = ",".join("?" * len(ids))
             rows = {r[0]: r for r in conn.execute(f"SELECT id, mu, sigma FROM images WHERE id IN ({q})", ids)}
             absent = [i for i in ids if i not in rows]
