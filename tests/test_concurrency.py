@@ -69,6 +69,8 @@ def test_two_processes_vote_500_times_each(shared_workspace: Path, tmp_path: Pat
     # the processes interleaved (not one after the other), and still every rating equals the replay
     order = [r[0] for r in col.db.query("SELECT voter FROM matches ORDER BY id")]
     assert sum(a != b for a, b in pairwise(order)) >= 2
+    times = [r[0] for r in col.db.query("SELECT created_at FROM matches ORDER BY id")]
+    assert times == sorted(times)  # timestamps follow the log order
     rep = col.doctor()
     assert rep.ok, str(rep)
     assert rep.matches_replayed == 1000 - col.stats()["skips"]
@@ -137,3 +139,16 @@ def test_two_connections_in_one_process(shared_workspace: Path) -> None:
     assert col.stats()["wins"] == 200
     assert col.doctor().ok
     col.close()
+
+
+def test_pool_sees_another_connections_votes(shared_workspace: Path) -> None:
+    a = imagerank.open(shared_workspace)
+    b = imagerank.open(shared_workspace)
+    ids = [int(i) for i in a.images_df()["id"][:2]]
+    pool = a.pool()
+    assert pool.mu[pool.index_of(ids[0])] == 25.0
+    b.vote(ids[0], ids[1], "left")
+    pool = a.pool()  # reloaded: PRAGMA data_version changed
+    assert pool.mu[pool.index_of(ids[0])] == b.image(ids[0])["mu"] > 25.0
+    a.close()
+    b.close()
