@@ -68,6 +68,20 @@ def test_broken_files_are_corrupt_with_a_reason(tmp_path: Path) -> None:
     assert rep2.corrupt == 0
     assert rep2.unchanged == 4
     assert len(col.failures_df()) == 3
+    # a corrupt file replaced by a good one (new size and mtime) becomes active with a thumbnail
+    write_image(src / "text.jpg", seed=4)
+    rep3 = col.scan(progress=False)
+    assert rep3.changed == 1
+    assert rep3.thumbnails_built == 1
+    assert _status(col)["text.jpg"] == ("active", None)
+    # a corrupt file that goes missing and returns unchanged is decoded again, and is still corrupt
+    data = (src / "zero.jpg").read_bytes()
+    (src / "zero.jpg").unlink()
+    assert col.scan(progress=False).missing == 1
+    (src / "zero.jpg").write_bytes(data)
+    rep4 = col.scan(progress=False)
+    assert rep4.corrupt == 1
+    assert _status(col)["zero.jpg"][0] == "corrupt"
     col.close()
 
 
