@@ -368,10 +368,13 @@ function render({ model, el: host }) {
   // ------------------------------------------------------------------ header, status, top strip
   function renderHeader() {
     const h = model.get("header") || {};
+    const n = (x) => (x ?? 0).toLocaleString("en-US");
     counts.textContent =
-      `${h.votes ?? 0} votes this session (${h.skips ?? 0} skipped) · ${h.comparisons ?? 0} comparisons in all · ` +
-      `${h.active ?? 0} of ${h.images ?? 0} images active · ${h.missing ?? 0} missing · ${h.corrupt ?? 0} corrupt`;
-    stability.textContent = h.stability == null ? "" : `top-${h.k} stability ${(100 * h.stability).toFixed(0)}%`;
+      `${n(h.votes)} votes this session (${n(h.skips)} skipped) · ${n(h.comparisons)} comparisons in all · ` +
+      `${n(h.active)} of ${n(h.images)} images active · ${n(h.missing)} missing · ${n(h.corrupt)} corrupt`;
+    const pct = 100 * (h.stability ?? 0);
+    stability.textContent = h.stability == null ? "" :
+      `top-${h.k} stability ${pct >= 10 ? pct.toFixed(0) : pct.toFixed(1)}%`;
     stability.title =
       `Expected share of the current top-${h.k} (by μ − 3σ) that stays top-${h.k} under the rating posterior ` +
       "(an estimate of precision@k). Near k/N before any vote; 100% when the top is settled.";

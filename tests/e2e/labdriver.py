@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,12 @@ def _write_lab_settings(folder: Path) -> None:
 
 
 @contextmanager
-def jupyterlab(root: Path, env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
+def jupyterlab(
+    root: Path, env: dict[str, str] | None = None, timeout: float = 90.0, on_start: Callable[[int], Any] | None = None
+) -> Iterator[str]:
     """Run ``jupyter lab`` serving ``root``; yields its base URL. The server and its kernels are stopped after.
+
+    ``on_start`` is called with the server's process id (its kernels are its children).
 
     Raises:
         RuntimeError: the server did not answer within ``timeout`` seconds (its log is in the message).
@@ -72,6 +76,8 @@ def jupyterlab(root: Path, env: dict[str, str] | None = None, timeout: float = 9
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=root,
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    if on_start is not None:
+        on_start(proc.pid)
     try:
         deadline = time.monotonic() + timeout
         while True:

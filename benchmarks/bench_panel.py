@@ -1,0 +1,158 @@
+"""Compare panel in a real browser: key press -> next pair painted, and kernel memory, at 5,000 and 100,000 images.
+
+JupyterLab (127.0.0.1, free port, fresh settings) serves a copy of notebooks/01_vote.ipynb; headless Debian
+Chromium (Playwright, 1400x1000 viewport) runs it, focuses the panel and presses keys at a steady pace. The panel
+records, for every key press, ``performance.now()``-based times: the key event's timestamp and the moment after
+the frame that shows the next pair (requestAnimationFrame, then a message task, i.e. after paint). Images are
+decoded (``img.decode()``) before they are placed, so a paint is a real paint of pixels.
+
+Catalogs: 300 demo photographs (640–1024 px JPEG/PNG) hard-linked under distinct names to 5,000 and 100,000
+files, scanned (stat only); thumbnails are built on demand by the panel as pairs enter its queue, as in a fresh
+catalog. The pairing strategy is the workspace default (``active``).
+
+Kernel memory is the resident set size of the notebook's kernel process after the presses.
+
+Run: ``.venv/bin/python benchmarks/bench_panel.py [--presses 60] [--pace 0.25] [--sizes 5000 100000]``.
+Targets (issue 3): median <= 20 ms and p90 <= 35 ms at both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from labdriver import CHROMIUM, chromium, jupyterlab, open_notebook, run_all  # noqa: E402
+
+PANEL = ".imagerank-compare"
+
+
+def build_catalog(root: Path, sources: list[Path], n: int) -> Path:
+    """A workspace over ``n`` files (hard links to ``sources``, round robin), scanned without thumbnails."""
+    import imagerank
+
+    folder = root / f"images-{n}"
+    folder.mkdir()
+    for i in range(n):
+        src = sources[i % len(sources)]
+        os.link(src, folder / f"{i:06d}_{src.name}")
+    ws = root / f"ws-{n}"
+    col = imagerank.init(ws, folder)
+    t0 = time.perf_counter()
+    report = col.scan(progress=False, thumbnails=False)
+    print(f"  catalog of {n:,}: {report.added:,} added in {time.perf_counter() - t0:.1f} s")
+    col.close()
+    return ws
+
+
+def kernel_rss(server_pid: int) -> int | None:
+    """RSS in bytes of the ipykernel process started by the server (None when not found)."""
+    import psutil
+
+    for p in psutil.Process(server_pid).children(recursive=True):
+        try:
+            if any("ipykernel" in part for part in p.cmdline()):
+                return int(p.memory_info().rss)
+        except psutil.Error:
+            continue
+    return None
+
+
+def percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def run_one(root: Path, ws: Path, presses: int, pace: float, shots: Path | None) -> dict[str, float]:
+    lab_root = root / f"lab-{ws.name}"
+    (lab_root / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / "notebooks" / "01_vote.ipynb", lab_root / "notebooks" / "01_vote.ipynb")
+    server_pid: list[int] = []
+    with jupyterlab(lab_root, env={"IMAGERANK_WORKSPACE": str(ws)}, on_start=server_pid.append) as url, \
+            chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t0 = time.perf_counter()
+        open_notebook(page, url, "notebooks/01_vote.ipynb")
+        run_all(page, timeout_ms=600_000)
+        page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=120_000)
+        page.wait_for_selector(f"{PANEL} .ir-right .ir-slot img", timeout=120_000)
+        ready_s = time.perf_counter() - t0
+        page.locator(PANEL).scroll_into_view_if_needed()
+        page.click(f"{PANEL} .ir-header")
+        time.sleep(2.0)  # let the queue fill (thumbnails of the first pairs are built on demand)
+        keys = ["ArrowLeft", "ArrowRight", "1", "2"]
+        for i in range(presses):
+            page.keyboard.press(keys[i % len(keys)])
+            time.sleep(pace)
+        time.sleep(2.0)
+        paints = page.evaluate(f"() => document.querySelector('{PANEL}').irPaints")
+        if shots is not None:
+            page.screenshot(path=str(shots / f"panel-{ws.name}.png"))
+        rss = kernel_rss(server_pid[0])
+        deadline = time.monotonic() + 60
+        stored = 0
+        while time.monotonic() < deadline:
+            con = sqlite3.connect(f"file:{ws / 'imagerank.db'}?mode=ro", uri=True)
+            stored = con.execute("SELECT COUNT(*) FROM matches WHERE undone=0").fetchone()[0]
+            con.close()
+            if stored >= presses:
+                break
+            time.sleep(0.5)
+    ms = [p["ms"] for p in paints]
+    return {
+        "presses": presses, "painted": len(ms), "stored": stored, "ready_s": ready_s,
+        "median": statistics.median(ms) if ms else float("nan"),
+        "p90": percentile(ms, 0.9) if ms else float("nan"),
+        "max": max(ms) if ms else float("nan"),
+        "rss_mb": (rss or 0) / 2**20,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--presses", type=int, default=60)
+    ap.add_argument("--pace", type=float, default=0.25, help="seconds between key presses (default 0.25)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 100_000])
+    ap.add_argument("--screenshots", type=Path, default=None, help="folder for a screenshot per run")
+    args = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        print(f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
+        return 2
+    from imagerank.demo import render_demo_images
+
+    with tempfile.TemporaryDirectory(prefix="bench-panel-") as tmp:
+        root = Path(tmp)
+        print("rendering 300 demo photographs ...")
+        render_demo_images(root / "src", n=300, seed=0, progress=False)
+        sources = sorted(p for p in (root / "src").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        rows = []
+        for n in args.sizes:
+            ws = build_catalog(root, sources, n)
+            print(f"  {n:,} images: {args.presses} presses, one every {args.pace * 1000:.0f} ms ...")
+            r = run_one(root, ws, args.presses, args.pace, args.screenshots)
+            rows.append((n, r))
+        print()
+        print("key press -> next pair painted (headless Chromium, JupyterLab, 1400x1000), kernel RSS after")
+        print(f"{'images':>9} {'presses':>8} {'painted':>8} {'stored':>7} {'median ms':>10} {'p90 ms':>8} "
+              f"{'max ms':>8} {'kernel RSS MB':>14} {'panel ready s':>14}")
+        for n, r in rows:
+            print(f"{n:>9,} {r['presses']:>8} {r['painted']:>8} {r['stored']:>7} {r['median']:>10.1f} "
+                  f"{r['p90']:>8.1f} {r['max']:>8.1f} {r['rss_mb']:>14.0f} {r['ready_s']:>14.1f}")
+        ok = all(r["median"] <= 20 and r["p90"] <= 35 and r["painted"] >= args.presses for _, r in rows)
+        print("targets (median <= 20 ms, p90 <= 35 ms, every press painted):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
