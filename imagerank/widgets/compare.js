@@ -370,7 +370,8 @@ function render({ model, el: host }) {
     const h = model.get("header") || {};
     const n = (x) => (x ?? 0).toLocaleString("en-US");
     counts.textContent =
-      `${n(h.votes)} votes this session (${n(h.skips)} skipped) · ${n(h.comparisons)} comparisons in all · ` +
+      `${n(h.votes)} vote${h.votes === 1 ? "" : "s"} this session (${n(h.skips)} skipped) · ` +
+      `${n(h.comparisons)} comparison${h.comparisons === 1 ? "" : "s"} in all · ` +
       `${n(h.active)} of ${n(h.images)} images active · ${n(h.missing)} missing · ${n(h.corrupt)} corrupt`;
     const pct = 100 * (h.stability ?? 0);
     stability.textContent = h.stability == null ? "" :

@@ -26,10 +26,10 @@ if not Path(CHROMIUM).exists():
 pytest.importorskip("playwright")
 
 
-def on_screen(page) -> tuple[int, int, int]:
-    """(pid, left image id, right image id) of the pair the panel shows."""
+def on_screen(page, view: int = 0) -> tuple[int, int, int]:
+    """(pid, left image id, right image id) of the pair the panel (its ``view``-th view) shows."""
     return tuple(page.evaluate(f"""() => {{
-        const r = document.querySelector('{PANEL}');
+        const r = document.querySelectorAll('{PANEL}')[{view}];
         return [Number(r.dataset.pid), Number(r.querySelector('.ir-left').dataset.imageId),
                 Number(r.querySelector('.ir-right').dataset.imageId)];
     }}"""))
@@ -154,5 +154,50 @@ def test_keyboard_voting_in_jupyterlab(lab):
             assert matches(db) == expected
         except Exception:
             page.screenshot(path=str(root / "failure.png"))
+            print(f"screenshot and JupyterLab log in {root}")
+            raise
+
+
+ADD_VIEW = """async () => {
+    const app = window.jupyterapp;
+    const nb = app.shell.currentWidget.content;
+    nb.activeCellIndex = nb.widgets.length - 1;
+    await app.commands.execute('notebook:insert-cell-below');
+    nb.activeCell.model.sharedModel.setSource('panel  # a second view of the same panel');
+    await app.commands.execute('notebook:run-cell');
+}"""
+
+
+def test_two_views_stay_in_sync_and_buttons_vote(lab):
+    url, db, root = lab
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, url, "notebooks/01_vote.ipynb")
+            run_all(page)
+            page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=30_000)
+            page.evaluate(ADD_VIEW)
+            wait_for(lambda: page.evaluate(f"() => document.querySelectorAll('{PANEL} .ir-right .ir-slot img').length")
+                     == 2, what="a second view with its images")
+            assert on_screen(page, 0) == on_screen(page, 1)
+            before = matches(db)
+            pid, left, right = on_screen(page, 1)
+            page.locator(PANEL).nth(1).locator(".ir-btn-right").click()  # a mouse user votes in view 2
+            wait_for(lambda: on_screen(page, 0)[0] != pid and on_screen(page, 0) == on_screen(page, 1),
+                     what="both views on the next pair")
+            wait_for(lambda: matches(db) == [*before, ("win", 0, [left, right], [1, 0])], what="the button's vote")
+            page.locator(PANEL).nth(0).locator(".ir-header").click()  # keys in view 1
+            pid2, left2, right2 = on_screen(page, 0)
+            page.keyboard.press("ArrowLeft")
+            wait_for(lambda: on_screen(page, 1)[0] != pid2, what="view 2 to follow view 1")
+            wait_for(lambda: len(matches(db)) == len(before) + 2, what="the key's vote")
+            assert matches(db)[-1] == ("win", 0, [left2, right2], [0, 1])
+            page.locator(PANEL).nth(1).locator(".ir-btn-undo").click()
+            wait_for(lambda: on_screen(page, 0) == on_screen(page, 1) == (pid2, left2, right2),
+                     what="the undone pair back in both views")
+            wait_for(lambda: matches(db)[-1][1] == 1, what="the undo in the catalog")
+            page.screenshot(path=str(root / "two-views.png"))
+        except Exception:
+            page.screenshot(path=str(root / "failure-two-views.png"))
             print(f"screenshot and JupyterLab log in {root}")
             raise
