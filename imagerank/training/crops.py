@@ -12,7 +12,8 @@ will have (so "confidence" reads as expected IoU, 0–1).
 
 Baselines (:func:`centre_crop_boxes`, :func:`saliency_boxes`): a centred box of the training crops' median size,
 and the spectral-residual saliency map (Hou & Zhang 2007, "Saliency Detection: A Spectral Residual Approach",
-CVPR) thresholded at 3x its mean, whose bounding box is widened by the same margin the ideal crops have. Metrics:
+CVPR; on luma and two opponent colour channels) thresholded at 3x its mean, whose largest connected region's
+bounding box is widened by the same margin the ideal crops have. Metrics:
 mean IoU and boundary displacement error (mean absolute offset of the four edges, in fractions of the image side).
 """
 
@@ -241,29 +242,36 @@ def spectral_residual(gray: np.ndarray, *, side: int = 64, blur_sigma: float = 2
 def saliency_boxes(images: np.ndarray, *, margin: float = _MARGIN, threshold: float = 3.0,
                    fallback_wh: tuple[float, float] = (0.6, 0.6)) -> np.ndarray:
     """(N, 4) ``x, y, w, h`` boxes from spectral-residual saliency (luma and the two opponent colour channels,
-    averaged): the bounding box of the pixels above
-    ``threshold`` x the map's mean (Hou & Zhang's object map), widened by ``margin`` of its size on each side and
-    clipped to the image; a centred ``fallback_wh`` box when nothing passes the threshold.
+    each thresholded, union): the bounding box of the largest connected region of pixels above ``threshold`` x
+    the map's mean (Hou & Zhang's object map), widened by ``margin`` of its size on each side and clipped to the
+    image; a centred ``fallback_wh`` box when nothing passes the threshold.
 
     Args:
         images: (N, H, W, 3) uint8 (or float) images.
     """
+    from scipy.ndimage import label
+
     out = np.zeros((len(images), 4), np.float32)
     fb = centre_crop_boxes(1, fallback_wh)[0]
     for k, im in enumerate(images):
         a = np.asarray(im, dtype=np.float32)
         if a.ndim == 3:
-            # luma and two opponent colour channels, each through spectral residual, averaged: colour contrast
-            # counts as well as brightness contrast (a stronger baseline than grey-level SR alone)
+            # luma and two opponent colour channels, each through spectral residual and thresholded on its own;
+            # the object map is their union, so colour contrast counts as well as brightness contrast (a stronger
+            # baseline than grey-level SR alone, while a channel of pure noise rarely passes its threshold)
             r, g, b = a[..., 0], a[..., 1], a[..., 2]
             chans = [0.299 * r + 0.587 * g + 0.114 * b, r - g, 0.5 * (r + g) - b]
-            sal = np.mean([spectral_residual(c) for c in chans], axis=0)
         else:
-            sal = spectral_residual(a)
-        mask = sal > threshold * sal.mean()
+            chans = [a]
+        maps = [spectral_residual(c) for c in chans if c.std() > 0.5]  # a flat channel has no spectrum to read
+        mask = np.logical_or.reduce([m > threshold * m.mean() for m in maps]) if maps else np.zeros((1, 1), bool)
         if not mask.any():
             out[k] = fb
             continue
+        labels, n = label(mask)  # keep the largest connected region: scattered texture responses drop out
+        if n > 1:
+            sizes = np.bincount(labels.ravel())[1:]
+            mask = labels == 1 + int(np.argmax(sizes))
         h, w = mask.shape
         ys, xs = np.nonzero(mask)
         x1, x2 = xs.min() / w, (xs.max() + 1) / w

@@ -365,7 +365,7 @@ def quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             for msg in (".*does not have many workers.*", ".*LeafSpec.*", ".*litlogger.*", ".*Total length of.*",
-                        ".*The number of training batches.*"):
+                        ".*The number of training batches.*", ".*module\\(s\\) in eval mode.*"):
                 warnings.filterwarnings("ignore", message=msg)
             yield
     finally:

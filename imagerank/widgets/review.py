@@ -102,7 +102,7 @@ class ReviewPanel:
         self.edit_winner: int | None = None
         self.editor: CropPanel | None = None
         self.header = w.HTML()
-        self.cards = w.HBox(layout=w.Layout(flex_flow="row wrap", gap="8px"))
+        self.cards = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.editor_box = w.VBox()
         self.status = w.HTML()
         buttons = []
@@ -175,7 +175,7 @@ class ReviewPanel:
                     pass
             tag = "<b style='color:#2ca043'>suggested winner</b>" if i == winner else ""
             label.value = f"<small>#{i} {self.col.image(i)['filename']}</small> {tag}"
-            cards.append(w.VBox([img, label]))
+            cards.append(w.VBox([img, label], layout=w.Layout(margin="0 8px 0 0")))
         self.cards.children = tuple(cards)
 
     # ------------------------------------------------------------------ decisions
