@@ -26,7 +26,8 @@ def _files(col: imagerank.Collection) -> dict[str, tuple[int, str]]:
     return {r["filename"]: (int(r["id"]), r["filepath"]) for _, r in col.images_df().iterrows()}
 
 
-def test_selection_log_imports_good_rows_and_reports_bad_ones(pref_col, tmp_path: Path) -> None:
+def test_selection_log_imports_good_rows_and_reports_bad_ones(small_col, tmp_path: Path) -> None:
+    pref_col = small_col(8)  # its own image folder: this test adds a file to it
     f = _files(pref_col)
     img_dir = Path(pref_col.settings.roots[0])
     names = sorted(f)[:6]
