@@ -239,7 +239,9 @@ class Collection:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _thumb_jobs(self, ids: Iterable[int] | None, extractors: Sequence[str], force: bool) -> list[DecodeJob]:
+    def _thumb_jobs(
+        self, ids: Iterable[int] | None, extractors: Sequence[str], force: bool, keep_current: bool = False
+    ) -> list[DecodeJob]:
         where = "status = 'active'" + ("" if force else " AND (thumb_fingerprint IS NULL OR thumb_fingerprint != "
                                        "CAST(size AS TEXT) || '-' || CAST(mtime_ns AS TEXT))")
         wanted = None if ids is None else set(int(i) for i in ids)
@@ -247,19 +249,24 @@ class Collection:
         if wanted is not None and len(wanted) <= 500:  # a few ids (a panel's on-demand thumbnail): no full scan
             where += f" AND id IN ({','.join('?' * len(wanted))})"
             params = tuple(wanted)
-        rows = self.db.query(f"SELECT id, filepath, size, mtime_ns FROM images WHERE {where}", params)
+        rows = self.db.query(
+            f"SELECT id, filepath, size, mtime_ns, thumb_fingerprint FROM images WHERE {where}", params
+        )
         size = self.settings.thumb_size
         jobs = []
         for r in rows:
             if wanted is not None and r["id"] not in wanted:
                 continue
             fp = fingerprint(r["size"] or 0, r["mtime_ns"] or 0)
+            dest: Path | None = thumb_path(self.thumbs_dir, r["id"], fp, size)
+            if keep_current and r["thumb_fingerprint"] == fp and dest.exists():
+                dest = None  # decode for the extractors only; the thumbnail is current
             jobs.append(
                 DecodeJob(
                     image_id=r["id"],
                     path=r["filepath"],
                     fingerprint=fp,
-                    thumb_dest=str(thumb_path(self.thumbs_dir, r["id"], fp, size)),
+                    thumb_dest=None if dest is None else str(dest),
                     thumb_size=size,
                     max_pixels=self.settings.max_image_pixels,
                     extractors=tuple(extractors),
@@ -275,6 +282,7 @@ class Collection:
         force: bool = False,
         extractors: Sequence[str] = (),
         on_result: Any = None,
+        keep_current: bool = False,
     ) -> tuple[int, int]:
         """Write thumbnails for active images whose thumbnail is missing or stale (one decode each).
 
@@ -283,11 +291,19 @@ class Collection:
             force: rebuild even when the thumbnail is current.
             extractors: feature extractors to run on the same decode (see ``imagerank.features``).
             on_result: called with each :class:`~imagerank.thumbnails.DecodeResult` (used by the feature pass).
+                When None and ``extractors`` are given, their values are written to the sidecars.
+            keep_current: with ``force``, decode images whose thumbnail is current for the extractors only,
+                without rewriting the thumbnail.
 
         Returns:
             (thumbnails written, images marked corrupt).
         """
-        jobs = self._thumb_jobs(ids, extractors, force)
+        jobs = self._thumb_jobs(ids, extractors, force, keep_current)
+        collector = None
+        if extractors and on_result is None:
+            from .features.pipeline import DecodeCollector
+
+            collector = on_result = DecodeCollector(self, extractors)
         written = corrupt = 0
         pending: list[tuple[Any, ...]] = []
         fails: list[tuple[Any, ...]] = []
@@ -329,6 +345,8 @@ class Collection:
             if len(pending) >= 256:
                 flush()
         flush()
+        if collector is not None:
+            collector.close()
         if corrupt:
             self._invalidate()
         return written, corrupt
@@ -353,6 +371,83 @@ class Collection:
             return p.read_bytes()
         except OSError:
             return None
+
+    # ------------------------------------------------------------------ features (imagerank.features)
+    def compute_features(
+        self,
+        *,
+        hashes: bool = True,
+        quality: bool = True,
+        exif: bool = True,
+        embeddings: str | Sequence[str] | None = None,
+        ids: Iterable[int] | None = None,
+        force: bool = False,
+        scan: bool = False,
+        devices: int | str = 1,
+        strategy: str = "auto",
+        batch_size: int = 64,
+        num_workers: int | None = None,
+        skip_failures: bool = True,
+        progress: bool = True,
+    ) -> Any:
+        """Compute missing or stale feature sidecars (hashes + quality in the thumbnail's single decode, EXIF,
+        ``embeddings="MODEL:PRETRAINED"``); returns a ``FeatureReport``. See
+        :func:`imagerank.features.pipeline.compute_features`."""
+        from .features.pipeline import compute_features
+
+        return compute_features(
+            self, hashes=hashes, quality=quality, exif=exif, embeddings=embeddings, ids=ids, force=force, scan=scan,
+            devices=devices, strategy=strategy, batch_size=batch_size, num_workers=num_workers,
+            skip_failures=skip_failures, progress=progress,
+        )
+
+    def features_df(self, name: str) -> pd.DataFrame:
+        """Sidecar ``name`` (``hashes``, ``quality``, ``exif``, ``embeddings/<model>__<pretrained>``) as a
+        DataFrame, one current row per image, sorted by ``image_id``. See
+        :func:`imagerank.features.sidecar.features_frame`."""
+        from .features.sidecar import features_frame
+
+        return features_frame(self, name)
+
+    def embeddings(self, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(image_ids (N,) int64 ascending, X (N, D) float32 L2-normalised)`` of embedding set ``name``
+        (``"<model>__<pretrained>"``; default the newest). Raises FeatureError when none was computed."""
+        from .features.neighbors import embedding_matrix
+
+        return embedding_matrix(self, name)
+
+    def embedding_sets(self) -> dict[str, dict[str, Any]]:
+        """Computed embedding sets: ``"<model>__<pretrained>"`` -> metadata (model, pretrained, dim, ...)."""
+        from .features.neighbors import embedding_sets
+
+        return embedding_sets(self)
+
+    def near_duplicates(self, method: str = "phash", *, threshold: float | None = None) -> list[list[int]]:
+        """Groups of near-duplicate active images (lists of ids, largest first) by ``"phash"`` Hamming distance
+        (<= ``Settings.phash_threshold``) or ``"embedding"`` cosine (>= ``Settings.cosine_threshold``). See
+        :func:`imagerank.features.neighbors.near_duplicate_groups`."""
+        from .features.neighbors import near_duplicate_groups
+
+        return near_duplicate_groups(self, method, threshold=threshold)
+
+    def exact_duplicates(self) -> list[list[int]]:
+        """Groups of active images with byte-identical files (equal digests), largest first."""
+        from .features.neighbors import exact_duplicate_groups
+
+        return exact_duplicate_groups(self)
+
+    def similar(self, image_id: int, k: int = 10) -> pd.DataFrame:
+        """The ``k`` nearest active images to ``image_id`` by embedding cosine: ``image_id``, ``similarity``,
+        ``filepath``."""
+        from .features.neighbors import similar_images
+
+        return similar_images(self, image_id, k)
+
+    def feature_map(self, method: str = "pca", *, source: str = "auto") -> pd.DataFrame:
+        """2-D map of the active images (``image_id``, ``x``, ``y``) by PCA of embeddings (else hash bits)."""
+        from .features.neighbors import feature_map
+
+        return feature_map(self, method, source=source)
 
     # ------------------------------------------------------------------ pool & sessions
     def _invalidate(self) -> None:

@@ -13,6 +13,7 @@ fingerprint (``<size>-<mtime_ns>``) and the thumbnail size, so a changed file ge
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import multiprocessing as mp
 import os
 import warnings
@@ -126,8 +127,9 @@ def decode_image(path: str, target: int, max_pixels: int = 178_956_970) -> tuple
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
-            if im.format == "JPEG":
-                im.draft("RGB", (target, target))
+            if im.format == "JPEG":  # libjpeg scales by 1/2, 1/4, 1/8 while decoding: longest side >= target
+                k = target / max(w, h)
+                im.draft("RGB", (max(1, math.ceil(w * k)), max(1, math.ceil(h * k))))
             im.load()
             out = ImageOps.exif_transpose(im)
             if out is None:  # pragma: no cover - exif_transpose returns a copy unless in_place
@@ -140,13 +142,18 @@ def decode_image(path: str, target: int, max_pixels: int = 178_956_970) -> tuple
 
 
 def process_job(job: DecodeJob) -> DecodeResult:
-    """Decode one image and write its thumbnail and features. Never raises: failures are in the result."""
+    """Decode one image and write its thumbnail and features. Never raises: failures are in the result.
+
+    ``job.thumb_dest`` None decodes for the extractors only (the thumbnail is current). Extractors get the decode
+    reduced to at most ``job.feature_size`` pixels on the longest side (bilinear, like the thumbnail).
+    """
     target = max(job.thumb_size, job.feature_size if job.extractors else 0)
     try:
         rgb, width, height = decode_image(job.path, target, job.max_pixels)
     except Exception as e:  # every decoder error becomes a recorded status
         return DecodeResult(job.image_id, ok=False, reason=f"{type(e).__name__}: {e}"[:500])
     result = DecodeResult(job.image_id, ok=True, width=width, height=height)
+    thumb: Image.Image | None = None
     if job.thumb_dest:
         try:
             thumb = rgb.copy()
@@ -159,13 +166,21 @@ def process_job(job: DecodeJob) -> DecodeResult:
             result.thumb_written = True
         except OSError as e:
             result.failures["thumbnail"] = f"{type(e).__name__}: {e}"
+    if job.extractors:
+        # Extractors see the "feature image": the decode reduced to feature_size the same way as a thumbnail,
+        # so values do not depend on whether (or at which size) a thumbnail was written in the same pass.
+        if thumb is not None and job.thumb_size == job.feature_size:
+            feat = thumb
+        else:
+            feat = rgb.copy()
+            feat.thumbnail((job.feature_size, job.feature_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     for name in job.extractors:
         fn = EXTRACTORS.get(name)
         if fn is None:
             result.failures[name] = f"no extractor named {name!r}"
             continue
         try:
-            result.features[name] = fn(rgb, job)
+            result.features[name] = fn(feat, job)
         except Exception as e:
             result.failures[name] = f"{type(e).__name__}: {e}"[:500]
     return result
