@@ -70,6 +70,9 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 class ConvBackbone(nn.Module):
     """A small conv net: (B, 3, S, S) in [0, 1] -> (B, 2*width, S/8, S/8) feature map (stride 8, BN + ReLU)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         w = width
@@ -97,6 +100,9 @@ class ClipPatchBackbone(nn.Module):
         model_name: an open_clip ViT name (``ViT-B-32`` ...).
         pretrained: an open_clip pretrained tag or a local weights file; None for random weights (tests).
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = None) -> None:
         super().__init__()
@@ -397,6 +403,7 @@ class CropProposer(L.LightningModule):
                                    "conf_weight": conf_weight, "config": config or {}})
         self.net = net
         self.optim_config = opt
+        self.weights = (float(l1_weight), float(giou_weight), float(conf_weight))
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_iou, self.val_iou = MeanMetric(), MeanMetric()
 
@@ -413,8 +420,8 @@ class CropProposer(L.LightningModule):
         giou = generalized_box_iou_loss(pred, tgt, reduction="mean")
         iou = box_iou(pred.detach().clamp(0, 1), tgt).diagonal()
         conf_loss = F.binary_cross_entropy_with_logits(conf, iou)
-        hp = self.hparams
-        return hp.l1_weight * l1 + hp.giou_weight * giou + hp.conf_weight * conf_loss, iou
+        w_l1, w_giou, w_conf = self.weights
+        return w_l1 * l1 + w_giou * giou + w_conf * conf_loss, iou
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         loss, iou = self.model_step(batch)
@@ -495,8 +502,11 @@ class CropModel:
         out)."""
         import pandas as pd
 
-        got = [(int(i), _thumb_square(col, int(i), self.image_size)) for i in ids]
-        got = [(i, a) for i, a in got if a is not None]
+        got: list[tuple[int, np.ndarray]] = []
+        for i in ids:
+            a = _thumb_square(col, int(i), self.image_size)
+            if a is not None:
+                got.append((int(i), a))
         if not got:
             return pd.DataFrame(columns=["image_id", "x", "y", "w", "h", "confidence"])
         boxes, conf = self.propose(np.stack([a for _, a in got]))
@@ -582,11 +592,10 @@ def evaluate_crops(model: CropModel, images: np.ndarray, targets: np.ndarray, *,
     import pandas as pd
 
     targets = np.asarray(targets, np.float32)
-    if prior_wh is None:
-        prior_wh = tuple(model.metadata.get("prior_wh") or np.median(targets[:, 2:], axis=0))  # type: ignore[assignment]
-    assert prior_wh is not None
+    wh = prior_wh or model.metadata.get("prior_wh") or np.median(targets[:, 2:], axis=0)
+    size = (float(wh[0]), float(wh[1]))
     pred, _ = model.propose(images)
-    boxes = {"proposer": pred, "centre": centre_crop_boxes(len(images), prior_wh), "saliency": saliency_boxes(images)}
+    boxes = {"proposer": pred, "centre": centre_crop_boxes(len(images), size), "saliency": saliency_boxes(images)}
     rows = [{"method": k, "n": len(targets), "mean_iou": float(box_iou_xywh(v, targets).mean()),
              "bde": float(boundary_displacement(v, targets).mean())} for k, v in boxes.items()]
     return CropEvaluation(pd.DataFrame(rows), boxes, targets, np.asarray(images))

@@ -169,18 +169,18 @@ def load_votes(col: Collection, *, sources: Sequence[str] | None = None, require
             continue
         if len(ids) == 2:
             n_draws += int(rk[0] == rk[1])
-            match_ids.append(int(mid))  # type: ignore[call-overload]
+            match_ids.append(int(mid))
             entries.append(ids)
             ranks.append(rk)
         elif len(np.unique(rk)) == 1:
             n_tied += 1  # an N-way "all equal": pairwise draws carry the same information
             for x in range(len(ids)):
                 for z in range(x + 1, len(ids)):
-                    match_ids.append(int(mid))  # type: ignore[call-overload]
+                    match_ids.append(int(mid))
                     entries.append(ids[[x, z]])
                     ranks.append(np.zeros(2, np.int64))
         else:
-            match_ids.append(int(mid))  # type: ignore[call-overload]
+            match_ids.append(int(mid))
             entries.append(ids)
             ranks.append(rk)
     votes = VoteData(np.asarray(match_ids, np.int64), entries, ranks, n_skips, n_undone, n_draws, n_tied)

@@ -8,8 +8,9 @@
 - ``"cheap"``: :data:`CHEAP_FEATURES`, colour statistics and quality metrics computed from each image's thumbnail
   (one decode of a cached JPEG, no original is read), cached in ``sidecars/training/cheap-v1.parquet`` keyed by
   image id and file fingerprint. When the quality sidecar exists (``Collection.features_df("quality")``), its
-  numeric columns are appended and the feature set is named ``cheap-v1+quality``.
-- ``"auto"``: the embedding set with the most images when one exists, else ``"cheap"``.
+  numeric columns are appended and the feature set is named ``cheap-v1+quality``. ``"cheap-v1"`` and
+  ``"cheap-v1+quality"`` ask for one of the two exactly (a trained model asks for its own).
+- ``"auto"``: the newest embedding set when one exists (else the one with the most images), else ``"cheap"``.
 
 The feature set's name is stored with every trained model, so a checkpoint is never applied to vectors of another
 kind (see :mod:`imagerank.training.registry`).
@@ -142,7 +143,8 @@ def _cache_path(col: Collection) -> Path:
     return col.sidecars_dir / "training" / f"{CHEAP_SET}.parquet"
 
 
-def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_failures: bool) -> FeatureMatrix:
+def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_failures: bool,
+                  with_quality: bool | None = None) -> FeatureMatrix:
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -196,10 +198,15 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
     X = np.stack([cached[int(i)][1] for i in have]).astype(np.float32) if len(have) else np.zeros(
         (0, len(CHEAP_FEATURES)), np.float32)
     name = CHEAP_SET
-    quality = _quality_sidecar(col)
+    quality = _quality_sidecar(col) if with_quality is not False else None
+    if with_quality and quality is None:
+        raise FeatureError(f"features {CHEAP_SET}+quality: no quality sidecar; run "
+                           "Collection.compute_features(quality=True) or use features='cheap-v1'")
     if quality is not None and len(have):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
         qcols = [c for c in quality.columns if c not in ("image_id", "fingerprint")
-                 and np.issubdtype(quality[c].dtype, np.number) and not np.issubdtype(quality[c].dtype, np.bool_)]
+                 and is_numeric_dtype(quality[c]) and not is_bool_dtype(quality[c])]
         if qcols:
             q = quality.drop_duplicates("image_id", keep="last").set_index("image_id")[qcols]
             present = np.isin(have, q.index.to_numpy())
@@ -288,6 +295,21 @@ def _read_embeddings(col: Collection, name: str) -> tuple[np.ndarray, np.ndarray
     return ids, X
 
 
+def _auto_source(col: Collection) -> str:
+    """The newest embedding set (``Collection.embedding_sets`` metadata ``written_at``), else the embedding folder
+    with the most images, else ``"cheap"``."""
+    lister = getattr(col, "embedding_sets", None)
+    if callable(lister):
+        try:
+            sets = lister()
+        except Exception:
+            sets = None
+        if sets:
+            return "embeddings:" + max(sets, key=lambda k: str((sets[k] or {}).get("written_at", "")))
+    counts = {k: v for k, v in list_feature_sets(col).items() if k.startswith("embeddings:")}
+    return max(counts, key=lambda k: counts[k]) if counts else "cheap"
+
+
 def feature_matrix(
     col: Collection,
     source: str = "auto",
@@ -314,10 +336,10 @@ def feature_matrix(
         FeatureError: unknown source, or the embedding sidecar is missing or unreadable.
     """
     if source == "auto":
-        sets = {k: v for k, v in list_feature_sets(col).items() if k.startswith("embeddings:")}
-        source = max(sets, key=lambda k: sets[k]) if sets else "cheap"
-    if source in ("cheap", CHEAP_SET, f"{CHEAP_SET}+quality"):
-        return _cheap_matrix(col, None if ids is None else np.asarray(ids), progress, skip_failures)
+        source = _auto_source(col)
+    wanted = {"cheap": None, CHEAP_SET: False, f"{CHEAP_SET}+quality": True}
+    if source in wanted:
+        return _cheap_matrix(col, None if ids is None else np.asarray(ids), progress, skip_failures, wanted[source])
     if source.startswith("embeddings:"):
         name = source.split(":", 1)[1]
         eids, X = _read_embeddings(col, name)

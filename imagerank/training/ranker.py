@@ -79,6 +79,9 @@ class NetConfig:
 class Standardize(nn.Module):
     """``(x - mean) / std`` with ``mean``, ``std`` (D,) float32 buffers (saved with the weights)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -481,8 +484,7 @@ def train_ranker(
                                    n_batches=n_batches, accelerator=accelerator, logger=logger,
                                    fast_dev_run=fast_dev_run, has_val=len(dm.val_set) > 0)
             trainer.fit(module, datamodule=dm)
-        net = module.net.cpu().eval()
-        ranker = Ranker(net, cfg, fm.name, name=name)
+        ranker = Ranker(module.net.cpu().eval(), cfg, fm.name, name=name)
         metrics = _quick_metrics(ranker, fm, dm)
         ranker.metadata = {
             "kind": "ranker",

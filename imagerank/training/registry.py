@@ -32,7 +32,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def _root(col: Collection | str | os.PathLike[str]) -> Path:
-    return col.models_dir if hasattr(col, "models_dir") else Path(col) / "models"  # type: ignore[union-attr]
+    from ..collection import Collection
+
+    return col.models_dir if isinstance(col, Collection) else Path(col) / "models"
 
 
 def model_dir(col: Collection | str | os.PathLike[str], name: str) -> Path:
@@ -186,7 +188,7 @@ def list_models(col: Collection | str | os.PathLike[str]) -> pd.DataFrame:
     """Every model in ``models/``: name, kind, feature_set, feature_dim, saved_at, key metrics."""
     import pandas as pd
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     root = _root(col)
     if root.is_dir():
         for d in sorted(root.iterdir()):

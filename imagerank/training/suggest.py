@@ -106,12 +106,12 @@ def suggest_winners(
             groups = col.next_pairs(n, strategy=strategy)
         except StrategyNotFoundError:
             groups = col.next_pairs(n, strategy="random")
-    groups = [list(map(int, g)) for g in groups]
-    flat = np.unique(np.concatenate([np.asarray(g, np.int64) for g in groups])) if groups else np.zeros(0, np.int64)
+    lists: list[list[int]] = [list(map(int, g)) for g in groups]
+    flat = np.unique(np.concatenate([np.asarray(g, np.int64) for g in lists])) if lists else np.zeros(0, np.int64)
     scores = ranker.score_images(col, flat) if len(flat) else None
     model_name = ranker.name or "ranker"
     items = []
-    for g in groups:
+    for g in lists:
         if scores is None or len(g) < 2 or any(i not in scores.index for i in g):
             continue
         s = scores.reindex(g).to_numpy(np.float64)
@@ -186,7 +186,7 @@ def decide(
     now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
     with col.db.atomic() as conn:
         if item.winner_id is not None:
-            payload = {"winner": chosen} if decision == "edit" else None
+            payload: dict[str, Any] | None = {"winner": chosen} if decision == "edit" else None
             conn.execute(f"UPDATE suggestions SET decision=?, decided_payload=?, match_id=?, decided_at={now_sql} "
                          "WHERE id=?", (decision, json.dumps(payload) if payload else None, match_id, item.winner_id))
         if item.crop_id is not None:

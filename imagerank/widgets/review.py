@@ -224,10 +224,13 @@ class ReviewPanel:
         self.editor = None
         if item.crop_image is not None:
             self.editor = CropPanel(self.col, [item.crop_image], box=item.crop, store=False,
-                                    on_save=lambda _i, b, _c: self.finish_edit(box=b))
+                                    on_save=self._editor_saved)
             self.editor_box.children = (self.editor.widget,)
         self._render()
         return self.editor
+
+    def _editor_saved(self, image_id: int, box: tuple[float, float, float, float], crop_id: int | None) -> None:
+        self.finish_edit(box=box)
 
     def finish_edit(self, box: Sequence[float] | None = None) -> Suggestion:
         """Leave edit mode, recording an ``edit`` with the chosen winner and the editor's (or the given) box."""

@@ -208,3 +208,20 @@ def test_cheap_features_and_cache(pref_col, monkeypatch) -> None:
     assert fm.rows(np.array([fm.image_ids[3], 10**6])).tolist() == [3, -1]
     with pytest.raises(imagerank.errors.FeatureError, match="expected 'auto'"):
         feature_matrix(pref_col, "sift")
+
+
+def test_cheap_features_take_the_quality_sidecar_when_present(small_col) -> None:
+    col = small_col(6)
+    if not hasattr(col, "compute_features"):
+        pytest.skip("imagerank.features (quality sidecar) not available")
+    with pytest.raises(imagerank.errors.FeatureError, match="no quality sidecar"):
+        feature_matrix(col, "cheap-v1+quality")
+    col.compute_features(hashes=False, exif=False, quality=True, progress=False)
+    both = feature_matrix(col, "cheap")
+    assert both.name == "cheap-v1+quality"
+    assert both.X.shape[0] == 6
+    assert both.X.shape[1] > len(CHEAP_FEATURES)
+    assert np.isfinite(both.X).all()
+    plain = feature_matrix(col, "cheap-v1")  # a model trained on cheap-v1 still gets exactly its features
+    assert plain.name == "cheap-v1"
+    assert plain.X.shape == (6, len(CHEAP_FEATURES))
