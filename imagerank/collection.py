@@ -258,9 +258,9 @@ class Collection:
             if wanted is not None and r["id"] not in wanted:
                 continue
             fp = fingerprint(r["size"] or 0, r["mtime_ns"] or 0)
-            dest: Path | None = thumb_path(self.thumbs_dir, r["id"], fp, size)
-            if keep_current and r["thumb_fingerprint"] == fp and dest.exists():
-                dest = None  # decode for the extractors only; the thumbnail is current
+            path = thumb_path(self.thumbs_dir, r["id"], fp, size)
+            # keep_current: decode for the extractors only when the thumbnail is current
+            dest = None if keep_current and r["thumb_fingerprint"] == fp and path.exists() else path
             jobs.append(
                 DecodeJob(
                     image_id=r["id"],

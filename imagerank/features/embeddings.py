@@ -549,7 +549,7 @@ def embed_images(
     with torch.inference_mode():
         for s in range(0, len(images), batch_size):
             x = torch.stack([preprocess(im.convert("RGB")) for im in images[s : s + batch_size]])
-            out.append(torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1).numpy())
+            out.append(ClipEncoder(model)(x).numpy())
     dim = info["dim"]
     return (np.concatenate(out) if out else np.zeros((0, dim), np.float32)).astype(np.float32), info
 

@@ -301,6 +301,12 @@ def run_exif(
 
 
 # ---------------------------------------------------------------------------------------------- the pass
+def _rows_in(parts: Iterable[Any]) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+
+
 def compute_features(
     col: Collection,
     *,
@@ -347,14 +353,19 @@ def compute_features(
     report = FeatureReport()
     decode = [n for n, on in (("hashes", hashes), ("quality", quality)) if on]
     id_list = None if ids is None else sorted({int(i) for i in ids})
-    if scan:
+    if scan:  # new and changed files get thumbnail + hashes/quality in the scan's own decode
+        before = {n: set(Sidecar(col.sidecars_dir, n).parts()) for n in decode}
         col.scan(progress=progress, extractors=decode)
+        for n in decode:
+            new = [p for p in Sidecar(col.sidecars_dir, n).parts() if p not in before[n]]
+            report.computed[n] = _rows_in(new)
     if decode:
         todo: set[int] = set()
         n_active = len(current_fingerprints(col, statuses=("active",)))
         for name in decode:
             stale = stale_ids(col, name, id_list, force=force)
-            report.current[name] = (len(id_list) if id_list is not None else n_active) - len(stale)
+            total = len(id_list) if id_list is not None else n_active
+            report.current[name] = max(0, total - len(stale) - report.computed.get(name, 0))
             todo.update(stale)
         collector = DecodeCollector(col, decode)
         if todo:
@@ -363,7 +374,7 @@ def compute_features(
             )
         collector.close()
         for name in decode:
-            report.computed[name] = collector.written[name]
+            report.computed[name] = report.computed.get(name, 0) + collector.written[name]
         report.failures.extend(collector.failures)
     if exif:
         stale = stale_ids(col, "exif", id_list, force=force)

@@ -352,7 +352,7 @@ def normalise_name(name: str) -> str:
 def list_sidecars(root: str | os.PathLike[str]) -> list[str]:
     """Names of the sidecars with at least one part under ``root`` (``sidecars/``), sorted."""
     base = Path(root)
-    out = []
+    out: list[str] = []
     if not base.is_dir():
         return out
     for d in sorted(base.rglob("part-*.parquet")):
