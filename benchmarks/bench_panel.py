@@ -41,7 +41,7 @@ def build_catalog(root: Path, sources: list[Path], n: int) -> Path:
     import imagerank
 
     folder = root / f"images-{n}"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for i in range(n):
         src = sources[i % len(sources)]
         os.link(src, folder / f"{i:06d}_{src.name}")
@@ -137,10 +137,10 @@ def main() -> int:
         render_demo_images(root / "src", n=300, seed=0, progress=False)
         sources = sorted(p for p in (root / "src").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         rows = []
-        for n in args.sizes:
-            ws = build_catalog(root, sources, n)
+        for k, n in enumerate(args.sizes):
+            ws = build_catalog(root / f"run{k}", sources, n)
             print(f"  {n:,} images: {args.presses} presses, one every {args.pace * 1000:.0f} ms ...")
-            r = run_one(root, ws, args.presses, args.pace, args.screenshots)
+            r = run_one(root / f"run{k}", ws, args.presses, args.pace, args.screenshots)
             rows.append((n, r))
         print()
         print("key press -> next pair painted (headless Chromium, JupyterLab, 1400x1000), kernel RSS after")

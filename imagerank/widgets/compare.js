@@ -206,17 +206,21 @@ function render({ model, el: host }) {
   // ------------------------------------------------------------------ painting
   let shownPid = null;
   let shownAt = null;
+  // The key press whose next pair is not painted yet ({t, pid}; pid null when the queue was empty): the paint
+  // is attributed to it even when it had to wait for thumbnails or for Python to refill the queue.
+  let keyWait = null;
 
-  function markPainted(tKey, pid) {
+  function markPainted(pid) {
     // After the frame that shows the new images: rAF runs before paint, the message task right after it.
     requestAnimationFrame(() => {
       const ch = new MessageChannel();
       ch.port1.onmessage = () => {
         const t = performance.now();
         if (shownPid === pid) shownAt = t;
-        if (tKey != null) {
-          root.irPaints.push({ key: tKey, paint: t, ms: t - tKey, pid });
+        if (keyWait && (keyWait.pid === pid || keyWait.pid === null)) {
+          root.irPaints.push({ key: keyWait.t, paint: t, ms: t - keyWait.t, pid });
           if (root.irPaints.length > PAINTS_KEEP) root.irPaints.shift();
+          keyWait = null;
         }
       };
       ch.port2.postMessage(0);
@@ -231,7 +235,7 @@ function render({ model, el: host }) {
       : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`;
   }
 
-  function place(p, tKey) {
+  function place(p) {
     const L = imageEl(p.left.id);
     const R = imageEl(p.right.id);
     sides.forEach((side, k) => {
@@ -246,11 +250,11 @@ function render({ model, el: host }) {
       }
     });
     if (L && R && L.ok && R.ok) {
-      markPainted(tKey, p.pid);
+      markPainted(p.pid);
       return;
     }
     if (L && R && L.ok !== false && R.ok !== false) {
-      Promise.all([L.ready, R.ready]).then(() => { if (shownPid === p.pid) place(p, tKey); });
+      Promise.all([L.ready, R.ready]).then(() => { if (shownPid === p.pid) place(p); });
     }
   }
 
@@ -259,6 +263,7 @@ function render({ model, el: host }) {
     const cur = list[0];
     stage.classList.toggle("ir-empty", !cur);
     if (!cur) {
+      if (tKey != null) keyWait = { t: tKey, pid: null };
       shownPid = null;
       delete root.dataset.pid;
       sides.forEach((side) => {
@@ -275,7 +280,8 @@ function render({ model, el: host }) {
     if (cur.pid !== shownPid || sides[0].id !== cur.left.id || !sides[0].slot.firstChild || !sides[1].slot.firstChild) {
       if (cur.pid !== shownPid) shownAt = null;
       shownPid = cur.pid;
-      place(cur, tKey);
+      if (tKey != null) keyWait = { t: tKey, pid: cur.pid };
+      place(cur);
     }
     for (const p of list.slice(1, 1 + PRELOAD)) { imageEl(p.left.id); imageEl(p.right.id); }
   }
@@ -285,7 +291,7 @@ function render({ model, el: host }) {
     const cur = upcoming(model, s)[0];
     if (cur && (ids.includes(cur.left.id) || ids.includes(cur.right.id))) shownPid = null;
     update(null);
-    renderTop();
+    if ((model.get("top") || []).some((t) => ids.includes(t.id))) renderTop();
   }
 
   // ------------------------------------------------------------------ actions
@@ -386,18 +392,24 @@ function render({ model, el: host }) {
     if (st.text) say(st.text, st.level || "info");
   }
 
+  // The strip changes every few votes; rebuild it only then (and fill in thumbnails as they arrive), off the
+  // key-press path: decoding="async" keeps its decodes off the main thread.
+  let topKey = "";
   function renderTop() {
     const top = model.get("top") || [];
     topStrip.hidden = model.get("blind") || top.length === 0;
+    const key = top.map((t) => `${t.id}:${t.rank}:${t.ordinal}:${s.urls.has(t.id) ? 1 : 0}`).join(",");
+    if (key === topKey) return;
+    topKey = key;
     topList.replaceChildren(...top.map((t) => {
       const li = el("li", "ir-top-item");
       li.title = `#${t.rank} ${t.name}  (μ − 3σ = ${fmt(t.ordinal)})`;
       const url = s.urls.get(t.id);
       if (url) {
         const img = el("img");
+        img.decoding = "async";
         img.src = url;
         img.alt = t.name;
-        img.loading = "lazy";
         li.append(img);
       }
       li.append(el("span", "ir-top-rank", String(t.rank)));
