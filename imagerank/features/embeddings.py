@@ -411,10 +411,11 @@ def _needs_launch(devices: int | str, strategy: str) -> bool:
     return "LOCAL_RANK" not in os.environ and "SLURM_PROCID" not in os.environ
 
 
-def run_job(job: dict[str, Any]) -> None:
+def run_job(job: dict[str, Any], callbacks: Sequence[Any] = ()) -> None:
     """Run one embedding job (a dict as written by :func:`compute_embeddings`) in this process.
 
-    Under DDP every rank calls this with the same job; each writes its own shard.
+    Under DDP every rank calls this with the same job; each writes its own shard. ``callbacks`` are added to
+    the Trainer's (the benchmark times batches with one).
     """
     import pyarrow.parquet as pq
 
@@ -444,7 +445,7 @@ def run_job(job: dict[str, Any]) -> None:
         trainer = L.Trainer(
             accelerator=accelerator, devices=devices, strategy=strategy, precision=job["precision"], logger=False,
             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=job["progress"],
-            callbacks=[writer], default_root_dir=job["out_dir"], inference_mode=True,
+            callbacks=[writer, *callbacks], default_root_dir=job["out_dir"], inference_mode=True,
         )
         trainer.predict(ClipEncoder(model), dataloaders=loader, return_predictions=False)
 
@@ -461,6 +462,7 @@ def compute_embeddings(
     num_workers: int | None = None,
     precision: str = "32-true",
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[int, list[tuple[int | None, str | None, str, str]]]:
     """Embed the images ``ids`` of ``col`` and append the vectors to their sidecar.
 
@@ -472,6 +474,7 @@ def compute_embeddings(
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes (default: cores - 1, at least 1, at most 8; 0 = decode in
             the main process).
+        callbacks: extra Lightning callbacks (single-process runs only).
 
     Returns:
         (rows written, failures as (image_id, filepath, "embeddings", reason)); failures are also recorded in
@@ -522,7 +525,7 @@ def compute_embeddings(
                     f"{(proc.stderr or '').strip()[-1500:]}"
                 )
         else:
-            run_job(job)
+            run_job(job, callbacks)
         failures: list[tuple[int | None, str | None, str, str]] = []
         for f in sorted(out.glob(f".failures-{run}-r*.jsonl")):
             for line in f.read_text(encoding="utf-8").splitlines():

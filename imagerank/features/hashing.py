@@ -4,7 +4,8 @@ Integer convention (one for every hash column in the ``hashes`` sidecar): the 64
 order (row-major over its 8x8 bit array, first bit most significant, as in ``str(imagehash.phash(im))``) read as
 a **signed** two's-complement ``int64``. Signed because parquet, pandas, polars and duckdb all have a native
 int64 while unsigned 64-bit columns are second-class in some of them. Hamming distances do not care about the
-sign (XOR works on the bit pattern); to get imagehash's hex string back use :func:`int_to_hex` (or
+sign (XOR works on the bit pattern). The hashes are computed on the pass's grey feature image box-reduced to
+about 128 px (see :func:`hash_image`). To get imagehash's hex string back use :func:`int_to_hex` (or
 ``format(v & (2**64 - 1), "016x")``), and ``imagehash.hex_to_hash(int_to_hex(v))`` gives the ``ImageHash``.
 
 Sources: pHash = DCT of a 32x32 grey image, sign of the 8x8 low frequencies against their median (Zauner 2010,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DIGEST_BITS",
     "HASH_COLUMNS",
+    "HASH_SOURCE",
     "WHASH_SCALE",
     "file_digest",
     "hamming",
@@ -40,6 +42,7 @@ __all__ = [
 
 HASH_COLUMNS: tuple[str, ...] = ("phash", "dhash", "whash")
 WHASH_SCALE = 64
+HASH_SOURCE = 128
 DIGEST_BITS = 128
 _CHUNK = 1 << 20
 
@@ -91,11 +94,16 @@ _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 def hash_image(im: Image.Image) -> dict[str, int]:
     """pHash, dHash and wHash of ``im`` (any mode, any size >= 1x1) as signed int64 (see the module docstring).
 
-    Cost: one grey conversion plus three small resizes (32x32, 9x8, 64x64) and a 32x32 DCT: ~1 ms at 512 px.
+    The grey image is first box-reduced by an integer factor (``Image.reduce``) to about :data:`HASH_SOURCE`
+    (128) pixels on the longest side when larger; imagehash's own resizes (32x32 for pHash, 9x8 for dHash,
+    64x64 for wHash) then start from comparable detail. Cost ~0.8 ms for a 512-px image.
     """
     import imagehash
 
     grey = im if im.mode == "L" else im.convert("L")
+    k = max(grey.size) // HASH_SOURCE
+    if k >= 2:  # box-reduce first: the hashes' own LANCZOS resizes then start from ~128 px (4x cheaper)
+        grey = grey.reduce(k)
     return {
         "phash": to_int64(imagehash.phash(grey).hash),
         "dhash": to_int64(imagehash.dhash(grey).hash),
