@@ -1,0 +1,100 @@
+"""Cost of one pick per pairing strategy, at 5,000 and 100,000 images.
+
+Two pool states per size: ``fresh`` (every image unseen, the default rating: the worst case for tie-breaking)
+and ``prior`` (ratings seeded from a ranker prior, 3,000 images with some votes, like a session under way).
+A pick is ``select_pairs(ctx, strategy, n)`` with the session's seen-pair set, as ``Collection.next_pairs``
+calls it; the panel asks for 1-4 pairs at a time. The last line times ``Collection.next_pairs`` itself on a
+fresh 100,000-image catalog (the pool is loaded once and cached, as in a session).
+
+Run:  python benchmarks/bench_pairing.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from imagerank import ratings as R
+from imagerank.active import prior_to_rating
+from imagerank.pairing import PairContext, Pool, select_pairs
+
+STRATEGIES = ("random", "spec", "active")
+
+
+def make_pool(n: int, state: str, rng: np.random.Generator) -> Pool:
+    """A pool of ``n`` images in the given state (``fresh`` or ``prior``)."""
+    ids = np.arange(1, n + 1)
+    if state == "fresh":
+        return Pool.from_arrays(ids, np.full(n, R.DEFAULT_MU), np.full(n, R.DEFAULT_SIGMA), np.zeros(n, np.int64))
+    z = rng.standard_normal(n)
+    mu, sigma = prior_to_rating(z, 0.7)
+    count = np.zeros(n, np.int64)
+    voted = rng.choice(n, size=min(3000, n), replace=False)
+    count[voted] = rng.integers(1, 30, size=voted.shape[0])
+    sigma[voted] = sigma[voted] / np.sqrt(1 + count[voted] / 3)
+    mu[voted] += rng.normal(0, 2, size=voted.shape[0])
+    return Pool.from_arrays(ids, mu, sigma, count, prior=z)
+
+
+def time_picks(pool: Pool, strategy: str, n_pairs: int, repeats: int) -> float:
+    """Median milliseconds of one ``select_pairs`` call (seen set grows as in a session)."""
+    ctx = PairContext(pool, np.random.default_rng(0), set(), topk=100, exploration=0.1)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        pairs = select_pairs(ctx, strategy, n_pairs)
+        times.append(time.perf_counter() - t)
+        for a, b in pairs:
+            ctx.seen.add((a, b) if a < b else (b, a))
+    return 1000.0 * float(np.median(times))
+
+
+def time_collection(n: int, repeats: int) -> float:
+    """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images."""
+    from imagerank.collection import init
+
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp)
+        with col.db.atomic() as conn:
+            conn.executemany(
+                "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?,?,?,?)",
+                [(f"/bench/{i}.jpg", f"{i}.jpg", R.DEFAULT_MU, R.DEFAULT_SIGMA) for i in range(n)],
+            )
+        col.next_pairs(1)  # loads and caches the pool
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            pairs = col.next_pairs(1)
+            times.append(time.perf_counter() - t)
+            assert len(pairs) == 1
+        strategy = col.session.strategy
+        col.close()
+    print(f"Collection.next_pairs(1), strategy {strategy!r}, fresh catalog of {n:,}: "
+          f"{1000 * float(np.median(times)):.2f} ms")
+    return 1000.0 * float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="pick cost per strategy")
+    ap.add_argument("--sizes", default="5000,100000")
+    ap.add_argument("--repeats", type=int, default=30)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    print("| images | pool state | pairs per pick | random ms | spec ms | active ms | active / random |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (int(s) for s in args.sizes.split(",")):
+        for state in ("fresh", "prior"):
+            pool = make_pool(n, state, rng)
+            for n_pairs in (1, 4):
+                ms = {s: time_picks(pool, s, n_pairs, args.repeats) for s in STRATEGIES}
+                print(f"| {n:,} | {state} | {n_pairs} | {ms['random']:.2f} | {ms['spec']:.2f} | {ms['active']:.2f} "
+                      f"| {ms['active'] / ms['random']:.1f}x |")
+    time_collection(100_000, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,407 @@
+"""Ranking simulation: how fast does each pairing strategy find the true top-k?
+
+N simulated images get true utilities drawn from the real AVA score distribution (mean score of each image's
+vote histogram, ``../shared/data/preferences/ava_labels_test.json``; a normal distribution with AVA's mean and SD
+when the file is absent). A simulated judge answers each pair:
+
+- ``noiseless``: the higher utility wins.
+- ``thurstone``: Thurstone case V, each image perceived as ``u + eps``, ``eps ~ N(0, (ratio * sd(u))^2)``, with
+  ``ratio`` fitted to the real 48x48 comparison matrix ``pcm_48stimuli.csv`` (0.62; 0.6 when absent); a
+  perceived difference under ``DRAW_BAND * ratio * sd(u)`` is a draw and ``SKIP_RATE`` of the pairs are skipped
+  (a skip costs a vote of the budget but changes no rating, like ``Settings.skip_as_draw = False``).
+- ``crowd``: one real AVA vote (1..10) drawn from each image's histogram per comparison; equal votes are a draw.
+
+Ratings are OpenSkill Plackett-Luce (:func:`imagerank.active.rate_duel`, equal to openskill). Every
+``refit_every`` votes the ranker (:func:`imagerank.active.bt_prior`, the project's linear Bradley-Terry fit) is
+refitted from the votes so far on 16-d features whose predictable part has correlation rho with the utility; its
+calibrated scores become every image's OpenSkill prior (:func:`imagerank.active.prior_to_rating`) and all votes
+are replayed from them, as ``Collection.apply_prior`` does. The same ratings serve every strategy; only the
+pairs differ. Pairs come from :func:`imagerank.pairing.select_pairs` (no pair twice, as in a session).
+
+Metrics at each budget B: precision@k of the leaderboard (top-k by ordinal ``mu - 3 sigma``) against the true
+top-k, Kendall tau and Spearman rho of the leaderboard against the utilities (all N images), top-k churn since
+the previous checkpoint, the mean cost of one pick (ms), and the stability estimate
+(:func:`imagerank.stability.topk_stability`) with its error against the true precision@k. The coverage bound
+2B/N (comparison slots per image) is printed beside them.
+
+Run (default grid: thurstone x every rho, crowd at rho 0.75; 3 seeds; about a minute on 2 cores):
+    python benchmarks/ranking_sim.py
+Fuller grid (every judge x every rho, 5 seeds) and a cheating reference that pairs among the true top-300:
+    python benchmarks/ranking_sim.py --full --strategies random,spec,active,oracle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from imagerank import ratings as R
+from imagerank.active import bt_prior, rate_duel
+from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
+from imagerank.stability import topk_stability
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preferences"
+AVA_PATH = DATA / "ava_labels_test.json"
+PCM_PATH = DATA / "pcm_48stimuli.csv"
+# AVA test split: mean 5.377, SD of image means 0.734 (RANKING_DATA_SOURCES.md); used when the file is absent.
+AVA_FALLBACK = (5.377, 0.734)
+DEFAULT_RATIO = 0.6
+DRAW_BAND = 0.1  # perceived differences under 0.1 * noise SD are draws (about 6% of close pairs)
+SKIP_RATE = 0.02
+JUDGES = ("noiseless", "thurstone", "crowd")
+
+
+# ------------------------------------------------------------------------------------------ data
+def load_ava(path: Path = AVA_PATH) -> tuple[np.ndarray, np.ndarray] | None:
+    """(M,) mean scores and (M, 10) vote histograms of the AVA test split, or None when the file is absent."""
+    if not path.exists():
+        return None
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    hist = np.array([r["label"] for r in rows], dtype=np.float64)
+    means = hist @ np.arange(1, 11) / hist.sum(1)
+    return means, hist
+
+
+def thurstone_ratio(path: Path = PCM_PATH) -> float:
+    """Per-item Thurstone noise / SD of the utilities, fitted to a real pairwise-count matrix.
+
+    Thurstone case V by maximum likelihood: ``P(i beats j) = Phi((s_i - s_j) / sqrt(2))`` (unit per-item noise),
+    ``M[i, j]`` wins of i over j. The ratio is ``1 / sd(s)``. Returns DEFAULT_RATIO when the file is absent.
+    """
+    if not path.exists():
+        return DEFAULT_RATIO
+    from scipy.optimize import minimize
+    from scipy.special import log_ndtr
+
+    M = np.loadtxt(path, delimiter=",")
+    n = M.shape[0]
+    r2 = math.sqrt(2.0)
+
+    def f(s: np.ndarray) -> tuple[float, np.ndarray]:
+        d = (s[:, None] - s[None, :]) / r2
+        lp = log_ndtr(d)
+        ratio = np.exp(stats.norm.logpdf(d) - lp) / r2
+        G = M * ratio
+        return float(-(M * lp).sum()), -(G.sum(1) - G.sum(0))
+
+    res = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B")
+    s = res.x - res.x.mean()
+    return float(1.0 / s.std())
+
+
+@dataclass
+class World:
+    """One simulated collection: utilities, the judge's data, features."""
+
+    u: np.ndarray  # (N,) true utilities (AVA score units)
+    hist_cdf: np.ndarray | None  # (N, 10) cumulative vote distribution (crowd judge)
+    X: np.ndarray  # (N, 16) features
+    top: np.ndarray  # (N,) bool, in the true top-k
+
+
+def make_world(n: int, rho: float, k: int, rng: np.random.Generator, ava: tuple[np.ndarray, np.ndarray] | None,
+               dim: int = 16) -> World:
+    """Draw N images: utilities from AVA (or the normal fallback), features with predictable share rho.
+
+    Features: 16-d Gaussian; along one random unit direction w the projection is replaced by
+    ``rho * z(u) + sqrt(1 - rho^2) * e`` (z(u) standardised utility, e independent noise), so the best linear
+    predictor from the features has correlation rho with the utility.
+    """
+    if ava is not None:
+        idx = rng.choice(ava[0].shape[0], size=n, replace=False)
+        u = ava[0][idx]
+        hist = ava[1][idx]
+        cdf = np.cumsum(hist / hist.sum(1, keepdims=True), axis=1)
+    else:
+        u = rng.normal(AVA_FALLBACK[0], AVA_FALLBACK[1], size=n)
+        cdf = None
+    u = u + 1e-9 * rng.random(n)  # break exact ties of AVA means; the true top-k is then unique
+    zu = (u - u.mean()) / u.std()
+    f = rho * zu + math.sqrt(max(1.0 - rho * rho, 0.0)) * rng.standard_normal(n)
+    G = rng.standard_normal((n, dim))
+    w = rng.standard_normal(dim)
+    w /= np.linalg.norm(w)
+    X = G - np.outer(G @ w, w) + np.outer(f, w)
+    top = np.zeros(n, dtype=bool)
+    top[np.argpartition(-u, k - 1)[:k]] = True
+    return World(u, cdf, X, top)
+
+
+class Judge:
+    """Answers a pair: 1.0 (a better), 0.0 (b better), 0.5 (draw) or None (skipped)."""
+
+    def __init__(self, kind: str, world: World, ratio: float, rng: np.random.Generator):
+        if kind not in JUDGES:
+            raise ValueError(f"judge: expected one of {JUDGES}, got {kind!r}")
+        if kind == "crowd" and world.hist_cdf is None:
+            raise ValueError("judge 'crowd' needs the AVA vote histograms (ava_labels_test.json)")
+        self.kind, self.world, self.rng = kind, world, rng
+        self.noise = ratio * float(world.u.std())
+
+    def __call__(self, a: int, b: int) -> float | None:
+        u = self.world.u
+        if self.kind == "noiseless":
+            return 1.0 if u[a] > u[b] else 0.0
+        if self.kind == "thurstone":
+            if self.rng.random() < SKIP_RATE:
+                return None
+            d = u[a] - u[b] + self.noise * (self.rng.standard_normal() - self.rng.standard_normal())
+            if abs(d) < DRAW_BAND * self.noise:
+                return 0.5
+            return 1.0 if d > 0 else 0.0
+        cdf = self.world.hist_cdf
+        assert cdf is not None
+        va = int(np.searchsorted(cdf[a], self.rng.random() * cdf[a, -1], side="right"))
+        vb = int(np.searchsorted(cdf[b], self.rng.random() * cdf[b, -1], side="right"))
+        return 0.5 if va == vb else (1.0 if va > vb else 0.0)
+
+
+# ------------------------------------------------------------------------------------------ one run
+ORACLE_M = 300
+
+
+def oracle_strategy(u: np.ndarray, m: int = ORACLE_M) -> Strategy:
+    """A reference that cheats: uniform pairs among the *true* top-m images (it knows the utilities).
+
+    It shows how far the same votes and ratings can go when the candidate set is known in advance, i.e. the
+    part of the gap to a perfect top-k that no pairing rule can close with this judge and budget.
+    """
+    cand = np.argpartition(-u, m - 1)[:m]
+
+    def pairs(ctx: PairContext, n: int) -> list[tuple[int, int]]:
+        out = []
+        for _ in range(n):
+            i, j = ctx.rng.choice(cand, size=2, replace=False)
+            out.append((int(i), int(j)))
+        return out
+
+    return pairs
+
+
+@dataclass
+class Checkpoint:
+    budget: int
+    precision: float
+    precision_mu: float
+    kendall: float
+    spearman: float
+    churn: float
+    pick_ms: float
+    stability: float
+    prior_confidence: float
+    prior_corr: float
+
+
+@dataclass
+class SimConfig:
+    n: int = 5000
+    k: int = 100
+    budgets: tuple[int, ...] = (500, 1000, 2000, 3000)
+    refit_every: int = 250
+    exploration: float = 0.1
+    batch: int = 1
+    stability_samples: int = 200
+    prior: bool = True
+    ratio: float = DEFAULT_RATIO
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def leaderboard_top(mu: np.ndarray, sigma: np.ndarray, k: int) -> np.ndarray:
+    """(k,) indices of the leaderboard's top-k: ordinal ``mu - 3 sigma`` descending, ties by index."""
+    order = np.lexsort((np.arange(mu.shape[0]), -(mu - 3.0 * sigma)))
+    return order[:k]
+
+
+def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfig,
+            ava: tuple[np.ndarray, np.ndarray] | None) -> list[Checkpoint]:
+    """Simulate one session of max(budgets) votes and return the metrics at each budget."""
+    rng = np.random.default_rng([seed, 7])
+    world = make_world(cfg.n, rho, cfg.k, rng, ava)
+    judge = Judge(judge_kind, world, cfg.ratio, np.random.default_rng([seed, 11]))
+    n = cfg.n
+    pool = Pool.from_arrays(np.arange(n), np.full(n, R.DEFAULT_MU), np.full(n, R.DEFAULT_SIGMA),
+                            np.zeros(n, dtype=np.int64))
+    mu, sigma, count = pool.mu, pool.sigma, pool.count
+    prior_mu = np.full(n, R.DEFAULT_MU)
+    prior_sigma = np.full(n, R.DEFAULT_SIGMA)
+    ctx = PairContext(pool, np.random.default_rng([seed, 13]), set(), topk=cfg.k, exploration=cfg.exploration)
+    pick = oracle_strategy(world.u, ORACLE_M) if strategy == "oracle" else strategy
+    duels: list[tuple[int, int, float]] = []
+    last_prior = None
+    calibrated_at = 0
+    confidence = 0.0
+    pick_time = 0.0
+    picks = 0
+    votes = 0
+    prev_top: set[int] | None = None
+    out: list[Checkpoint] = []
+    budgets = sorted(cfg.budgets)
+    next_refit = cfg.refit_every
+    queue: list[tuple[int, int]] = []
+    while votes < budgets[-1]:
+        if not queue:
+            t0 = time.perf_counter()
+            queue = select_pairs(ctx, pick, cfg.batch)
+            pick_time += time.perf_counter() - t0
+            picks += 1
+            if not queue:
+                break
+        a, b = queue.pop(0)
+        ctx.seen.add((a, b) if a < b else (b, a))
+        res = judge(a, b)
+        votes += 1
+        if res is not None:
+            mu[a], sigma[a], mu[b], sigma[b] = rate_duel(mu[a], sigma[a], mu[b], sigma[b], res)
+            count[a] += 1
+            count[b] += 1
+            duels.append((a, b, res))
+        if cfg.prior and votes >= next_refit and duels:
+            next_refit += cfg.refit_every
+            arr = np.array(duels)
+            calibrate = len(duels) >= 2 * calibrated_at  # recalibrate when the votes have doubled
+            bp = bt_prior(world.X, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2],
+                          start=last_prior, calibrate=calibrate, rng=seed)
+            if calibrate:
+                calibrated_at = len(duels)
+            last_prior = bp
+            confidence = bp.confidence
+            prior_mu, prior_sigma = bp.ratings()
+            pool.prior = bp.z
+            mu[:] = prior_mu
+            sigma[:] = prior_sigma
+            for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)
+                mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r)
+            queue = []  # queued pairs were chosen under the old prior
+        if votes in budgets:
+            top = leaderboard_top(mu, sigma, cfg.k)
+            top_set = set(top.tolist())
+            prec = float(world.top[top].mean())
+            top_mu = np.argpartition(-mu, cfg.k - 1)[: cfg.k]
+            ordinal = mu - 3.0 * sigma
+            out.append(Checkpoint(
+                budget=votes,
+                precision=prec,
+                precision_mu=float(world.top[top_mu].mean()),
+                kendall=float(stats.kendalltau(ordinal, world.u).statistic),
+                spearman=float(stats.spearmanr(ordinal, world.u).statistic),
+                churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
+                pick_ms=1000.0 * pick_time / max(picks, 1),
+                stability=topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
+                prior_confidence=confidence,
+                prior_corr=float(np.corrcoef(pool.prior, world.u)[0, 1]) if pool.prior is not None else 0.0,
+            ))
+            prev_top = top_set
+    return out
+
+
+# ------------------------------------------------------------------------------------------ grid
+def run_grid(strategies: list[str], judges: list[str], rhos: list[float], seeds: list[int], cfg: SimConfig,
+             progress: bool = True) -> dict[tuple[str, float, str], list[list[Checkpoint]]]:
+    """Every (judge, rho, strategy) over the seeds; returns the checkpoints of each run."""
+    ava = load_ava()
+    results: dict[tuple[str, float, str], list[list[Checkpoint]]] = {}
+    for judge in judges:
+        if judge == "crowd" and ava is None:
+            print("crowd judge skipped: ava_labels_test.json is absent", file=sys.stderr)
+            continue
+        for rho in rhos:
+            for strategy in strategies:
+                t0 = time.perf_counter()
+                runs = [run_one(strategy, judge, rho, s, cfg, ava) for s in seeds]
+                results[(judge, rho, strategy)] = runs
+                if progress:
+                    print(f"  {judge} rho={rho} {strategy}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return results
+
+
+def summarise(results: dict[tuple[str, float, str], list[list[Checkpoint]]], cfg: SimConfig) -> list[dict]:
+    """Mean over seeds per (judge, rho, strategy, budget).
+
+    Calibration error: ``|mean(stability) - mean(precision)|`` over the seeds, and the worst single seed.
+    """
+    rows = []
+    for (judge, rho, strategy), runs in results.items():
+        for c in range(len(runs[0])):
+            cps = [r[c] for r in runs if len(r) > c]
+            rows.append({
+                "judge": judge, "rho": rho, "strategy": strategy, "B": cps[0].budget,
+                "cover": 2 * cps[0].budget / cfg.n,
+                "p@k": float(np.mean([x.precision for x in cps])),
+                "p@k_sd": float(np.std([x.precision for x in cps])),
+                "p@k_mu": float(np.mean([x.precision_mu for x in cps])),
+                "tau": float(np.mean([x.kendall for x in cps])),
+                "spearman": float(np.mean([x.spearman for x in cps])),
+                "churn": float(np.mean([x.churn for x in cps])),
+                "pick_ms": float(np.mean([x.pick_ms for x in cps])),
+                "stability": float(np.mean([x.stability for x in cps])),
+                "cal_err": abs(float(np.mean([x.stability - x.precision for x in cps]))),
+                "cal_err_max": float(np.max([abs(x.stability - x.precision) for x in cps])),
+                "conf": float(np.mean([x.prior_confidence for x in cps])),
+                "prior_corr": float(np.mean([x.prior_corr for x in cps])),
+            })
+    return rows
+
+
+def markdown(rows: list[dict], k: int) -> str:
+    head = (f"| judge | ρ | strategy | B | 2B/N | precision@{k} | Kendall τ | Spearman | churn@{k} | pick ms "
+            f"| stability est. | calib. err (mean / worst seed) |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        churn = "–" if math.isnan(r["churn"]) else f"{r['churn']:.2f}"
+        lines.append(
+            f"| {r['judge']} | {r['rho']:g} | {r['strategy']} | {r['B']:,} | {r['cover']:.1f} "
+            f"| {r['p@k']:.2f} ± {r['p@k_sd']:.2f} | {r['tau']:.2f} | {r['spearman']:.2f} | {churn} "
+            f"| {r['pick_ms']:.2f} | {r['stability']:.2f} | {r['cal_err']:.2f} / {r['cal_err_max']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=5000, help="images (default 5000)")
+    ap.add_argument("--k", type=int, default=100, help="top-k (default 100)")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds averaged (default 3)")
+    ap.add_argument("--budgets", default="500,1000,2000,3000", help="checkpoints, comma-separated")
+    ap.add_argument("--strategies", default="random,spec,active",
+                    help="comma-separated; 'oracle' adds a reference that pairs among the true top-300")
+    ap.add_argument("--judges", default=None, help="comma-separated subset of noiseless,thurstone,crowd")
+    ap.add_argument("--rhos", default=None, help="comma-separated feature correlations")
+    ap.add_argument("--exploration", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=1, help="pairs per pick (the panel queues a few)")
+    ap.add_argument("--no-prior", action="store_true", help="never fit the ranker prior")
+    ap.add_argument("--full", action="store_true", help="every judge x every rho, 5 seeds")
+    args = ap.parse_args(argv)
+
+    ratio = thurstone_ratio()
+    cfg = SimConfig(n=args.n, k=args.k, budgets=tuple(int(b) for b in args.budgets.split(",")),
+                    exploration=args.exploration, batch=args.batch, prior=not args.no_prior, ratio=ratio)
+    strategies = args.strategies.split(",")
+    seeds = list(range(5 if args.full and args.seeds == 3 else args.seeds))
+    t0 = time.perf_counter()
+    if args.judges or args.rhos or args.full:
+        judges = args.judges.split(",") if args.judges else list(JUDGES)
+        rhos = [float(r) for r in args.rhos.split(",")] if args.rhos else [0.0, 0.5, 0.75, 0.9]
+        results = run_grid(strategies, judges, rhos, seeds, cfg)
+    else:  # default grid: thurstone over every rho, crowd at rho = 0.75 (noiseless: --judges noiseless or --full)
+        results = run_grid(strategies, ["thurstone"], [0.0, 0.5, 0.75, 0.9], seeds, cfg)
+        results.update(run_grid(strategies, ["crowd"], [0.75], seeds, cfg))
+    wall = time.perf_counter() - t0
+    rows = summarise(results, cfg)
+    print(f"N={cfg.n}, k={cfg.k}, seeds={seeds}, Thurstone noise ratio (fitted to pcm_48stimuli.csv) = {ratio:.3f}, "
+          f"draw band {DRAW_BAND}, skips {SKIP_RATE:.0%}, prior refit every {cfg.refit_every} votes, "
+          f"exploration {cfg.exploration}, wall {wall:.0f}s")
+    print()
+    print(markdown(rows, cfg.k))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
