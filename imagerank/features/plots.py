@@ -1,0 +1,207 @@
+"""Plots of the feature sidecars (matplotlib, built without ``pyplot``: each function returns a Figure).
+
+Thumbnails come from the collection's thumbnail cache (built on demand); an image whose thumbnail cannot be
+made shows as a grey tile with its id, never an error. Empty inputs give a figure that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ..collection import Collection
+
+__all__ = [
+    "duplicate_groups_grid",
+    "feature_map_plot",
+    "quality_distributions",
+    "quality_extremes",
+    "thumbnail_grid",
+]
+
+_QUALITY_PANELS: tuple[tuple[str, str, str | None, bool], ...] = (
+    # column, label, Settings threshold (or None), log x-axis
+    ("laplacian_var", "variance of the Laplacian (blur; log)", "blur_threshold", True),
+    ("luma_mean", "mean luma (0–255)", None, False),
+    ("clip_highlights", "fraction of clipped highlights", "clip_fraction_threshold", False),
+    ("clip_shadows", "fraction of clipped shadows", None, False),
+    ("noise_sigma", "noise estimate σ (luma units)", None, False),
+    ("luma_std", "luma standard deviation (contrast)", None, False),
+)
+
+
+def _thumb(col: Collection, image_id: int, size: int = 256) -> np.ndarray:
+    """(H, W, 3) uint8 thumbnail of ``image_id`` (a grey tile when it cannot be had)."""
+    from PIL import Image
+
+    data = col.thumbnail_bytes(int(image_id))
+    if data is None:
+        return np.full((size, size, 3), 200, np.uint8)
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        return np.asarray(im)
+
+
+def _empty(text: str) -> Figure:
+    fig = Figure(figsize=(6, 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
+def thumbnail_grid(
+    col: Collection,
+    image_ids: Sequence[int],
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+    tile: float = 1.8,
+    suptitle: str | None = None,
+) -> Figure:
+    """A grid of thumbnails, one per id, with an optional title each.
+
+    Args:
+        image_ids: ids to show, in order.
+        titles: one label per image (default: ``#id``).
+        ncols: columns; rows follow.
+        tile: inches per tile.
+    """
+    ids = [int(i) for i in image_ids]
+    if not ids:
+        return _empty("no images")
+    ncols = max(1, min(ncols, len(ids)))
+    nrows = math.ceil(len(ids) / ncols)
+    fig = Figure(figsize=(tile * ncols, tile * nrows + (0.4 if suptitle else 0)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k < len(ids):
+            ax.imshow(_thumb(col, ids[k]))
+            ax.set_title(titles[k] if titles is not None else f"#{ids[k]}", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def quality_distributions(col: Collection, df: pd.DataFrame | None = None) -> Figure:
+    """Histograms of the quality metrics with the Settings thresholds as dashed lines.
+
+    Args:
+        df: ``col.features_df("quality")`` (read when None).
+    """
+    df = col.features_df("quality") if df is None else df
+    if df is None or len(df) == 0:
+        return _empty("no quality features yet: run col.compute_features(quality=True)")
+    fig = Figure(figsize=(12, 6), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    s = col.settings
+    for ax, (column, label, threshold, log) in zip(axes, _QUALITY_PANELS):
+        v = df[column].to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        if log:
+            v = np.log10(np.maximum(v, 1e-3))
+        ax.hist(v, bins=30, color="#4c72b0")
+        ax.set_xlabel(label)
+        ax.set_ylabel("images")
+        if threshold is not None:
+            t = float(getattr(s, threshold))
+            ax.axvline(math.log10(t) if log else t, color="#c44e52", ls="--", label=f"{threshold} = {t:g}")
+            ax.legend(fontsize=8)
+        if column == "luma_mean":
+            for t, name in ((s.dark_threshold, "dark_threshold"), (s.bright_threshold, "bright_threshold")):
+                ax.axvline(t, color="#c44e52", ls="--")
+                ax.text(t, ax.get_ylim()[1] * 0.95, f" {name}", fontsize=7, color="#c44e52", va="top")
+    flags = ", ".join(f"{f}: {int(df[f].sum())}" for f in ("too_blurry", "too_dark", "too_bright",
+                                                           "clipped_highlights"))
+    fig.suptitle(f"quality of {len(df)} images — flagged {flags}")
+    return fig
+
+
+def quality_extremes(col: Collection, metric: str = "laplacian_var", n: int = 6,
+                     df: pd.DataFrame | None = None) -> Figure:
+    """The ``n`` images with the lowest and the ``n`` with the highest ``metric``, in two rows."""
+    df = col.features_df("quality") if df is None else df
+    if df is None or len(df) == 0 or metric not in df.columns:
+        return _empty(f"no quality metric {metric!r} yet: run col.compute_features(quality=True)")
+    d = df[np.isfinite(df[metric].to_numpy(dtype=float))].sort_values(metric, kind="stable")
+    n = max(1, min(n, len(d) // 2 or 1))
+    low, high = d.head(n), d.tail(n).iloc[::-1]
+    ids = [*low["image_id"], *high["image_id"]]
+    titles = [f"#{i}  {v:.3g}" for i, v in zip(low["image_id"], low[metric])]
+    titles += [f"#{i}  {v:.3g}" for i, v in zip(high["image_id"], high[metric])]
+    return thumbnail_grid(col, ids, titles=titles, ncols=n,
+                          suptitle=f"{metric}: lowest (top row) and highest (bottom row)")
+
+
+def duplicate_groups_grid(col: Collection, groups: Sequence[Sequence[int]], *, max_groups: int = 8,
+                          max_per_group: int = 6, what: str = "near-duplicate") -> Figure:
+    """One row of thumbnails per group (the first ``max_groups`` groups, ``max_per_group`` images each)."""
+    groups = [list(g) for g in groups][:max_groups]
+    if not groups:
+        return _empty(f"no {what} groups")
+    width = min(max_per_group, max(len(g) for g in groups))
+    fig = Figure(figsize=(1.8 * width, 1.9 * len(groups) + 0.4), layout="constrained")
+    axes = fig.subplots(len(groups), width, squeeze=False)
+    for r, g in enumerate(groups):
+        for c in range(width):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if c < len(g):
+                ax.imshow(_thumb(col, g[c]))
+                extra = f" (+{len(g) - width})" if c == width - 1 and len(g) > width else ""
+                ax.set_title(f"group {r + 1}: #{g[c]}{extra}", fontsize=8)
+    fig.suptitle(f"{len(groups)} {what} group(s)")
+    return fig
+
+
+def feature_map_plot(col: Collection, coords: pd.DataFrame | None = None, *, cells: int = 10,
+                     zoom: float = 0.14, points: bool = True) -> Figure:
+    """The 2-D map with one thumbnail per occupied cell of a ``cells`` x ``cells`` grid (the image nearest
+    the cell centre), over a scatter of all images.
+
+    Args:
+        coords: ``col.feature_map()`` (computed when None).
+        zoom: thumbnail scale on the figure (256-px thumbnails x zoom).
+    """
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    coords = col.feature_map() if coords is None else coords
+    if coords is None or len(coords) == 0:
+        return _empty("nothing to map yet: run col.compute_features()")
+    fig = Figure(figsize=(10, 8), layout="constrained")
+    ax: Axes = fig.add_subplot()
+    x, y = coords["x"].to_numpy(float), coords["y"].to_numpy(float)
+    if points:
+        ax.scatter(x, y, s=6, c="#999999", zorder=1)
+    span_x, span_y = (np.ptp(x) or 1.0), (np.ptp(y) or 1.0)
+    gx = np.minimum(((x - x.min()) / span_x * cells).astype(int), cells - 1)
+    gy = np.minimum(((y - y.min()) / span_y * cells).astype(int), cells - 1)
+    chosen: dict[tuple[int, int], tuple[int, float]] = {}
+    for k in range(len(x)):
+        cx = x.min() + (gx[k] + 0.5) * span_x / cells
+        cy = y.min() + (gy[k] + 0.5) * span_y / cells
+        key = (int(gx[k]), int(gy[k]))
+        d = (x[k] - cx) ** 2 + (y[k] - cy) ** 2
+        if key not in chosen or d < chosen[key][1]:
+            chosen[key] = (k, float(d))
+    for k, _ in chosen.values():
+        img = OffsetImage(_thumb(col, int(coords["image_id"].iloc[k]), 128), zoom=zoom * 2)
+        ax.add_artist(AnnotationBbox(img, (x[k], y[k]), frameon=False, zorder=2))
+    ratio = coords.attrs.get("explained_variance_ratio", [float("nan")] * 2)
+    ax.set_xlabel(f"PC 1 ({ratio[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({ratio[1]:.0%} of variance)")
+    ax.set_title(f"map of {len(coords)} images by {coords.attrs.get('method', 'pca').upper()} of "
+                 f"{coords.attrs.get('source', 'features')}")
+    ax.margins(0.08)
+    return fig
