@@ -43,6 +43,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/ranking_sim.py
+	$(PY) benchmarks/bench_features.py
 
 clean-demo:
 	rm -rf $(DEMO)
