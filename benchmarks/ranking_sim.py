@@ -364,6 +364,24 @@ def markdown(rows: list[dict], k: int) -> str:
     return "\n".join(lines)
 
 
+def compact(rows: list[dict], k: int, n: int) -> str:
+    """One line per (judge, rho, strategy): precision@k at every budget, the rest at the last budget."""
+    groups: dict[tuple[str, float, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["judge"], r["rho"], r["strategy"]), []).append(r)
+    budgets = [r["B"] for r in next(iter(groups.values()))]
+    last = f"{budgets[-1]:,}"
+    head = ("| judge | ρ | strategy | " + " | ".join(f"p@{k}, B={b:,} (2B/N={2 * b / n:.1f})" for b in budgets)
+            + f" | Kendall τ @{last} | Spearman @{last} | churn @{last} | pick ms | max calib. err (mean of seeds) |")
+    lines = [head, "|" + "---|" * (len(budgets) + 8)]
+    for (judge, rho, strategy), rs in groups.items():
+        cells = " | ".join(f"{r['p@k']:.2f}" for r in rs)
+        end = rs[-1]
+        lines.append(f"| {judge} | {rho:g} | {strategy} | {cells} | {end['tau']:.2f} | {end['spearman']:.2f} "
+                     f"| {end['churn']:.2f} | {end['pick_ms']:.2f} | {max(r['cal_err'] for r in rs):.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=5000, help="images (default 5000)")
@@ -378,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1, help="pairs per pick (the panel queues a few)")
     ap.add_argument("--no-prior", action="store_true", help="never fit the ranker prior")
     ap.add_argument("--full", action="store_true", help="every judge x every rho, 5 seeds")
+    ap.add_argument("--compact", action="store_true", help="only the one-line-per-setting summary table")
     args = ap.parse_args(argv)
 
     ratio = thurstone_ratio()
@@ -399,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
           f"draw band {DRAW_BAND}, skips {SKIP_RATE:.0%}, prior refit every {cfg.refit_every} votes, "
           f"exploration {cfg.exploration}, wall {wall:.0f}s")
     print()
-    print(markdown(rows, cfg.k))
+    print(compact(rows, cfg.k, cfg.n))
+    if not args.compact:
+        print()
+        print(markdown(rows, cfg.k))
     return 0
 
 
