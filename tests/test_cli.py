@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_images
+from imgsupport import write_images
 
 import imagerank
 from imagerank.cli import build_parser, main

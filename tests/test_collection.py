@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from imgsupport import write_images
 
 import imagerank
 from imagerank import ratings as R

@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import write_images
+from imgsupport import write_images
 
 import imagerank
 

@@ -83,7 +83,7 @@ def test_paging_5000_rows(tmp_path):
     # 5,000 catalog rows (sharing a few real files' thumbnails is not needed: only the shown page is read).
     folder = tmp_path / "imgs"
     folder.mkdir()
-    from conftest import write_image
+    from imgsupport import write_image
 
     src = write_image(folder / "base.jpg", 16, 12)
     for i in range(5000):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import gradient, run_python_unprivileged, write_image
+from imgsupport import gradient, run_python_unprivileged, write_image
 from PIL import Image
 
 import imagerank

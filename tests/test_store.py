@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_python_unprivileged
+from imgsupport import run_python_unprivileged
 
 import imagerank
 from imagerank.errors import DatabaseReadOnlyError, SchemaVersionError, WorkspaceNotFoundError

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from imgsupport import write_image
 from PIL import Image
 
 from imagerank.errors import StrategyNotFoundError
