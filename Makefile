@@ -44,6 +44,7 @@ bench: install
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/ranking_sim.py
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_training.py
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -33,7 +33,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from ..errors import NoVotesError
-from .ranker import OptimConfig, make_trainer, pick_device, quiet_lightning, versions
+from .ranker import OptimConfig, cpu_threads, make_trainer, pick_device, quiet_lightning, versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -637,6 +637,7 @@ def train_crop_proposer(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     accelerator: str = "auto",
     fast_dev_run: bool | int = False,
+    num_threads: int | None = -1,
 ) -> CropModel | TrainingJob:
     """Train a crop proposer on the collection's crops (or on ``data = (images, boxes)``) and return it.
 
@@ -647,6 +648,8 @@ def train_crop_proposer(
         backbone: ``conv`` (trained from scratch) or ``clip`` (frozen open_clip patch tokens: ``clip_model``,
             ``clip_pretrained`` — None gives random weights, for tests only).
         background: return a :class:`~imagerank.training.jobs.TrainingJob` running in a thread.
+        num_threads: torch CPU threads while training (see :func:`imagerank.training.ranker.cpu_threads`);
+            default 1 for the small conv backbone, torch's own setting for CLIP; None leaves it unchanged.
 
     Raises:
         NoVotesError: no crops to learn from. ValueError: neither ``col`` nor ``data``.
@@ -679,7 +682,8 @@ def train_crop_proposer(
         net = build_crop_net(config)
         module = CropProposer(net, optimizer or OptimConfig(lr=2e-3, weight_decay=1e-4), config=config)
         n_batches = max(1, math.ceil(len(dm.train_set) / batch_size))
-        with quiet_lightning():
+        threads = (1 if backbone == "conv" else None) if num_threads == -1 else num_threads
+        with quiet_lightning(), cpu_threads(threads):
             trainer = make_trainer(max_epochs, callbacks=callbacks, progress=progress and not background,
                                    n_batches=n_batches, accelerator=accelerator, fast_dev_run=fast_dev_run,
                                    has_val=len(dm.val_set) > 0)
