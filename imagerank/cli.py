@@ -189,6 +189,10 @@ def _lab(p: argparse.ArgumentParser) -> None:
             sys.executable, "-m", "jupyter", "lab", str(nb_dir / "01_vote.ipynb"),
             f"--ServerApp.ip={ns.host or cfg.host}", f"--ServerApp.port={ns.port or cfg.port}",
         ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Containers and CI machines often run as root; JupyterLab refuses that unless told.
+            print("imagerank lab: running as root (container?); starting JupyterLab with allow_root", file=sys.stderr)
+            cmd.append("--ServerApp.allow_root=True")
         return subprocess.call(cmd, env=env)
 
     p.set_defaults(run=run)
