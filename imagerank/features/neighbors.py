@@ -24,6 +24,7 @@ dependency and is not deterministic across machines; PCA is enough to see the co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,20 +67,9 @@ def hamming_pairs(hashes: Any, threshold: int, *, block: int = 2048) -> tuple[np
     Cost: O(N²/2) XOR + popcount (see the module docstring).
     """
     h = np.ascontiguousarray(np.asarray(hashes, dtype=np.int64).view(np.uint64))
-    n = len(h)
-    ii, jj, dd = [], [], []
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        d = popcount64(h[s:e, None] ^ h[None, s:])  # (b, n - s); column c is image s + c
-        r, c = np.nonzero(d <= threshold)
-        keep = c > r  # upper triangle: j > i (the block's own lower triangle and diagonal are repeats)
-        r, c = r[keep], c[keep]
-        ii.append(r + s)
-        jj.append(c + s)
-        dd.append(d[r, c])
-    if not ii:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
-    return np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64), np.concatenate(dd)
+    return _blocked_pairs(
+        len(h), block, lambda s, e: popcount64(h[s:e, None] ^ h[None, s:]), lambda d: d <= threshold, np.uint8
+    )
 
 
 def cosine_pairs(X: np.ndarray, threshold: float, *, block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,20 +79,33 @@ def cosine_pairs(X: np.ndarray, threshold: float, *, block: int = 1024) -> tuple
         (i, j, similarity): (P,) int64, int64, float32. Cost: O(N²·D/2) flops, memory O(block·N).
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
-    n = len(X)
-    ii, jj, ss = [], [], []
+    return _blocked_pairs(len(X), block, lambda s, e: X[s:e] @ X[s:].T, lambda v: v >= threshold, np.float32)
+
+
+def _blocked_pairs(
+    n: int,
+    block: int,
+    score: Callable[[int, int], np.ndarray],
+    close: Callable[[np.ndarray], np.ndarray],
+    dtype: type[np.generic],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs i < j whose ``score`` passes ``close``, computed ``block`` rows at a time.
+
+    ``score(s, e)`` returns the (e - s, n - s) block of scores of rows s..e-1 against rows s..n-1 (column c is
+    row s + c). Returns (i, j, value) as (P,) int64, int64, ``dtype``. Memory O(block·N).
+    """
+    ii, jj, vv = [], [], []
     for s in range(0, n, block):
-        e = min(n, s + block)
-        sim = X[s:e] @ X[s:].T
-        r, c = np.nonzero(sim >= threshold)
-        keep = c > r
+        v = score(s, min(n, s + block))
+        r, c = np.nonzero(close(v))
+        keep = c > r  # upper triangle: j > i (the block's own lower triangle and diagonal are repeats)
         r, c = r[keep], c[keep]
         ii.append(r + s)
         jj.append(c + s)
-        ss.append(sim[r, c])
+        vv.append(v[r, c])
     if not ii:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64), np.concatenate(ss)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, dtype)
+    return np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64), np.concatenate(vv).astype(dtype)
 
 
 def connected_groups(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
