@@ -24,10 +24,16 @@ the previous checkpoint, the mean cost of one pick (ms), and the stability estim
 (:func:`imagerank.stability.topk_stability`) with its error against the true precision@k. The coverage bound
 2B/N (comparison slots per image) is printed beside them.
 
-Run (default grid: thurstone x every rho, crowd at rho 0.75; 3 seeds; about a minute on 2 cores):
+Two references cheat and bound what pairing can reach with a judge: ``gatekeeper`` is the issue's "gatekeeper
+that knows the true #k" (:func:`run_gatekeeper`, an idealised Bayesian screen with the true boundary and an
+oracle prior) and ``oracle`` pairs uniformly among the true top-300 (same ratings and prior as the strategies).
+
+Run (default grid: thurstone x every rho, crowd at rho 0.75; random, spec, active, gatekeeper; 5 seeds; about
+a minute on 2 cores):
     python benchmarks/ranking_sim.py
-Fuller grid (every judge x every rho, 5 seeds) and a cheating reference that pairs among the true top-300:
-    python benchmarks/ranking_sim.py --full --strategies random,spec,active,oracle
+Every judge x every rho (noiseless too), and a noise sweep (per-image noise / SD of the utilities):
+    python benchmarks/ranking_sim.py --full --compact
+    python benchmarks/ranking_sim.py --judges thurstone --rhos 0.75 --ratio 0.3 --compact
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +309,82 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
     return out
 
 
+def run_gatekeeper(judge_kind: str, rho: float, seed: int, cfg: SimConfig,
+                   ava: tuple[np.ndarray, np.ndarray] | None) -> list[Checkpoint]:
+    """The issue's reference: "a gatekeeper that knows the true #k", as an idealised Bayesian screen.
+
+    It cheats three times: every duel pits a candidate against the true #k image (the same pair may repeat),
+    the boundary value t (midway between the true #k and #k+1, standardised) is known, and the prior is the
+    best linear predictor of the standardised utility from the features fitted on the *true* utilities, with
+    its exact correlation r: ``z_i ~ N(r f_i, 1 - r^2)``. Each outcome is a probit observation
+    ``P(i beats #k) = Phi((z_i - t) / s)`` with ``s`` the judge's noise on a difference (``sqrt(2) * ratio``;
+    ``1e-6`` for the noiseless judge, whose duels are exact in/out tests), folded into the Gaussian posterior
+    by moment matching (assumed-density filtering, exact for one probit factor; Minka 2001, "Expectation
+    propagation for approximate Bayesian inference", UAI). Draws and skips spend the vote and leave the
+    posterior unchanged. Each vote screens the image maximising ``pdf((m - t) / sqrt(v)) * v / sqrt(v + s^2)``
+    (open membership weighted by how far one duel moves it; better than plain uncertainty sampling or a cap per
+    image in the same model). The top-k is the k images with the highest ``P(z > t)``, the #k among them.
+    ``stability`` is the mean of ``P(z > t)`` over that top-k. The crowd judge is not supported.
+    """
+    if judge_kind == "crowd":
+        raise ValueError("gatekeeper: the crowd judge has no per-comparison noise to model; use noiseless or thurstone")
+    rng = np.random.default_rng([seed, 7])
+    world = make_world(cfg.n, rho, cfg.k, rng, ava)
+    judge = Judge(judge_kind, world, cfg.ratio, np.random.default_rng([seed, 11]))
+    u = world.u
+    z = (u - u.mean()) / u.std()
+    order = np.argsort(-u)
+    keeper = int(order[cfg.k - 1])
+    t = 0.5 * (z[order[cfg.k - 1]] + z[order[cfg.k]])
+    A = np.column_stack([world.X, np.ones(cfg.n)])
+    f = A @ np.linalg.lstsq(A, z, rcond=None)[0]
+    r = float(np.corrcoef(f, z)[0, 1]) if cfg.prior and f.std() > 0 else 0.0
+    m = r * (f - f.mean()) / f.std() if r > 0 else np.zeros(cfg.n)
+    v = np.full(cfg.n, 1.0 - r * r)
+    s = max(math.sqrt(2.0) * cfg.ratio, 1e-6) if judge_kind == "thurstone" else 1e-6
+    count = np.zeros(cfg.n, dtype=np.int64)
+    out: list[Checkpoint] = []
+    prev_top: set[int] | None = None
+    pick_time = 0.0
+    budgets = sorted(cfg.budgets)
+    for vote in range(1, budgets[-1] + 1):
+        t0 = time.perf_counter()
+        sv = np.sqrt(v)
+        score = stats.norm.pdf((m - t) / sv) * v / np.sqrt(v + s * s)
+        score[keeper] = -1.0
+        i = int(np.argmax(score))
+        pick_time += time.perf_counter() - t0
+        res = judge(i, keeper)
+        count[i] += 1
+        if res in (0.0, 1.0):
+            sign = 1.0 if res == 1.0 else -1.0
+            c = math.sqrt(s * s + v[i])
+            x = sign * (m[i] - t) / c
+            lam = math.exp(stats.norm.logpdf(x) - stats.norm.logcdf(x))
+            m[i] += sign * v[i] / c * lam
+            v[i] = max(v[i] * (1.0 - v[i] / (c * c) * lam * (lam + x)), 1e-12)
+        if vote in budgets:
+            p_in = stats.norm.cdf((m - t) / np.sqrt(v))
+            p_in[keeper] = 2.0
+            top = np.argpartition(-p_in, cfg.k - 1)[: cfg.k]
+            top_set = set(top.tolist())
+            p_in[keeper] = 1.0
+            out.append(Checkpoint(
+                budget=vote,
+                precision=float(world.top[top].mean()),
+                precision_mu=float(world.top[np.argpartition(-m, cfg.k - 1)[: cfg.k]].mean()),
+                kendall=float(stats.kendalltau(m, u).statistic),
+                spearman=float(stats.spearmanr(m, u).statistic),
+                churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
+                pick_ms=1000.0 * pick_time / vote,
+                stability=float(p_in[top].mean()),
+                prior_confidence=r,
+                prior_corr=r,
+            ))
+            prev_top = top_set
+    return out
+
+
 # ------------------------------------------------------------------------------------------ grid
 def run_grid(strategies: list[str], judges: list[str], rhos: list[float], seeds: list[int], cfg: SimConfig,
              progress: bool = True) -> dict[tuple[str, float, str], list[list[Checkpoint]]]:
@@ -315,7 +398,10 @@ def run_grid(strategies: list[str], judges: list[str], rhos: list[float], seeds:
         for rho in rhos:
             for strategy in strategies:
                 t0 = time.perf_counter()
-                runs = [run_one(strategy, judge, rho, s, cfg, ava) for s in seeds]
+                if strategy == "gatekeeper" and judge == "crowd":
+                    continue
+                one = run_gatekeeper if strategy == "gatekeeper" else partial(run_one, strategy)
+                runs = [one(judge, rho, s, cfg, ava) for s in seeds]
                 results[(judge, rho, strategy)] = runs
                 if progress:
                     print(f"  {judge} rho={rho} {strategy}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -386,24 +472,31 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=5000, help="images (default 5000)")
     ap.add_argument("--k", type=int, default=100, help="top-k (default 100)")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds averaged (default 3)")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds averaged (default 5)")
     ap.add_argument("--budgets", default="500,1000,2000,3000", help="checkpoints, comma-separated")
-    ap.add_argument("--strategies", default="random,spec,active",
-                    help="comma-separated; 'oracle' adds a reference that pairs among the true top-300")
+    ap.add_argument("--strategies", default="random,spec,active,gatekeeper",
+                    help="comma-separated; 'gatekeeper' (the issue's reference, knows the true #k) and 'oracle' "
+                         "(pairs among the true top-300) cheat")
     ap.add_argument("--judges", default=None, help="comma-separated subset of noiseless,thurstone,crowd")
     ap.add_argument("--rhos", default=None, help="comma-separated feature correlations")
+    ap.add_argument("--ratio", type=float, default=None,
+                    help="Thurstone per-image noise / SD of the utilities (default: fitted to pcm_48stimuli.csv)")
     ap.add_argument("--exploration", type=float, default=0.1)
     ap.add_argument("--batch", type=int, default=1, help="pairs per pick (the panel queues a few)")
     ap.add_argument("--no-prior", action="store_true", help="never fit the ranker prior")
-    ap.add_argument("--full", action="store_true", help="every judge x every rho, 5 seeds")
+    ap.add_argument("--full", action="store_true", help="every judge x every rho")
     ap.add_argument("--compact", action="store_true", help="only the one-line-per-setting summary table")
     args = ap.parse_args(argv)
 
-    ratio = thurstone_ratio()
+    ratio = thurstone_ratio() if args.ratio is None else args.ratio
+    if not ratio >= 0:
+        ap.error(f"--ratio: expected a noise ratio >= 0, got {args.ratio}")
     cfg = SimConfig(n=args.n, k=args.k, budgets=tuple(int(b) for b in args.budgets.split(",")),
                     exploration=args.exploration, batch=args.batch, prior=not args.no_prior, ratio=ratio)
     strategies = args.strategies.split(",")
-    seeds = list(range(5 if args.full and args.seeds == 3 else args.seeds))
+    if args.seeds < 1:
+        ap.error(f"--seeds: expected at least 1, got {args.seeds}")
+    seeds = list(range(args.seeds))
     t0 = time.perf_counter()
     if args.judges or args.rhos or args.full:
         judges = args.judges.split(",") if args.judges else list(JUDGES)
@@ -414,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         results.update(run_grid(strategies, ["crowd"], [0.75], seeds, cfg))
     wall = time.perf_counter() - t0
     rows = summarise(results, cfg)
-    print(f"N={cfg.n}, k={cfg.k}, seeds={seeds}, Thurstone noise ratio (fitted to pcm_48stimuli.csv) = {ratio:.3f}, "
+    source = "fitted to pcm_48stimuli.csv" if args.ratio is None else "--ratio"
+    print(f"N={cfg.n}, k={cfg.k}, seeds={seeds}, Thurstone noise ratio = {ratio:.3f} ({source}), "
           f"draw band {DRAW_BAND}, skips {SKIP_RATE:.0%}, prior refit every {cfg.refit_every} votes, "
           f"exploration {cfg.exploration}, wall {wall:.0f}s")
     print()

@@ -110,3 +110,28 @@ def test_markdown_table_and_coverage_bound():
     table = sim.markdown(rows, SMALL.k)
     assert "| thurstone | 0.75 | random | 300 | 1.5 |" in table  # 2B/N = 2 * 300 / 400
     assert table.count("\n") == 3
+
+
+def test_gatekeeper_reference_screens_exactly_with_a_noiseless_judge():
+    """The issue's reference: with exact in/out duels against the true #k it finds (nearly) the whole top-k;
+    with the calibrated Thurstone judge the same screen is much less sure, which is what bounds every strategy."""
+    exact = [sim.run_gatekeeper("noiseless", 0.75, seed, SMALL, None) for seed in range(2)]
+    noisy = [sim.run_gatekeeper("thurstone", 0.75, seed, SMALL, None) for seed in range(2)]
+    p_exact = np.mean([r[-1].precision for r in exact])
+    p_noisy = np.mean([r[-1].precision for r in noisy])
+    assert p_exact >= 0.9, p_exact
+    assert p_noisy < p_exact - 0.1, (p_noisy, p_exact)
+    for r in exact + noisy:
+        assert [c.budget for c in r] == [150, 300]
+        assert all(0.0 <= c.stability <= 1.0 for c in r)
+    with pytest.raises(ValueError, match="crowd"):
+        sim.run_gatekeeper("crowd", 0.75, 0, SMALL, None)
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        sim.main(["--seeds", "0", "--judges", "thurstone", "--rhos", "0.75"])
+    assert "--seeds: expected at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sim.main(["--ratio", "-1", "--judges", "thurstone", "--rhos", "0.75"])
+    assert "--ratio: expected a noise ratio >= 0" in capsys.readouterr().err
