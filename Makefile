@@ -38,7 +38,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check imagerank tests benchmarks
-	$(VENV)/bin/mypy imagerank
+	$(VENV)/bin/mypy imagerank benchmarks
 
 bench: install
 	$(PY) benchmarks/bench_core.py

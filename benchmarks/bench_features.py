@@ -136,7 +136,7 @@ def bench_embeddings(paths: list[Path], root: Path, model: str, batch_size: int,
             self.ends: list[float] = []
             self.sizes: list[int] = []
 
-        def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
+        def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
             self.ends.append(time.perf_counter())
             self.sizes.append(len(batch["index"]))
 

@@ -4,7 +4,8 @@ Two pool states per size: ``fresh`` (every image unseen, the default rating: the
 and ``prior`` (ratings seeded from a ranker prior, 3,000 images with some votes, like a session under way).
 A pick is ``select_pairs(ctx, strategy, n)`` with the session's seen-pair set, as ``Collection.next_pairs``
 calls it; the panel asks for 1-4 pairs at a time. The last line times ``Collection.next_pairs`` itself on a
-fresh 100,000-image catalog (the pool is loaded once and cached, as in a session).
+fresh 100,000-image catalog (the pool is loaded once and cached, as in a session). The last lines time the live
+prior's refit (``Collection.refit_prior``, every 250 votes in a session) with 3,000 votes on 512-d features.
 
 Run:  python benchmarks/bench_pairing.py
 """
@@ -77,6 +78,42 @@ def time_collection(n: int, repeats: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
+    """Wall time of ``Collection.refit_prior`` (the live prior the panel refits every 250 votes) on a catalog of
+    ``n`` images with ``votes`` votes and ``dim``-d features already loaded (as after the first refit of a
+    session): the first, recalibrating refit and a warm one."""
+    from imagerank.collection import init
+    from imagerank.training.prior import LivePriorState, live_design
+
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp)
+        col.settings = col.settings.replace(prior_refit_every=0)
+        with col.db.atomic() as conn:
+            conn.executemany(
+                "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?,?,?,?)",
+                [(f"/bench/{i}.jpg", f"{i}.jpg", R.DEFAULT_MU, R.DEFAULT_SIGMA) for i in range(n)],
+            )
+        ids = col.pool().ids.astype(np.int64)
+        X = rng.standard_normal((n, dim))
+        utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)
+        u = dict(zip(ids.tolist(), utility.tolist()))
+        for _ in range(votes):
+            (a, b), = col.next_pairs(1)
+            col.vote(a, b, "left" if u[a] > u[b] else "right")
+        t = time.perf_counter()
+        col._live_prior = LivePriorState("auto", f"synthetic-{dim}", ids, live_design(X))
+        first = col.refit_prior()
+        t_first = time.perf_counter() - t
+        col.vote(*col.next_pairs(1)[0], "left")
+        t = time.perf_counter()
+        col.refit_prior()
+        t_warm = time.perf_counter() - t
+        col.close()
+    print(f"live prior refit, {n:,} images x {dim}-d, {votes:,} votes: {1000 * t_first:.0f} ms recalibrating, "
+          f"{1000 * t_warm:.0f} ms warm (confidence {first.confidence:.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pick cost per strategy")
     ap.add_argument("--sizes", default="5000,100000")
@@ -93,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {n:,} | {state} | {n_pairs} | {ms['random']:.2f} | {ms['spec']:.2f} | {ms['active']:.2f} "
                       f"| {ms['active'] / ms['random']:.1f}x |")
     time_collection(100_000, args.repeats)
+    for n in (int(s) for s in args.sizes.split(",")):
+        time_refit(n)
     return 0
 
 

@@ -21,7 +21,7 @@ import torch
 from scipy.stats import spearmanr
 
 from imagerank.training.bt import fit_linear_bt
-from imagerank.training.crops import evaluate_crops, make_crop_set, train_crop_proposer
+from imagerank.training.crops import CropModel, evaluate_crops, make_crop_set, train_crop_proposer
 from imagerank.training.data import VoteData
 from imagerank.training.features import FeatureMatrix
 from imagerank.training.ranker import fit_ranker
@@ -103,6 +103,7 @@ def main() -> None:
     model = train_crop_proposer(data=(images[:n_train], boxes[:n_train]), max_epochs=4 if ns.quick else 15,
                                 val_fraction=0.1, progress=False, name=None, accelerator="cpu")
     train_s = time.perf_counter() - t
+    assert isinstance(model, CropModel)  # background=False: the model itself, not a job
     ev = evaluate_crops(model, images[n_train:], boxes[n_train:])
     print(f"trained on {n_train} images in {train_s:.1f} s (CPU); {n_test} held-out images:")
     print(ev)

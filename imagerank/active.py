@@ -6,8 +6,9 @@ Three pieces, each usable on its own:
   Gaussian posteriors, with a coverage share for unseen images and a learned prior when a ranker exists.
 - :func:`prior_to_rating` and :func:`bt_prior`: turn a ranker's scores into per-image OpenSkill priors
   ``(prior_mu, prior_sigma)`` by Gaussian conditioning, with the ranker's confidence and the skills' spread
-  estimated from held-out votes by empirical Bayes. The ranking simulation uses them; ``Collection.apply_prior``
-  (:mod:`imagerank.training.prior`) currently has its own, simpler mapping.
+  estimated from held-out votes by empirical Bayes. The live prior (``Collection.refit_prior``, run every
+  ``Settings.prior_refit_every`` votes, :func:`imagerank.training.prior.refit_prior`) and the ranking simulation
+  use them; ``Collection.apply_prior`` (a trained Lightning ranker) keeps its own, simpler mapping.
 - :func:`rate_duel`: the OpenSkill Plackett-Luce update of one 1-vs-1 match written with ``math`` only (equal to
   ``openskill`` 6.2.0 to rounding, see ``tests/test_active.py``), 20x faster than building rating objects; the
   ranking simulation and bulk replays use it.

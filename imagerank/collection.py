@@ -7,6 +7,7 @@ where they are and are never modified.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DB_NAME", "Collection", "DoctorReport", "Match", "ScanReport", "Session", "init", "open_collection"]
 
 DB_NAME = "imagerank.db"
+log = logging.getLogger(__name__)
 Outcome = Literal["left", "right", "draw", "skip"]
 
 
@@ -125,6 +127,13 @@ class Collection:
         self._pool_version: int | None = None
         self._session: Session | None = None
         self._prior_scores: dict[int, float] | None = None
+        self._live_prior: Any = None  # imagerank.training.prior.LivePriorState
+        self._votes_since_prior = 0
+        self._prior_origin: str | None = None  # "live" or "ranker" (apply_prior) in this process
+        #: One line on the learned prior: the last refit's report, or why there is none.
+        self.prior_status: str = "no learned prior yet"
+        #: The last prior report of this process (``LivePriorReport`` or ``PriorReport``), None before one.
+        self.prior_report: Any = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -484,7 +493,59 @@ class Collection:
         :func:`imagerank.training.prior.apply_prior` for the mapping; returns its ``PriorReport``."""
         from .training.prior import apply_prior
 
-        return apply_prior(self, ranker, max_comparisons=max_comparisons, scale=scale)
+        report = apply_prior(self, ranker, max_comparisons=max_comparisons, scale=scale)
+        self._prior_origin = "ranker"  # the live prior no longer overwrites it in this process
+        self.prior_status = str(report)
+        self.prior_report = report
+        return report
+
+    def refit_prior(self, features: str | None = None, *, compute: bool = True) -> Any:
+        """Refit the live prior now: the linear Bradley-Terry ranker on ``features`` (default
+        ``Settings.prior_features``) from the votes so far becomes every image's prior rating, and the log is
+        replayed. See :func:`imagerank.training.prior.refit_prior`; returns its ``LivePriorReport``.
+
+        Raises:
+            NoVotesError: no decisive vote between two images with features.
+            FeatureError: no features (``compute=False``: none cached).
+        """
+        from .training.prior import refit_prior
+
+        report = refit_prior(self, features=features or self.settings.prior_features, compute=compute)
+        self._prior_origin = "live"
+        self._votes_since_prior = 0
+        self.prior_status = str(report)
+        self.prior_report = report
+        return report
+
+    def clear_prior(self) -> int:
+        """Remove every learned prior (ranker or live), replay the log; returns the ratings that changed."""
+        from .training.prior import clear_prior
+
+        changed = clear_prior(self)
+        self._prior_origin = None
+        self._votes_since_prior = 0
+        self.prior_status = "no learned prior (cleared)"
+        self.prior_report = None
+        return changed
+
+    def _after_rated_vote(self) -> None:
+        """Every ``Settings.prior_refit_every`` rated votes in this process, refit the live prior (unless a
+        trained ranker's prior was applied). A failed refit never fails the vote: it is logged and shown in
+        ``prior_status``."""
+        every = self.settings.prior_refit_every
+        if every <= 0 or self._prior_origin == "ranker":
+            return
+        self._votes_since_prior += 1
+        if self._votes_since_prior < every:
+            return
+        self._votes_since_prior = 0
+        try:
+            self.refit_prior(compute=False)
+        except ImagerankError as exc:
+            self.prior_status = f"no learned prior: {exc}"
+        except Exception as exc:  # the vote is stored; a bug in the fit must not lose the session
+            log.exception("live prior refit failed")
+            self.prior_status = f"live prior refit failed: {type(exc).__name__}: {exc}"
 
     @property
     def session(self) -> Session:
@@ -649,7 +710,10 @@ class Collection:
             for y in range(x + 1, len(ids)):
                 session.seen.add(pair_key(ids[x], ids[y]))
         entries = [R.Rated(i, r, b[0], b[1], a[0], a[1]) for i, r, b, a in zip(ids, rk, before, after)]
-        return Match(mid, kind, ids, rk, pos, rated, session.id, now, entries)
+        match = Match(mid, kind, ids, rk, pos, rated, session.id, now, entries)
+        if rated:
+            self._after_rated_vote()
+        return match
 
     def get_match(self, match_id: int) -> Match:
         """The stored match ``match_id``.

@@ -52,6 +52,11 @@ class Settings:
         clip_fraction_threshold: fraction of pixels at 255 above which ``clipped_highlights`` is flagged.
             Default 0.05.
         burst_gap_s: seconds between capture times that still belong to one burst. Default 2.0.
+        prior_refit_every: refit the live prior (a linear Bradley-Terry ranker on ``prior_features``, calibrated on
+            held-out votes, as every image's OpenSkill prior) after this many rated votes in a process; 0 turns
+            it off. Default 250 (what ``benchmarks/ranking_sim.py`` measures).
+        prior_features: the feature set of the live prior: ``auto`` (newest CLIP embeddings, else cached cheap
+            features), ``cheap`` or ``embeddings:<model>__<pretrained>``. Default ``auto``.
     """
 
     roots: tuple[str, ...] = ()
@@ -71,6 +76,8 @@ class Settings:
     bright_threshold: float = 215.0
     clip_fraction_threshold: float = 0.05
     burst_gap_s: float = 2.0
+    prior_refit_every: int = 250
+    prior_features: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +89,12 @@ class Settings:
             raise ConfigError(f"thumb_size: expected >= 16 pixels, got {self.thumb_size!r}")
         if not 0 <= self.phash_threshold <= 64:
             raise ConfigError(f"phash_threshold: expected 0..64 bits, got {self.phash_threshold!r}")
+        if int(self.prior_refit_every) < 0:
+            raise ConfigError(f"prior_refit_every: expected >= 0 votes (0 = off), got {self.prior_refit_every!r}")
+        if not (self.prior_features in ("auto", "cheap", "cheap-v1", "cheap-v1+quality")
+                or str(self.prior_features).startswith("embeddings:")):
+            raise ConfigError(f"prior_features: expected auto, cheap or embeddings:<model>__<pretrained>, "
+                              f"got {self.prior_features!r}")
         exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
         object.__setattr__(self, "extensions", exts)
         object.__setattr__(self, "roots", tuple(str(r) for r in self.roots))

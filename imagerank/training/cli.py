@@ -3,6 +3,8 @@
 - ``imagerank train WS [--features auto|cheap|embeddings:<model>__<pretrained>] [--epochs N] [--name NAME]
   [--seed S] [--apply-prior]``: train the ranker on the votes, save it to ``WS/models/NAME``, print the evaluation.
 - ``imagerank train-crops WS [--epochs N] [--name NAME]``: train the crop proposer on the crops.
+- ``imagerank prior WS [--features F] [--clear]``: refit the live prior (linear Bradley-Terry on the features, as
+  every image's OpenSkill prior) from the votes now, or remove every learned prior.
 - ``imagerank import-selections WS CSV [--force]`` and ``imagerank import-crops WS CSV [--units px|norm]``.
 
 Exit status 0 when everything was imported / trained, 1 when some rows were rejected (reported one per line),
@@ -39,6 +41,24 @@ def _train(p: argparse.ArgumentParser) -> None:
         print(evaluate_ranker(col, ranker))  # type: ignore[arg-type]
         if ns.apply_prior:
             print(col.apply_prior(ranker))
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@subcommand("prior", "refit the live prior from the votes now (or --clear every learned prior)")
+def _prior(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workspace")
+    p.add_argument("--features", default=None,
+                   help="auto, cheap or embeddings:<model>__<pretrained> (default: the prior_features setting)")
+    p.add_argument("--clear", action="store_true", help="remove every learned prior and replay the votes")
+
+    def run(ns: argparse.Namespace) -> int:
+        col = _open(ns)
+        if ns.clear:
+            print(f"learned priors removed; replay changed {col.clear_prior()} ratings")
+        else:
+            print(col.refit_prior(ns.features))
         return 0
 
     p.set_defaults(run=run)

@@ -28,7 +28,7 @@ from .. import ratings as R
 if TYPE_CHECKING:
     from ..collection import Collection
 
-__all__ = ["PriorReport", "apply_prior", "clear_prior", "prior_from_scores"]
+__all__ = ["LivePriorReport", "PriorReport", "apply_prior", "clear_prior", "prior_from_scores", "refit_prior"]
 
 SIGMA_SHRINK = 0.3
 
@@ -112,4 +112,190 @@ def clear_prior(col: Collection) -> int:
                    "OR prior_sigma IS NOT NULL")
     changed = col.replay()
     col.set_prior_scores(None)
+    col._live_prior = None
     return changed
+
+
+# ---------------------------------------------------------------------------------------------- live prior
+#: The live prior fits on at most this many principal components of the standardised features: with a few
+#: hundred to a few thousand votes a 512-d linear ranker over-fits and its L-BFGS fit takes seconds; 32 components
+#: keep a refit in the vote path under about 0.2 s (``benchmarks/bench_pairing.py``).
+LIVE_COMPONENTS = 32
+
+
+@dataclass
+class LivePriorReport:
+    """What :func:`refit_prior` did.
+
+    Attributes:
+        features: the feature set the ranker was fitted on (``"embeddings:ViT-B-32__openai"``, ``"cheap-v1"`` ...).
+        n_images: images with features (each got a prior rating).
+        n_pairs: pairwise outcomes fitted (votes whose two images both have features; rankings give several).
+        confidence: estimated correlation of the ranker's score with skill, 0..0.95.
+        scale: estimated SD of skills, OpenSkill units.
+        calibrated: whether confidence and scale were re-estimated (else kept from the previous fit).
+        n_ratings_changed: stored ratings the replay changed.
+        seconds: wall time of the refit.
+    """
+
+    features: str
+    n_images: int
+    n_pairs: int
+    confidence: float
+    scale: float
+    calibrated: bool
+    n_ratings_changed: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"live prior from {self.n_pairs} votes on {self.features} (confidence {self.confidence:.2f}, "
+                f"scale {self.scale:.2f}{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
+                f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s")
+
+
+@dataclass
+class LivePriorState:
+    """What a collection keeps between refits in one process: the standardised features and the last fit."""
+
+    features: str  # as asked ("auto" ...)
+    name: str  # the feature set it resolved to
+    image_ids: np.ndarray
+    X: np.ndarray
+    prior: Any = None  # imagerank.active.BTPrior
+    calibrated_at: int = 0
+
+
+def _live_features(col: Collection, features: str, compute: bool) -> tuple[str, np.ndarray, np.ndarray]:
+    from ..errors import FeatureError
+    from .features import _auto_source, _cache_path, feature_matrix
+
+    source = _auto_source(col) if features == "auto" else features
+    if not compute and source.startswith("cheap") and not _cache_path(col).exists():
+        raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
+                           "`imagerank prior` once (cheap colour and quality features)")
+    fm = feature_matrix(col, source, progress=compute)
+    if len(fm.image_ids) == 0:
+        raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
+    return fm.name, fm.image_ids, live_design(fm.X)
+
+
+def live_design(X: np.ndarray) -> np.ndarray:
+    """(N, D) features -> (N, min(D, LIVE_COMPONENTS)) float64: columns standardised (constant ones become 0),
+    then projected on their leading principal components (``eigh`` of the D x D scatter matrix)."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    X = np.where(sd > 1e-12, (X - X.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0), 0.0)
+    if X.shape[1] > LIVE_COMPONENTS:
+        _, vecs = np.linalg.eigh(X.T @ X)
+        X = X @ vecs[:, ::-1][:, :LIVE_COMPONENTS]
+    return X
+
+
+def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True) -> LivePriorReport:
+    """Fit the linear Bradley-Terry ranker on the votes so far and make it every image's OpenSkill prior.
+
+    The live prior of the ``active`` strategy (the one ``benchmarks/ranking_sim.py`` measures): the features
+    (columns standardised, then their first :data:`LIVE_COMPONENTS` principal components) and every kept vote (N-way
+    rankings as their pairs) go to :func:`imagerank.active.bt_prior`, which fits the ranker and calibrates it by
+    empirical Bayes on held-out votes; every image with features gets ``images.prior_mu / prior_sigma`` from
+    :func:`imagerank.active.prior_to_rating`, the vote log is replayed from the priors (``imagerank doctor`` stays
+    green) and the standardised scores go to the pairing strategies. Confidence and scale are re-estimated on the
+    first fit in a process and whenever the votes have doubled since; in between only the ranker's weights are
+    refitted (warm start, milliseconds). Images without features keep their prior. ``Collection`` calls this every
+    ``Settings.prior_refit_every`` votes; :func:`clear_prior` undoes it.
+
+    Args:
+        col: the collection.
+        features: ``"auto"`` (newest CLIP embeddings, else cheap features), ``"cheap"`` or
+            ``"embeddings:<model>__<pretrained>"`` (see :func:`imagerank.training.features.feature_matrix`).
+        compute: compute cheap features that are not cached yet (a tqdm bar); False raises instead (the vote
+            path never decodes thousands of thumbnails).
+
+    Returns:
+        A :class:`LivePriorReport`.
+
+    Raises:
+        NoVotesError: no kept decisive vote, or none between two images with features.
+        FeatureError: no features (or, with ``compute=False``, none cached).
+    """
+    import time
+
+    from ..active import bt_prior
+    from ..errors import NoVotesError
+
+    t0 = time.perf_counter()
+    a_ids, b_ids, y = _vote_pairs(col)  # first: no votes, no feature pass
+    state: LivePriorState | None = getattr(col, "_live_prior", None)
+    n_active = len(col.pool())
+    if state is None or state.features != features or len(state.image_ids) < n_active * 0.99:
+        state = LivePriorState(features, *_live_features(col, features, compute))
+    pos_a = _rows(state.image_ids, a_ids)
+    pos_b = _rows(state.image_ids, b_ids)
+    keep = (pos_a >= 0) & (pos_b >= 0)
+    if not keep.any():
+        raise NoVotesError(f"none of the {len(a_ids)} voted pairs has features for both images: compute features "
+                           f"for the voted images (`imagerank features`) first")
+    m = int(keep.sum())
+    calibrate = state.prior is None or m >= 2 * state.calibrated_at
+    bp = bt_prior(state.X, pos_a[keep], pos_b[keep], y[keep], start=state.prior, calibrate=calibrate, rng=0)
+    if calibrate:
+        state.calibrated_at = m
+    state.prior = bp
+    mu, sigma = bp.ratings()
+    with col.db.atomic() as conn:
+        conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
+                         [(float(a), float(b), int(i)) for i, a, b in zip(state.image_ids, mu, sigma)])
+    changed = col.replay()
+    col.set_prior_scores({int(i): float(v) for i, v in zip(state.image_ids, bp.z)})
+    col._live_prior = state
+    return LivePriorReport(state.name, len(state.image_ids), m, float(bp.confidence), float(bp.scale),
+                           bool(calibrate), changed, time.perf_counter() - t0)
+
+
+def _vote_pairs(col: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every kept, non-skip match as pairwise outcomes in vote order: (P,) int64 a, (P,) int64 b, (P,) float64 y
+    (1 a ranked better, 0.5 tied); an N-way ranking gives its N(N-1)/2 pairs. One SQL query, vectorised for the
+    2-image matches (the ``load_votes`` data frame path costs about 0.1 s per 1,000 votes).
+
+    Raises:
+        NoVotesError: no kept match says which image is better.
+    """
+    from ..errors import NoVotesError
+    from .bt import pairwise_arrays
+
+    rows = np.array(col.db.query(
+        "SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON e.match_id=m.id "
+        "WHERE m.undone=0 AND m.kind != 'skip' ORDER BY m.id, e.rowid"), dtype=np.int64).reshape(-1, 3)
+    mids = rows[:, 0]
+    starts = np.flatnonzero(np.r_[True, mids[1:] != mids[:-1]]) if len(mids) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(mids)])
+    two = starts[sizes == 2]
+    ia, ib = rows[two, 1], rows[two + 1, 1]
+    ra, rb = rows[two, 2], rows[two + 1, 2]
+    a = np.where(ra <= rb, ia, ib)
+    b = np.where(ra <= rb, ib, ia)
+    y = np.where(ra == rb, 0.5, 1.0)
+    order = [two]
+    parts_a, parts_b, parts_y = [a], [b], [y]
+    for st, sz in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
+        pw = pairwise_arrays(rows[st:st + sz, 1].tolist(), rows[st:st + sz, 2].tolist())
+        order.append(np.full(len(pw), st, dtype=np.int64))
+        parts_a.append(np.array([p[0] for p in pw], np.int64))
+        parts_b.append(np.array([p[1] for p in pw], np.int64))
+        parts_y.append(np.array([p[2] for p in pw], np.float64))
+    pos = np.concatenate(order)
+    sort = np.argsort(pos, kind="stable")  # back to vote order
+    a, b, y = (np.concatenate(p)[sort] for p in (parts_a, parts_b, parts_y))
+    if not (y == 1.0).any():
+        found = f"only {len(y)} pairwise draws" if len(y) else "no kept votes"
+        raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image is "
+                           f"better")
+    return a.astype(np.int64), b.astype(np.int64), y.astype(np.float64)
+
+
+def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(M,) row of each id in ``sorted_ids`` (ascending), -1 where absent."""
+    if len(sorted_ids) == 0:
+        return np.full(ids.shape, -1, dtype=np.int64)
+    pos = np.searchsorted(sorted_ids, ids).clip(0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == ids, pos, -1).astype(np.int64)

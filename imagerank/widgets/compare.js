@@ -111,8 +111,9 @@ function render({ model, el: host }) {
   const header = el("div", "ir-header");
   const counts = el("span", "ir-counts");
   const stability = el("span", "ir-stability");
+  const prior = el("span", "ir-prior");
   const keyhint = el("span", "ir-keyhint");
-  header.append(counts, stability, keyhint);
+  header.append(counts, stability, prior, keyhint);
 
   const stage = el("div", "ir-stage");
   const sides = ["left", "right"].map((side) => {
@@ -385,6 +386,8 @@ function render({ model, el: host }) {
     stability.title =
       `Expected share of the current top-${h.k} (by μ − 3σ) that stays top-${h.k} under the rating posterior ` +
       "(an estimate of precision@k). Near k/N before any vote; 100% when the top is settled.";
+    prior.textContent = h.prior_confidence == null ? "" : `taste prior r ${h.prior_confidence.toFixed(2)}`;
+    prior.title = h.prior || "";
   }
 
   function renderStatus() {

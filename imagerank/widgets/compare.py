@@ -524,6 +524,8 @@ class ComparePanel(anywidget.AnyWidget):
             "k": self._k,
             "strategy": self.strategy,
             "session": self.collection.session.id,
+            "prior": self.collection.prior_status,
+            "prior_confidence": _prior_confidence(self.collection.prior_report),
         }
 
     def _wanted_ids(self) -> list[int]:
@@ -595,3 +597,9 @@ def _as_int(value: Any, name: str) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"{name}: expected an integer, got {value!r}") from None
+
+
+def _prior_confidence(report: Any) -> float | None:
+    """The learned prior's confidence (0..1) for the header, None when no prior was fitted in this process."""
+    c = getattr(report, "confidence", None)
+    return None if c is None else round(float(c), 2)

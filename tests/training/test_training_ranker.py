@@ -27,6 +27,7 @@ def trained(pref_ws: Path, tmp_path_factory: pytest.TempPathFactory):
     """2,000 simulated votes on 120 images, a ranker trained on cheap features and saved as ``ranker``."""
     root = tmp_path_factory.mktemp("trained")
     col = clone(pref_ws, root / "ws")
+    col.settings = col.settings.replace(prior_refit_every=0)  # plain OpenSkill ratings: no live prior
     report = simulated_votes(col, 2000, FeatureJudge(noise=0.6), seed=11)
     ranker = train_ranker(col, "cheap", max_epochs=25, seed=0, progress=False, name="ranker")
     col.close()

@@ -1,0 +1,160 @@
+"""The live prior: the linear Bradley-Terry ranker refitted from the votes every ``prior_refit_every`` votes and
+turned into every image's OpenSkill prior (what ``benchmarks/ranking_sim.py`` measures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import imagerank
+from imagerank.errors import ConfigError, FeatureError, NoVotesError
+from imagerank.training.features import feature_matrix
+from imagerank.training.prior import LIVE_COMPONENTS, _vote_pairs, live_design
+from imagerank.training.simulate import FeatureJudge, simulated_votes
+
+
+def test_refit_needs_votes_and_features(small_col) -> None:
+    col = small_col(40)
+    with pytest.raises(NoVotesError, match="no kept votes"):
+        col.refit_prior()
+    a, b = col.next_pairs(1)[0]
+    col.vote(a, b, "draw")
+    with pytest.raises(NoVotesError, match="only 1 pairwise draws"):
+        col.refit_prior()
+    col.vote(a, b, "left")
+    # the vote path never computes features: without embeddings or a cheap-feature cache it says what to run
+    with pytest.raises(FeatureError, match="imagerank features"):
+        col.refit_prior(compute=False)
+    with pytest.raises(FeatureError, match="features"):
+        col.refit_prior("embeddings:nope__none")
+
+
+def test_refit_learns_the_judges_taste_and_keeps_the_log_consistent(small_col) -> None:
+    col = small_col(120)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    judge = FeatureJudge(noise=0.3)
+    truth = simulated_votes(col, 400, judge, strategy="random", seed=3).utilities
+    report = col.refit_prior()  # computes the cheap features once (cached afterwards)
+    assert report.features == "cheap-v1"
+    assert report.calibrated
+    assert report.n_images == 120
+    assert report.n_pairs == 400
+    assert 0.3 < report.confidence <= 0.95
+    df = col.images_df().set_index("id")
+    assert df["prior_mu"].notna().all()
+    assert df["prior_sigma"].notna().all()
+    # the prior alone ranks the images by the judge's taste
+    rho = stats.spearmanr(df.loc[truth.index, "prior_mu"], truth).statistic
+    assert rho > 0.6, rho
+    assert col.doctor().ok  # ratings == replay of the log from the new priors
+    pool = col.pool()
+    assert pool.prior is not None
+    assert np.isfinite(pool.prior).all()
+    assert "live prior from 400 votes" in col.prior_status
+    # a warm refit keeps the calibration until the votes double; undo and clear keep the log consistent
+    simulated_votes(col, 50, judge, strategy="active", seed=4)
+    assert not col.refit_prior().calibrated
+    col.undo(any_session=True)
+    assert col.doctor().ok
+    assert col.clear_prior() > 0
+    assert col.images_df()["prior_mu"].isna().all()
+    assert col.doctor().ok
+    assert col.pool().prior is None
+
+
+def test_votes_refit_the_prior_automatically_and_never_fail_for_it(small_col) -> None:
+    col = small_col(60)
+    col.settings = col.settings.replace(prior_refit_every=25)
+    for _ in range(30):
+        a, b = col.next_pairs(1)[0]
+        col.vote(a, b, "left" if a < b else "right")
+    # 25 votes went by, but no features are cached: the votes are kept and the status says why there is no prior
+    assert col.stats()["comparisons"] == 30
+    assert col.prior_status.startswith("no learned prior")
+    assert "imagerank features" in col.prior_status
+    assert col.images_df()["prior_mu"].isna().all()
+    col.refit_prior()  # computes and caches the cheap features
+    before = col.pool().prior.copy()
+    judge = FeatureJudge(noise=0.3)
+    simulated_votes(col, 25, judge, strategy="active", seed=2)
+    assert not np.allclose(before, col.pool().prior)  # the ranker was refitted on the 25th vote
+    assert "live prior from 55 votes" in col.prior_status
+    assert col.doctor().ok
+    # off switch
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 30, judge, strategy="active", seed=5)
+    assert "live prior from 55 votes" in col.prior_status
+
+
+def test_vote_pairs_in_vote_order(small_col) -> None:
+    col = small_col(8)
+    ids = col.pool().ids.astype(int).tolist()
+    col.vote(ids[0], ids[1], "right")  # 1 beat 0
+    col.vote(ids[2], ids[3], "skip")  # left out
+    col.record_match([ids[4], ids[5], ids[6]], [1, 0, 1])  # 5 first, 4 and 6 tied
+    col.vote(ids[0], ids[7], "draw")
+    m = col.vote(ids[1], ids[2], "left")
+    col.undo(m.id)  # undone: left out
+    a, b, y = _vote_pairs(col)
+    got = list(zip(a.tolist(), b.tolist(), y.tolist()))
+    assert got[0] == (ids[1], ids[0], 1.0)
+    assert sorted(got[1:4]) == sorted([(ids[5], ids[4], 1.0), (ids[4], ids[6], 0.5), (ids[5], ids[6], 1.0)])
+    assert got[4] == (ids[0], ids[7], 0.5)
+    assert len(got) == 5
+
+
+def test_live_design_standardises_and_reduces() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 100)) * 5 + 3
+    X[:, 7] = 1.0  # constant column
+    Z = live_design(X)
+    assert Z.shape == (300, LIVE_COMPONENTS)
+    assert np.allclose(Z.mean(0), 0, atol=1e-9)
+    small = live_design(X[:, :10])
+    assert small.shape == (300, 10)
+    assert np.allclose(small[:, 7], 0.0)
+
+
+def test_settings_reject_bad_values(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="prior_refit_every"):
+        imagerank.init(tmp_path / "a", prior_refit_every=-1)
+    with pytest.raises(ConfigError, match="prior_features"):
+        imagerank.init(tmp_path / "b", prior_features="pixels")
+
+
+def test_cli_prior(small_col, capsys) -> None:
+    from imagerank.cli import main
+
+    col = small_col(30)
+    ws = str(col.root)
+    assert main(["prior", ws]) == 2
+    assert "no kept votes" in capsys.readouterr().err
+    simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
+    col.close()
+    assert main(["prior", ws, "--features", "cheap"]) == 0
+    assert "live prior from 40 votes on cheap-v1" in capsys.readouterr().out
+    assert main(["prior", ws, "--clear"]) == 0
+    assert "learned priors removed" in capsys.readouterr().out
+    assert main(["prior", ws, "--features", "pixels"]) == 2
+    assert "features" in capsys.readouterr().err
+
+
+def test_panel_votes_refit_the_prior_and_the_header_says_so(small_col) -> None:
+    from imagerank.widgets import ComparePanel
+
+    col = small_col(40)
+    col.settings = col.settings.replace(prior_refit_every=10)
+    feature_matrix(col, "cheap")  # cache the cheap features, as `imagerank prior` or the features pass would
+    panel = ComparePanel(col, queue_depth=4)
+    panel.handle_message({"type": "ready"})
+    assert panel.header["prior_confidence"] is None
+    for _ in range(10):
+        p = panel.pairs[0]
+        outcome = "left" if p["left"]["id"] < p["right"]["id"] else "right"
+        panel.handle_message({"type": "vote", "pid": p["pid"], "left": p["left"]["id"], "right": p["right"]["id"],
+                              "outcome": outcome, "ms": 500.0})
+        assert panel.status.get("level") != "error", panel.status
+    assert panel.header["prior"].startswith("live prior from 10 votes")
+    assert panel.header["prior_confidence"] is not None
+    assert col.doctor().ok
