@@ -1,0 +1,111 @@
+"""The crop editor in a real JupyterLab (headless Debian Chromium, Python Playwright).
+
+A notebook made for the test shows a ``CropPanel`` over three images. The user drags a box on the image, presses
+2 (the 1:1 preset: the box snaps to a square), D (move right) and Enter (save and go on): the crop lands in the
+catalog, square in pixels of the original. None of these keys, nor A or X, reaches JupyterLab's command mode.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all
+
+import imagerank
+
+pytestmark = pytest.mark.e2e
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"real-browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
+                allow_module_level=True)
+pytest.importorskip("playwright")
+
+CELLS = [
+    "import os\nimport imagerank\nfrom imagerank.widgets import CropPanel",
+    "col = imagerank.open(os.environ['IMAGERANK_WORKSPACE'])\nids = [int(i) for i in col.images_df()['id']]",
+    "panel = CropPanel(col, ids[:3])\npanel",
+]
+
+
+def _notebook(path: Path) -> None:
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+              "source": src} for i, src in enumerate(CELLS)]
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                      "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb), encoding="utf-8")
+
+
+def _crops(db: Path) -> list[tuple[int, float, float, float, float]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [tuple(r) for r in con.execute("SELECT image_id, x, y, w, h FROM crops ORDER BY id")]
+    finally:
+        con.close()
+
+
+def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from imagerank.demo import make_demo
+
+    root = tmp_path_factory.mktemp("crop-lab")
+    ws = root / "ws"
+    make_demo(ws, n=6, progress=False).close()
+    (root / "notebooks").mkdir()
+    _notebook(root / "notebooks" / "crop.ipynb")
+    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+        yield url, ws, root
+
+
+def test_crop_keys_snap_move_and_save_without_reaching_jupyterlab(lab):
+    url, ws, root = lab
+    db = ws / "imagerank.db"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        try:
+            open_notebook(page, url, "notebooks/crop.ipynb")
+            run_all(page)
+            assert cell_errors(page) == []
+            img = page.locator(".jp-OutputArea img").first
+            img.wait_for(timeout=60_000)
+            img.scroll_into_view_if_needed()
+            page.keyboard.press("Escape")
+            before = notebook_shape(page)
+            box = img.bounding_box()
+            assert box is not None
+            x0, y0 = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x0 + box["width"] * 0.4, y0 + box["height"] * 0.3, steps=8)
+            page.mouse.up()
+            for key in ["2", "d", "a", "x"]:
+                page.keyboard.press(key)
+            time.sleep(0.5)
+            assert notebook_shape(page) == before  # no cell inserted (A) or cut (X), no mode change
+            page.keyboard.press("Enter")
+            _wait(lambda: len(_crops(db)) == 1, what="the saved crop in the catalog")
+            image_id, x, y, w, h = _crops(db)[0]
+            assert 0 <= x < x + w <= 1
+            assert 0 <= y < y + h <= 1
+            with imagerank.open(ws) as col:
+                info = col.image(image_id)
+            assert abs(w * info["width"] - h * info["height"]) <= 2  # 1:1 in pixels of the original
+            assert notebook_shape(page) == before
+            page.screenshot(path=str(root / "crop.png"))
+        except Exception:
+            page.screenshot(path=str(root / "failure.png"))
+            print(f"screenshot and JupyterLab log in {root}")
+            raise
