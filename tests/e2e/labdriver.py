@@ -189,3 +189,27 @@ def cell_errors(page: Any) -> list[str]:
             return out;
         }"""
     )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` every 0.1 s until it returns something truthy (returned), or fail after ``timeout`` s.
+
+    Raises:
+        AssertionError: naming ``what`` was waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def write_notebook(path: Path, sources: list[str]) -> None:
+    """Write an nbformat 4.5 notebook of code cells with these sources (a Python 3 kernel)."""
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+              "source": src} for i, src in enumerate(sources)]
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                      "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb), encoding="utf-8")

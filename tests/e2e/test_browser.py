@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all
+from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,17 +51,6 @@ def matches(db: Path) -> list[tuple[str, int, list[int], list[int]]]:
         return out
     finally:
         con.close()
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,22 @@ catalog, square in pixels of the original. None of these keys, nor A or X, reach
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all
+from labdriver import (
+    CHROMIUM,
+    cell_errors,
+    chromium,
+    jupyterlab,
+    notebook_shape,
+    open_notebook,
+    run_all,
+    wait_for,
+    write_notebook,
+)
 
 import imagerank
 
@@ -31,30 +40,12 @@ CELLS = [
 ]
 
 
-def _notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-              "source": src} for i, src in enumerate(CELLS)]
-    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                      "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb), encoding="utf-8")
-
-
 def _crops(db: Path) -> list[tuple[int, float, float, float, float]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return [tuple(r) for r in con.execute("SELECT image_id, x, y, w, h FROM crops ORDER BY id")]
     finally:
         con.close()
-
-
-def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +56,7 @@ def lab(tmp_path_factory):
     ws = root / "ws"
     make_demo(ws, n=6, progress=False).close()
     (root / "notebooks").mkdir()
-    _notebook(root / "notebooks" / "crop.ipynb")
+    write_notebook(root / "notebooks" / "crop.ipynb", CELLS)
     with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
         yield url, ws, root
 
@@ -76,7 +67,7 @@ def test_crop_keys_snap_move_and_save_without_reaching_jupyterlab(lab):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
-            open_notebook(page, url, "notebooks/crop.ipynb")
+            open_notebook(page, url, "notebooks/crop.ipynb", CELLS)
             run_all(page)
             assert cell_errors(page) == []
             img = page.locator(".jp-OutputArea img").first
@@ -96,7 +87,7 @@ def test_crop_keys_snap_move_and_save_without_reaching_jupyterlab(lab):
             time.sleep(0.5)
             assert notebook_shape(page) == before  # no cell inserted (A) or cut (X), no mode change
             page.keyboard.press("Enter")
-            _wait(lambda: len(_crops(db)) == 1, what="the saved crop in the catalog")
+            wait_for(lambda: len(_crops(db)) == 1, what="the saved crop in the catalog")
             image_id, x, y, w, h = _crops(db)[0]
             assert 0 <= x < x + w <= 1
             assert 0 <= y < y + h <= 1

@@ -7,13 +7,22 @@ command mode, where A inserts a cell and X cuts one; away from the panel A inser
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all
+from labdriver import (
+    CHROMIUM,
+    cell_errors,
+    chromium,
+    jupyterlab,
+    notebook_shape,
+    open_notebook,
+    run_all,
+    wait_for,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +40,6 @@ CELLS = [
 ]
 
 
-def _notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-              "source": src} for i, src in enumerate(CELLS)]
-    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                      "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb), encoding="utf-8")
-
-
 def _matches(db: Path) -> list[tuple[str, str, list[int]]]:
     """(kind, source, image ids by rank) of every kept match."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -54,15 +54,6 @@ def _matches(db: Path) -> list[tuple[str, str, list[int]]]:
         con.close()
 
 
-def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-    return value
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     from imagerank.demo import make_demo
@@ -71,7 +62,7 @@ def lab(tmp_path_factory):
     ws = root / "ws"
     make_demo(ws, n=12, progress=False).close()
     (root / "notebooks").mkdir()
-    _notebook(root / "notebooks" / "review.ipynb")
+    write_notebook(root / "notebooks" / "review.ipynb", CELLS)
     with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
         yield url, ws / "imagerank.db", root
 
@@ -81,7 +72,7 @@ def test_review_keys_decide_and_never_reach_jupyterlab(lab):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            open_notebook(page, url, "notebooks/review.ipynb")
+            open_notebook(page, url, "notebooks/review.ipynb", CELLS)
             run_all(page)
             assert cell_errors(page) == []
             buttons = page.locator("button", has_text="Approve (A)")
@@ -92,7 +83,7 @@ def test_review_keys_decide_and_never_reach_jupyterlab(lab):
             assert len(before["types"]) == 3
             buttons.hover()
             page.keyboard.press("a")
-            _wait(lambda: len(_matches(db)) == 1, what="the approval's vote in the catalog")
+            wait_for(lambda: len(_matches(db)) == 1, what="the approval's vote in the catalog")
             kind, source, ranked = _matches(db)[0]
             assert (kind, source) == ("win", "suggestion")
             assert ranked[0] < ranked[1]  # the suggested winner, ids[0] of the first pair, ranked first
@@ -106,7 +97,7 @@ def test_review_keys_decide_and_never_reach_jupyterlab(lab):
             page.click(".jp-Cell .jp-InputPrompt >> nth=0")
             page.keyboard.press("Escape")
             page.keyboard.press("a")
-            _wait(lambda: len(notebook_shape(page)["types"]) == 4, what="A outside the panel to insert a cell")
+            wait_for(lambda: len(notebook_shape(page)["types"]) == 4, what="A outside the panel to insert a cell")
             assert len(_matches(db)) == 1
             page.screenshot(path=str(root / "review.png"))
         except Exception:
