@@ -13,17 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labdriver import CHROMIUM, cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all, wait_for
-
-pytestmark = pytest.mark.e2e
+from labdriver import cell_errors, chromium, jupyterlab, notebook_shape, open_notebook, run_all, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PANEL = ".imagerank-compare"
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"real-browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
-                allow_module_level=True)
-pytest.importorskip("playwright")
 
 
 def on_screen(page, view: int = 0) -> tuple[int, int, int]:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from labdriver import (
-    CHROMIUM,
     cell_errors,
     chromium,
     jupyterlab,
@@ -23,13 +22,6 @@ from labdriver import (
     wait_for,
     write_notebook,
 )
-
-pytestmark = pytest.mark.e2e
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"real-browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
-                allow_module_level=True)
-pytest.importorskip("playwright")
 
 CELLS = [
     "import os\nimport imagerank\nfrom imagerank.training.suggest import Suggestion\n"
