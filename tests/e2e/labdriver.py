@@ -213,3 +213,17 @@ def write_notebook(path: Path, sources: list[str]) -> None:
                                                       "name": "python3"}},
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb), encoding="utf-8")
+
+
+@contextmanager
+def demo_lab(root: Path, notebook: str, sources: list[str], n_images: int) -> Iterator[tuple[str, Path]]:
+    """A demo workspace of ``n_images`` at ``root / "ws"``, ``root / "notebooks" / notebook`` with these code cells,
+    and JupyterLab serving ``root`` with ``IMAGERANK_WORKSPACE`` set; yields ``(url, workspace)``."""
+    from imagerank.demo import make_demo
+
+    ws = root / "ws"
+    make_demo(ws, n=n_images, progress=False).close()
+    (root / "notebooks").mkdir()
+    write_notebook(root / "notebooks" / notebook, sources)
+    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+        yield url, ws

@@ -15,12 +15,11 @@ import pytest
 from labdriver import (
     cell_errors,
     chromium,
-    jupyterlab,
+    demo_lab,
     notebook_shape,
     open_notebook,
     run_all,
     wait_for,
-    write_notebook,
 )
 
 import imagerank
@@ -42,14 +41,8 @@ def _crops(db: Path) -> list[tuple[int, float, float, float, float]]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from imagerank.demo import make_demo
-
     root = tmp_path_factory.mktemp("crop-lab")
-    ws = root / "ws"
-    make_demo(ws, n=6, progress=False).close()
-    (root / "notebooks").mkdir()
-    write_notebook(root / "notebooks" / "crop.ipynb", CELLS)
-    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+    with demo_lab(root, "crop.ipynb", CELLS, 6) as (url, ws):
         yield url, ws, root
 
 
@@ -59,7 +52,7 @@ def test_crop_keys_snap_move_and_save_without_reaching_jupyterlab(lab):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
-            open_notebook(page, url, "notebooks/crop.ipynb", CELLS)
+            open_notebook(page, url, "notebooks/crop.ipynb")
             run_all(page)
             assert cell_errors(page) == []
             img = page.locator(".jp-OutputArea img").first

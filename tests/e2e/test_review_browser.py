@@ -15,12 +15,11 @@ import pytest
 from labdriver import (
     cell_errors,
     chromium,
-    jupyterlab,
+    demo_lab,
     notebook_shape,
     open_notebook,
     run_all,
     wait_for,
-    write_notebook,
 )
 
 CELLS = [
@@ -48,14 +47,8 @@ def _matches(db: Path) -> list[tuple[str, str, list[int]]]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from imagerank.demo import make_demo
-
     root = tmp_path_factory.mktemp("review-lab")
-    ws = root / "ws"
-    make_demo(ws, n=12, progress=False).close()
-    (root / "notebooks").mkdir()
-    write_notebook(root / "notebooks" / "review.ipynb", CELLS)
-    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+    with demo_lab(root, "review.ipynb", CELLS, 12) as (url, ws):
         yield url, ws / "imagerank.db", root
 
 
@@ -64,7 +57,7 @@ def test_review_keys_decide_and_never_reach_jupyterlab(lab):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            open_notebook(page, url, "notebooks/review.ipynb", CELLS)
+            open_notebook(page, url, "notebooks/review.ipynb")
             run_all(page)
             assert cell_errors(page) == []
             buttons = page.locator("button", has_text="Approve (A)")
