@@ -42,9 +42,12 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
-	$(PY) benchmarks/ranking_sim.py
+	$(PY) benchmarks/bench_pairing.py
+	$(PY) benchmarks/ranking_sim.py --compact
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
+	if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/bench_panel.py; \
+	else echo "bench_panel skipped: it needs Debian's chromium (apt-get install -y chromium)"; fi
 
 clean-demo:
 	rm -rf $(DEMO)
