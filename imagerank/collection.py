@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,6 +130,7 @@ class Collection:
         self._prior_scores: dict[int, float] | None = None
         self._live_prior: Any = None  # imagerank.training.prior.LivePriorState
         self._votes_since_prior = 0
+        self._prior_deferred = 0
         self._prior_origin: str | None = None  # "live" or "ranker" (apply_prior) in this process
         #: One line on the learned prior: the last refit's report, or why there is none.
         self.prior_status: str = "no learned prior yet"
@@ -530,13 +532,15 @@ class Collection:
 
     def _after_rated_vote(self) -> None:
         """Every ``Settings.prior_refit_every`` rated votes in this process, refit the live prior (unless a
-        trained ranker's prior was applied). A failed refit never fails the vote: it is logged and shown in
-        ``prior_status``."""
-        every = self.settings.prior_refit_every
-        if every <= 0 or self._prior_origin == "ranker":
-            return
+        trained ranker's prior was applied, or inside :meth:`deferred_prior`). A failed refit never fails the
+        vote: it is logged and shown in ``prior_status``."""
         self._votes_since_prior += 1
-        if self._votes_since_prior < every:
+        if not self._prior_deferred:
+            self._maybe_refit_prior()
+
+    def _maybe_refit_prior(self) -> None:
+        every = self.settings.prior_refit_every
+        if every <= 0 or self._prior_origin == "ranker" or self._votes_since_prior < every:
             return
         self._votes_since_prior = 0
         try:
@@ -546,6 +550,18 @@ class Collection:
         except Exception as exc:  # the vote is stored; a bug in the fit must not lose the session
             log.exception("live prior refit failed")
             self.prior_status = f"live prior refit failed: {type(exc).__name__}: {exc}"
+
+    @contextmanager
+    def deferred_prior(self) -> Iterator[None]:
+        """Record many matches (an import, a simulation) without refitting the live prior every
+        ``prior_refit_every`` of them; one refit runs at the end when enough votes came in. Nestable."""
+        self._prior_deferred += 1
+        try:
+            yield
+        finally:
+            self._prior_deferred -= 1
+            if not self._prior_deferred:
+                self._maybe_refit_prior()
 
     @property
     def session(self) -> Session:

@@ -170,3 +170,35 @@ def test_auto_features_prefer_clip_embeddings(small_col) -> None:
     assert report.n_images == 30
     assert report.n_pairs == 40
     assert col.doctor().ok
+
+
+def test_an_import_refits_once_at_the_end(small_col, tmp_path, monkeypatch) -> None:
+    import csv
+
+    from imagerank.training.imports import import_selection_log
+
+    col = small_col(30)
+    col.settings = col.settings.replace(prior_refit_every=20)
+    feature_matrix(col, "cheap")
+    paths = sorted(col.images_df()["filepath"])
+    log = tmp_path / "choices.csv"
+    with open(log, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["candidates", "chosen"])
+        for k in range(50):
+            a, b = paths[k % 30], paths[(k * 7 + 3) % 30]
+            if a != b:
+                w.writerow([f"{a}|{b}", min(a, b)])
+    fits = []
+    real = col.refit_prior
+    monkeypatch.setattr(col, "refit_prior", lambda *a, **kw: fits.append(1) or real(*a, **kw))
+    report = import_selection_log(col, log)
+    assert report.imported >= 45
+    assert len(fits) == 1  # not one per 20 imported rows
+    assert col.prior_status.startswith(f"live prior from {report.imported} votes")
+    assert col.doctor().ok
+    # fewer new votes than prior_refit_every: no refit at the end of a small import
+    with col.deferred_prior():
+        a, b = col.next_pairs(1)[0]
+        col.vote(a, b, "left")
+    assert len(fits) == 1
