@@ -118,8 +118,8 @@ def clear_prior(col: Collection) -> int:
 
 # ---------------------------------------------------------------------------------------------- live prior
 #: The live prior fits on at most this many principal components of the standardised features: with a few
-#: hundred to a few thousand votes a 512-d linear ranker over-fits and its L-BFGS fit takes seconds; 32 components
-#: keep a refit in the vote path under about 0.2 s (``benchmarks/bench_pairing.py``).
+#: hundred to a few thousand votes a 512-d linear ranker over-fits and its L-BFGS fit takes seconds; with 32
+#: components a warm refit takes about 0.16 s at 5,000 images (``benchmarks/bench_pairing.py``).
 LIVE_COMPONENTS = 32
 
 
@@ -179,6 +179,16 @@ def _live_features(col: Collection, features: str, compute: bool) -> tuple[str, 
     return fm.name, fm.image_ids, live_design(fm.X)
 
 
+def _state_current(col: Collection, state: LivePriorState, features: str) -> bool:
+    """The cached feature matrix still serves: same request, same resolved feature set (a newer embedding set
+    replaces it), and it covers at least 99 % of the active images (else new images are read in)."""
+    from .features import _auto_source
+
+    resolved = _auto_source(col) if features == "auto" else features
+    same_set = resolved == state.name or (resolved.startswith("cheap") and state.name.startswith("cheap"))
+    return state.features == features and same_set and len(state.image_ids) >= 0.99 * len(col.pool())
+
+
 def live_design(X: np.ndarray) -> np.ndarray:
     """(N, D) features -> (N, min(D, LIVE_COMPONENTS)) float64: columns standardised (constant ones become 0),
     then projected on their leading principal components (``eigh`` of the D x D scatter matrix)."""
@@ -226,8 +236,7 @@ def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True
     t0 = time.perf_counter()
     a_ids, b_ids, y = _vote_pairs(col)  # first: no votes, no feature pass
     state: LivePriorState | None = getattr(col, "_live_prior", None)
-    n_active = len(col.pool())
-    if state is None or state.features != features or len(state.image_ids) < n_active * 0.99:
+    if state is None or not _state_current(col, state, features):
         state = LivePriorState(features, *_live_features(col, features, compute))
     pos_a = _rows(state.image_ids, a_ids)
     pos_b = _rows(state.image_ids, b_ids)

@@ -162,10 +162,12 @@ def test_panel_votes_refit_the_prior_and_the_header_says_so(small_col) -> None:
 
 def test_auto_features_prefer_clip_embeddings(small_col) -> None:
     col = small_col(30)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
+    assert col.refit_prior().features == "cheap-v1"  # no embeddings yet
     col.compute_features(hashes=False, quality=False, exif=False, embeddings="imagerank-tiny:none", progress=False,
                          num_workers=0)
-    simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
-    report = col.refit_prior(compute=False)  # embeddings exist: nothing to compute
+    report = col.refit_prior(compute=False)  # the new embedding set replaces the cached cheap features
     assert report.features == "embeddings:imagerank-tiny__none"
     assert report.n_images == 30
     assert report.n_pairs == 40
