@@ -341,7 +341,8 @@ def make_demo(
         progress: show ``tqdm.auto`` bars.
 
     Returns:
-        The open :class:`~imagerank.Collection`, scanned, thumbnails built.
+        The open :class:`~imagerank.Collection`, scanned, thumbnails built, cheap features cached (so the live
+        prior of :meth:`~imagerank.Collection.refit_prior` works without a features pass).
     """
     from .collection import DB_NAME, init, open_collection
 
@@ -358,4 +359,7 @@ def make_demo(
     )
     col = init(root, images)
     col.scan(progress=progress)
+    from .training.features import feature_matrix
+
+    feature_matrix(col, "cheap", progress=progress)  # cached: the live prior can start after the first 250 votes
     return col

@@ -137,3 +137,29 @@ def test_make_demo_is_idempotent(demo: tuple[Path, list[dict]]) -> None:
 def test_bad_n() -> None:
     with pytest.raises(ValueError, match="n: expected at least 1"):
         render_demo_images("unused", n=0)
+
+
+def test_quality_flags_find_the_blurred_images_and_spare_the_rest(demo: tuple[Path, list[dict]]) -> None:
+    """Demo images carry photo-like fine detail, so the default blur threshold flags the blurred ones only."""
+    import imagerank
+
+    ws, manifest = demo
+    defects = {m["filename"]: m["defects"] for m in manifest}
+    with imagerank.open(ws) as col:
+        col.compute_features(hashes=False, quality=True, exif=False, progress=False)
+        q = col.features_df("quality").merge(col.images_df()[["id", "filename"]], left_on="image_id", right_on="id")
+    blurred = q[q["filename"].map(lambda f: "blurred" in defects[f])]
+    clean = q[q["filename"].map(lambda f: not defects[f])]
+    assert len(blurred) >= 2
+    assert blurred["too_blurry"].all()
+    assert clean["too_blurry"].mean() <= 0.05, clean[clean["too_blurry"]]["filename"].tolist()
+
+
+def test_demo_caches_cheap_features_for_the_live_prior(demo: tuple[Path, list[dict]]) -> None:
+    import imagerank
+    from imagerank.training.features import feature_matrix
+
+    ws, _ = demo
+    assert (ws / "sidecars" / "training" / "cheap-v1.parquet").exists()
+    with imagerank.open(ws) as col:
+        assert len(feature_matrix(col, "cheap-v1").image_ids) == N

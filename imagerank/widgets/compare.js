@@ -386,7 +386,9 @@ function render({ model, el: host }) {
     stability.title =
       `Expected share of the current top-${h.k} (by μ − 3σ) that stays top-${h.k} under the rating posterior ` +
       "(an estimate of precision@k). Near k/N before any vote; 100% when the top is settled.";
-    prior.textContent = h.prior_confidence == null ? "" : `taste prior r ${h.prior_confidence.toFixed(2)}`;
+    const why = (h.prior || "").startsWith("no learned prior:");
+    prior.textContent = h.prior_confidence != null ? `taste prior r ${h.prior_confidence.toFixed(2)}` :
+      why ? "no taste prior yet" : "";
     prior.title = h.prior || "";
   }
 
