@@ -864,6 +864,27 @@ class Collection:
             )
         return n, diffs
 
+    def set_priors(self, priors: Iterable[tuple[float, float, int]] | None) -> int:
+        """Set prior ratings and replay the vote log from them, in one transaction (a crash leaves either the old
+        priors and ratings or the new ones, never a mix that ``doctor`` would flag).
+
+        Args:
+            priors: ``(prior_mu, prior_sigma, image_id)`` rows (OpenSkill units, sigma > 0); None removes every
+                prior (back to mu 25, sigma 25/3).
+
+        Returns:
+            The number of images whose stored rating changed.
+        """
+        with self.db.atomic() as conn:
+            if priors is None:
+                conn.execute("UPDATE images SET prior_mu=NULL, prior_sigma=NULL WHERE prior_mu IS NOT NULL "
+                             "OR prior_sigma IS NOT NULL")
+            else:
+                conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?", priors)
+            _, diffs = self._replay(conn, write=True)
+        self._invalidate()
+        return len(diffs)
+
     def replay(self) -> int:
         """Recompute every rating from the priors and the kept matches, and store the result.
 

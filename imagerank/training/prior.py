@@ -94,10 +94,7 @@ def apply_prior(col: Collection, ranker: Any, *, max_comparisons: int = 3, scale
     z, mu, sigma = prior_from_scores(scores.to_numpy(np.float64), ranker.confidence, scale)
     upd = [(float(m), float(s), int(i)) for i, m, s in zip(ids, mu, sigma) if active.get(int(i), 1 << 30)
            <= max_comparisons]
-    with col.db.atomic() as conn:
-        conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?", upd)
-        # images never compared carry their prior as their rating; the replay writes only what differs
-    changed = col.replay()
+    changed = col.set_priors(upd)  # never-compared images carry their prior as their rating after the replay
     col.set_prior_scores({int(i): float(v) for i, v in zip(ids, z)})
     return PriorReport(len(upd), len(ids), float(ranker.confidence), scale, changed)
 
@@ -108,9 +105,7 @@ def clear_prior(col: Collection) -> int:
     Returns:
         The number of images whose stored rating changed.
     """
-    col.db.execute("UPDATE images SET prior_mu=NULL, prior_sigma=NULL WHERE prior_mu IS NOT NULL "
-                   "OR prior_sigma IS NOT NULL")
-    changed = col.replay()
+    changed = col.set_priors(None)
     col.set_prior_scores(None)
     col._live_prior = None
     return changed
@@ -251,10 +246,7 @@ def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True
         state.calibrated_at = m
     state.prior = bp
     mu, sigma = bp.ratings()
-    with col.db.atomic() as conn:
-        conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
-                         [(float(a), float(b), int(i)) for i, a, b in zip(state.image_ids, mu, sigma)])
-    changed = col.replay()
+    changed = col.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(state.image_ids, mu, sigma)])
     col.set_prior_scores({int(i): float(v) for i, v in zip(state.image_ids, bp.z)})
     col._live_prior = state
     return LivePriorReport(state.name, len(state.image_ids), m, float(bp.confidence), float(bp.scale),

@@ -204,3 +204,21 @@ def test_an_import_refits_once_at_the_end(small_col, tmp_path, monkeypatch) -> N
         a, b = col.next_pairs(1)[0]
         col.vote(a, b, "left")
     assert len(fits) == 1
+
+
+def test_priors_and_ratings_change_together_or_not_at_all(small_col, monkeypatch) -> None:
+    col = small_col(20)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 30, FeatureJudge(noise=0.3), strategy="random", seed=0)
+    before = col.images_df().set_index("id")[["mu", "sigma", "prior_mu"]]
+
+    def crash(conn, *, write):  # the replay fails half-way (disk full, a bug ...)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(col, "_replay", crash)
+    with pytest.raises(OSError, match="disk full"):
+        col.refit_prior()
+    monkeypatch.undo()
+    after = col.images_df().set_index("id")[["mu", "sigma", "prior_mu"]]
+    assert after.equals(before)  # the prior update was rolled back with the failed replay
+    assert col.doctor().ok
