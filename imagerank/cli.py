@@ -102,13 +102,28 @@ def _stats(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+_MIN_COMPARISONS_HELP = "only images voted on at least N times (1: leave out images only a learned prior ranks)"
+
+
 @subcommand("leaderboard", "print the top images by ordinal mu - 3*sigma")
 def _leaderboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("workspace")
     p.add_argument("-n", "--top", type=int, default=20)
+    p.add_argument("--min-comparisons", type=_count, default=0, metavar="N", help=_MIN_COMPARISONS_HELP)
 
     def run(ns: argparse.Namespace) -> int:
-        board = _open(ns).leaderboard(limit=ns.top)
+        board = _open(ns).leaderboard(limit=ns.top, min_comparisons=ns.min_comparisons)
         cols = ["rank", "image_id", "mu", "sigma", "ordinal", "comparison_count", "filename"]
         print(board[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         return 0
@@ -124,13 +139,14 @@ def _export(p: argparse.ArgumentParser) -> None:
     g.add_argument("--above", type=float, metavar="ORDINAL")
     p.add_argument("--out", help="destination folder (default WORKSPACE/exports/...)")
     p.add_argument("--mode", choices=["copy", "symlink", "hardlink"], default="copy")
+    p.add_argument("--min-comparisons", type=_count, default=0, metavar="N", help=_MIN_COMPARISONS_HELP)
 
     def run(ns: argparse.Namespace) -> int:
         col = _open(ns)
         if ns.top is not None:
-            rep = col.export_top(ns.top, ns.out, mode=ns.mode)
+            rep = col.export_top(ns.top, ns.out, mode=ns.mode, min_comparisons=ns.min_comparisons)
         else:
-            rep = col.export_above(ns.above, ns.out, mode=ns.mode)
+            rep = col.export_above(ns.above, ns.out, mode=ns.mode, min_comparisons=ns.min_comparisons)
         print(rep)
         for path in rep.missing:
             print(f"  missing source: {path}")

@@ -933,19 +933,33 @@ class Collection:
 
         return pd.read_sql_query("SELECT * FROM comparisons ORDER BY match_id", self.db.conn)
 
-    def leaderboard(self, limit: int | None = None, *, include_inactive: bool = False) -> pd.DataFrame:
+    def leaderboard(
+        self, limit: int | None = None, *, include_inactive: bool = False, min_comparisons: int = 0
+    ) -> pd.DataFrame:
         """Images ranked by ordinal ``mu - 3*sigma`` (descending), with rank 1..N, filename, mu, sigma.
 
         Columns: rank, image_id, filename, filepath, mu, sigma, ordinal, comparison_count, status.
+
+        Args:
+            limit: at most this many rows (the top).
+            include_inactive: also missing, corrupt and rejected images.
+            min_comparisons: only images in at least this many rated comparisons; 1 leaves out images never
+                voted on, which a learned prior can rank high (ranks are then counted among the rest).
+
+        Raises:
+            ValueError: ``min_comparisons`` < 0.
         """
         import pandas as pd
 
-        where = "" if include_inactive else "WHERE status='active'"
+        if int(min_comparisons) < 0:
+            raise ValueError(f"min_comparisons: expected >= 0, got {min_comparisons!r}")
+        where = ["comparison_count >= ?"] + ([] if include_inactive else ["status='active'"])
         sql = (
             "SELECT id AS image_id, filename, filepath, mu, sigma, mu - 3*sigma AS ordinal, comparison_count, "
-            f"status FROM images {where} ORDER BY ordinal DESC, id ASC" + (f" LIMIT {int(limit)}" if limit else "")
+            f"status FROM images WHERE {' AND '.join(where)} ORDER BY ordinal DESC, id ASC"
+            + (f" LIMIT {int(limit)}" if limit else "")
         )
-        df = pd.read_sql_query(sql, self.db.conn)
+        df = pd.read_sql_query(sql, self.db.conn, params=(int(min_comparisons),))
         df.insert(0, "rank", np.arange(1, len(df) + 1))
         return df
 
@@ -1013,22 +1027,24 @@ class Collection:
 
     # ------------------------------------------------------------------ export
     def export_top(
-        self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy"
+        self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy", min_comparisons: int = 0
     ) -> ExportReport:
         """Copy (or symlink / hardlink) the top ``n`` of the leaderboard as ``0001_name.ext`` ... See
-        :func:`imagerank.export.export_images`."""
+        :func:`imagerank.export.export_images`; ``min_comparisons`` as in :meth:`leaderboard`."""
         from .export import export_images
 
-        board = self.leaderboard(limit=n)
+        board = self.leaderboard(limit=n, min_comparisons=min_comparisons)
         return export_images(board, out_dir or self.exports_dir / f"top{n}-{_stamp()}", mode=mode)
 
     def export_above(
-        self, threshold: float, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy"
+        self, threshold: float, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
+        min_comparisons: int = 0,
     ) -> ExportReport:
-        """Export every active image whose ordinal ``mu - 3*sigma`` is >= ``threshold``."""
+        """Export every active image whose ordinal ``mu - 3*sigma`` is >= ``threshold`` (and, with
+        ``min_comparisons``, that was voted on at least that often)."""
         from .export import export_images
 
-        board = self.leaderboard()
+        board = self.leaderboard(min_comparisons=min_comparisons)
         board = board[board["ordinal"] >= threshold]
         return export_images(board, out_dir or self.exports_dir / f"above{threshold:g}-{_stamp()}", mode=mode)
 

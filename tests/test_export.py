@@ -146,3 +146,35 @@ def test_to_csv_refuses_to_overwrite(make_collection, tmp_path: Path) -> None:  
     default = col.to_csv()
     assert default.parent == col.exports_dir
     assert default.suffix == ".csv"
+
+
+def test_min_comparisons_leaves_out_images_only_a_prior_ranks(make_collection, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imagerank.cli import main
+
+    col = make_collection(6)
+    ids = [int(i) for i in col.images_df()["id"]]
+    col.vote(ids[0], ids[1], "left")
+    col.vote(ids[1], ids[2], "left")
+    # a learned prior ranks an image nobody has voted on above all: it leads the plain leaderboard
+    col.set_priors([(60.0, 3.0, ids[5])])
+    assert int(col.leaderboard(1)["image_id"].iloc[0]) == ids[5]
+    board = col.leaderboard(min_comparisons=1)
+    assert set(board["image_id"]) == {ids[0], ids[1], ids[2]}
+    assert board["rank"].tolist() == [1, 2, 3]
+    assert (board["comparison_count"] >= 1).all()
+    assert len(col.leaderboard(min_comparisons=2)) == 1  # only ids[1] was in two votes
+    rep = col.export_top(2, tmp_path / "voted", min_comparisons=1)
+    paths = dict(zip(col.images_df()["id"].astype(int), col.images_df()["filepath"]))
+    assert [src for src, _ in rep.written] == [paths[i] for i in col.leaderboard(2, min_comparisons=1)["image_id"]]
+    assert paths[ids[5]] not in [src for src, _ in rep.written]
+    cut = float(col.leaderboard()["ordinal"].min()) - 1
+    rep = col.export_above(cut, tmp_path / "above", min_comparisons=1)
+    assert len(os.listdir(tmp_path / "above")) == 3
+    with pytest.raises(ValueError, match="min_comparisons"):
+        col.leaderboard(min_comparisons=-1)
+    ws = str(col.root)
+    col.close()
+    assert main(["export", ws, "--top", "6", "--min-comparisons", "1", "--out", str(tmp_path / "cli")]) == 0
+    assert len(os.listdir(tmp_path / "cli")) == 3
+    with pytest.raises(SystemExit):
+        main(["leaderboard", ws, "--min-comparisons", "-1"])

@@ -144,3 +144,19 @@ def test_page_size_validated(voted):
     view._size.value = 25
     assert len(view.rows) == 25
     assert len(shown(view)) == 25
+
+
+def test_voted_only_hides_images_nobody_voted_on(make_collection, tmp_path):
+    col = make_collection(8)
+    ids = [int(i) for i in col.images_df()["id"]]
+    col.vote(ids[0], ids[1], "left")
+    col.set_priors([(60.0, 3.0, ids[7])])  # a learned prior puts an unseen image first
+    view = LeaderboardView(col)
+    assert view.total == 8
+    assert shown(view)[0]["filename"] == col.image(ids[7])["filename"]
+    view._voted_only.value = True  # the user ticks "voted only"
+    assert view.total == 2
+    assert {r["filename"] for r in shown(view)} == {col.image(i)["filename"] for i in ids[:2]}
+    msg = view.export_top(5)
+    assert "wrote 2 file(s)" in msg
+    assert LeaderboardView(col, voted_only=True).total == 2

@@ -43,6 +43,8 @@ class LeaderboardView(W.VBox):
         page_size: rows per page, one of 10, 25, 50, 100. Default 25.
         thumb_px: thumbnail width in the table, pixels. Default 64.
         include_inactive: also list missing, corrupt and rejected images (ranked after nothing: by ordinal).
+        voted_only: start with *voted only* ticked: images never voted on (which a learned prior can rank high)
+            are left out of the table and the exports.
 
     Rank is the leaderboard rank by the ordinal ``mu - 3*sigma`` (the *score*); sorting by another column keeps
     each image's rank. Click a column header to sort by it (again to reverse). Call :meth:`refresh` (or press
@@ -53,7 +55,8 @@ class LeaderboardView(W.VBox):
     """
 
     def __init__(
-        self, collection: Collection, *, page_size: int = 25, thumb_px: int = 64, include_inactive: bool = False
+        self, collection: Collection, *, page_size: int = 25, thumb_px: int = 64, include_inactive: bool = False,
+        voted_only: bool = False,
     ) -> None:
         if page_size not in PAGE_SIZES:
             raise ValueError(f"page_size: expected one of {PAGE_SIZES}, got {page_size!r}")
@@ -68,6 +71,9 @@ class LeaderboardView(W.VBox):
 
         self._refresh_btn = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="96px"))
         self._filter = W.Text(placeholder="filter by file name", layout=W.Layout(width="220px"))
+        self._voted_only = W.Checkbox(value=bool(voted_only), description="voted only", indent=False,
+                                      layout=W.Layout(width="110px"))
+        self._voted_only.observe(lambda _: self.refresh(), names="value")
         self._size = W.Dropdown(options=list(PAGE_SIZES), value=page_size, description="rows",
                                 layout=W.Layout(width="130px"), style={"description_width": "36px"})
         self._prev = W.Button(description="◀", layout=W.Layout(width="40px"), tooltip="previous page")
@@ -78,7 +84,8 @@ class LeaderboardView(W.VBox):
         self._next.on_click(lambda _: self.goto(self.page + 1))
         self._filter.observe(lambda _: self._apply(reset_page=True), names="value")
         self._size.observe(lambda _: self._rebuild_rows(), names="value")
-        nav = W.HBox([self._refresh_btn, self._filter, self._size, self._prev, self._page_label, self._next],
+        nav = W.HBox([self._refresh_btn, self._filter, self._voted_only, self._size, self._prev, self._page_label,
+                      self._next],
                      layout=W.Layout(align_items="center", flex_flow="row wrap"))
 
         self._headers: dict[str, W.Button] = {}
@@ -116,8 +123,14 @@ class LeaderboardView(W.VBox):
     # ------------------------------------------------------------------ data
     def refresh(self) -> None:
         """Re-read the leaderboard from the catalog and redraw the current page."""
-        self._board = self.collection.leaderboard(include_inactive=self.include_inactive)
+        self._board = self.collection.leaderboard(include_inactive=self.include_inactive,
+                                                  min_comparisons=self.min_comparisons)
         self._apply()
+
+    @property
+    def min_comparisons(self) -> int:
+        """1 while *voted only* is ticked (images never voted on are left out of the table and exports), else 0."""
+        return 1 if self._voted_only.value else 0
 
     @property
     def total(self) -> int:
@@ -229,7 +242,8 @@ class LeaderboardView(W.VBox):
     def export_top(self, n: int | None = None, mode: str | None = None) -> str:
         """Export the top ``n`` (default: the *top N* box) with ``mode``; returns the message shown."""
         try:
-            report = self.collection.export_top(int(n or self._top_n.value), mode=mode or self._mode.value)
+            report = self.collection.export_top(int(n or self._top_n.value), mode=mode or self._mode.value,
+                                                min_comparisons=self.min_comparisons)
         except (ImagerankError, OSError, ValueError) as e:
             return self._say(f"export failed: {e}", ok=False)
         return self._say(_describe(report), ok=not report.failed)
@@ -238,7 +252,8 @@ class LeaderboardView(W.VBox):
         """Export every image whose score ``mu - 3 sigma`` is >= ``threshold``; returns the message shown."""
         t = float(self._threshold.value if threshold is None else threshold)
         try:
-            report = self.collection.export_above(t, mode=mode or self._mode.value)
+            report = self.collection.export_above(t, mode=mode or self._mode.value,
+                                                  min_comparisons=self.min_comparisons)
         except (ImagerankError, OSError, ValueError) as e:
             return self._say(f"export failed: {e}", ok=False)
         return self._say(_describe(report), ok=not report.failed)
