@@ -83,6 +83,7 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
     ``n`` images with ``votes`` votes and ``dim``-d features already loaded (as after the first refit of a
     session): the first, recalibrating refit and a warm one."""
     from imagerank.collection import init
+    from imagerank.training.features import FeatureMatrix
     from imagerank.training.prior import LivePriorState, live_design
 
     rng = np.random.default_rng(1)
@@ -103,7 +104,7 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
             col.vote(a, b, "left" if u[a] > u[b] else "right")
         name = f"synthetic-{dim}"  # features handed over as the collection caches them after its first refit
         t = time.perf_counter()
-        col._live_prior = LivePriorState(name, name, ids, live_design(X))
+        col._live_prior = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
         first = col.refit_prior(name)
         t_first = time.perf_counter() - t
         col.vote(*col.next_pairs(1)[0], "left")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import ratings as R
+from .features import FeatureMatrix
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -150,17 +151,16 @@ class LivePriorReport:
 
 @dataclass
 class LivePriorState:
-    """What a collection keeps between refits in one process: the standardised features and the last fit."""
+    """What a collection keeps between refits in one process: the features as asked (``"auto"`` ...), their
+    design matrix (:func:`live_design` of the feature set they resolved to) and the last fit."""
 
-    features: str  # as asked ("auto" ...)
-    name: str  # the feature set it resolved to
-    image_ids: np.ndarray
-    X: np.ndarray
+    features: str
+    design: FeatureMatrix
     prior: Any = None  # imagerank.active.BTPrior
     calibrated_at: int = 0
 
 
-def _live_features(col: Collection, features: str, compute: bool) -> tuple[str, np.ndarray, np.ndarray]:
+def _live_features(col: Collection, features: str, compute: bool) -> FeatureMatrix:
     from ..errors import FeatureError
     from .features import _auto_source, _cache_path, feature_matrix
 
@@ -171,7 +171,7 @@ def _live_features(col: Collection, features: str, compute: bool) -> tuple[str, 
     fm = feature_matrix(col, source, progress=compute)
     if len(fm.image_ids) == 0:
         raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
-    return fm.name, fm.image_ids, live_design(fm.X)
+    return FeatureMatrix(fm.image_ids, live_design(fm.X), fm.name)
 
 
 def _state_current(col: Collection, state: LivePriorState, features: str) -> bool:
@@ -180,8 +180,9 @@ def _state_current(col: Collection, state: LivePriorState, features: str) -> boo
     from .features import _auto_source
 
     resolved = _auto_source(col) if features == "auto" else features
-    same_set = resolved == state.name or (resolved.startswith("cheap") and state.name.startswith("cheap"))
-    return state.features == features and same_set and len(state.image_ids) >= 0.99 * len(col.pool())
+    name = state.design.name
+    same_set = resolved == name or (resolved.startswith("cheap") and name.startswith("cheap"))
+    return state.features == features and same_set and len(state.design.image_ids) >= 0.99 * len(col.pool())
 
 
 def live_design(X: np.ndarray) -> np.ndarray:
@@ -227,76 +228,34 @@ def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True
 
     from ..active import bt_prior
     from ..errors import NoVotesError
+    from .data import vote_pairs
 
     t0 = time.perf_counter()
-    a_ids, b_ids, y = _vote_pairs(col)  # first: no votes, no feature pass
+    pairs = vote_pairs(col)  # first: no votes, no feature pass
+    if not (pairs.y == 1.0).any():
+        found = f"only {len(pairs)} pairwise draws" if len(pairs) else "no kept votes"
+        raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image is "
+                           f"better")
+    a_ids, b_ids, y = pairs.a, pairs.b, pairs.y
     state: LivePriorState | None = getattr(col, "_live_prior", None)
     if state is None or not _state_current(col, state, features):
-        state = LivePriorState(features, *_live_features(col, features, compute))
-    pos_a = _rows(state.image_ids, a_ids)
-    pos_b = _rows(state.image_ids, b_ids)
+        state = LivePriorState(features, _live_features(col, features, compute))
+    ids = state.design.image_ids
+    pos_a = state.design.rows(a_ids)
+    pos_b = state.design.rows(b_ids)
     keep = (pos_a >= 0) & (pos_b >= 0)
     if not keep.any():
         raise NoVotesError(f"none of the {len(a_ids)} voted pairs has features for both images: compute features "
                            f"for the voted images (`imagerank features`) first")
     m = int(keep.sum())
     calibrate = state.prior is None or m >= 2 * state.calibrated_at
-    bp = bt_prior(state.X, pos_a[keep], pos_b[keep], y[keep], start=state.prior, calibrate=calibrate, rng=0)
+    bp = bt_prior(state.design.X, pos_a[keep], pos_b[keep], y[keep], start=state.prior, calibrate=calibrate, rng=0)
     if calibrate:
         state.calibrated_at = m
     state.prior = bp
     mu, sigma = bp.ratings()
-    changed = col.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(state.image_ids, mu, sigma)])
-    col.set_prior_scores({int(i): float(v) for i, v in zip(state.image_ids, bp.z)})
+    changed = col.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)])
+    col.set_prior_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
     col._live_prior = state
-    return LivePriorReport(state.name, len(state.image_ids), m, float(bp.confidence), float(bp.scale),
+    return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
                            bool(calibrate), changed, time.perf_counter() - t0)
-
-
-def _vote_pairs(col: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every kept, non-skip match as pairwise outcomes in vote order: (P,) int64 a, (P,) int64 b, (P,) float64 y
-    (1 a ranked better, 0.5 tied); an N-way ranking gives its N(N-1)/2 pairs. One SQL query, vectorised for the
-    2-image matches (the ``load_votes`` data frame path costs about 0.1 s per 1,000 votes).
-
-    Raises:
-        NoVotesError: no kept match says which image is better.
-    """
-    from ..errors import NoVotesError
-    from .bt import pairwise_arrays
-
-    rows = np.array(col.db.query(
-        "SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON e.match_id=m.id "
-        "WHERE m.undone=0 AND m.kind != 'skip' ORDER BY m.id, e.rowid"), dtype=np.int64).reshape(-1, 3)
-    mids = rows[:, 0]
-    starts = np.flatnonzero(np.r_[True, mids[1:] != mids[:-1]]) if len(mids) else np.zeros(0, np.int64)
-    sizes = np.diff(np.r_[starts, len(mids)])
-    two = starts[sizes == 2]
-    ia, ib = rows[two, 1], rows[two + 1, 1]
-    ra, rb = rows[two, 2], rows[two + 1, 2]
-    a = np.where(ra <= rb, ia, ib)
-    b = np.where(ra <= rb, ib, ia)
-    y = np.where(ra == rb, 0.5, 1.0)
-    order = [two]
-    parts_a, parts_b, parts_y = [a], [b], [y]
-    for st, sz in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
-        pw = pairwise_arrays(rows[st:st + sz, 1].tolist(), rows[st:st + sz, 2].tolist())
-        order.append(np.full(len(pw), st, dtype=np.int64))
-        parts_a.append(np.array([p[0] for p in pw], np.int64))
-        parts_b.append(np.array([p[1] for p in pw], np.int64))
-        parts_y.append(np.array([p[2] for p in pw], np.float64))
-    pos = np.concatenate(order)
-    sort = np.argsort(pos, kind="stable")  # back to vote order
-    a, b, y = (np.concatenate(p)[sort] for p in (parts_a, parts_b, parts_y))
-    if not (y == 1.0).any():
-        found = f"only {len(y)} pairwise draws" if len(y) else "no kept votes"
-        raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image is "
-                           f"better")
-    return a.astype(np.int64), b.astype(np.int64), y.astype(np.float64)
-
-
-def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """(M,) row of each id in ``sorted_ids`` (ascending), -1 where absent."""
-    if len(sorted_ids) == 0:
-        return np.full(ids.shape, -1, dtype=np.int64)
-    pos = np.searchsorted(sorted_ids, ids).clip(0, len(sorted_ids) - 1)
-    return np.where(sorted_ids[pos] == ids, pos, -1).astype(np.int64)

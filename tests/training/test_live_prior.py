@@ -9,8 +9,9 @@ from scipy import stats
 
 import imagerank
 from imagerank.errors import ConfigError, FeatureError, NoVotesError
+from imagerank.training.data import load_votes, vote_pairs
 from imagerank.training.features import feature_matrix
-from imagerank.training.prior import LIVE_COMPONENTS, _vote_pairs, live_design
+from imagerank.training.prior import LIVE_COMPONENTS, live_design
 from imagerank.training.simulate import FeatureJudge, simulated_votes
 
 
@@ -96,12 +97,16 @@ def test_vote_pairs_in_vote_order(small_col) -> None:
     col.vote(ids[0], ids[7], "draw")
     m = col.vote(ids[1], ids[2], "left")
     col.undo(m.id)  # undone: left out
-    a, b, y = _vote_pairs(col)
+    table = vote_pairs(col)
+    a, b, y = table.a, table.b, table.y
     got = list(zip(a.tolist(), b.tolist(), y.tolist()))
     assert got[0] == (ids[1], ids[0], 1.0)
     assert sorted(got[1:4]) == sorted([(ids[5], ids[4], 1.0), (ids[4], ids[6], 0.5), (ids[5], ids[6], 1.0)])
     assert got[4] == (ids[0], ids[7], 0.5)
     assert len(got) == 5
+    slow = load_votes(col).pairs()  # the data-frame path gives the same table
+    for field in ("a", "b", "y", "match_id"):
+        assert getattr(table, field).tolist() == getattr(slow, field).tolist()
 
 
 def test_live_design_standardises_and_reduces() -> None:
