@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main", "subcommand"]
 
-_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
 def subcommand(
@@ -30,7 +30,7 @@ def subcommand(
     """Register ``imagerank NAME``: decorate ``configure(parser)``; it must ``set_defaults(run=fn)``."""
 
     def wrap(configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
-        _COMMANDS[name] = (configure, lambda ns: 0, help)
+        _COMMANDS[name] = (configure, help)
         return configure
 
     return wrap
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
     parser = argparse.ArgumentParser(prog="imagerank", description="Pick the few best images out of thousands.")
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (configure, _, help_) in _COMMANDS.items():
+    for name, (configure, help_) in _COMMANDS.items():
         configure(subs.add_parser(name, help=help_, description=help_))
     return parser
 

@@ -7,6 +7,7 @@ where they are and are never modified.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ import numpy as np
 from . import ratings as R
 from .config import CONFIG_NAME, Settings, load_settings, write_settings
 from .errors import ImagerankError, NotFoundError, WorkspaceNotFoundError
-from .pairing import PairContext, Pool, pair_key, select_pairs
+from .pairing import PairContext, Pool, pair_key, pair_keys, select_pairs
 from .scan import WalkReport, walk_images
 from .store import Database, connect
 from .thumbnails import DecodeJob, fingerprint, run_decode_jobs, thumb_path
@@ -722,9 +723,7 @@ class Collection:
         if rated and self._pool is not None:
             for i, a in zip(ids, after):
                 self._pool.update(i, a[0], a[1], 1)
-        for x in range(len(ids)):
-            for y in range(x + 1, len(ids)):
-                session.seen.add(pair_key(ids[x], ids[y]))
+        session.seen.update(pair_keys(ids))
         entries = [R.Rated(i, r, b[0], b[1], a[0], a[1]) for i, r, b, a in zip(ids, rk, before, after)]
         match = Match(mid, kind, ids, rk, pos, rated, session.id, now, entries)
         if rated:
@@ -781,6 +780,7 @@ class Collection:
             if state[0]:
                 raise NotFoundError(f"match {match_id} is already undone")
             conn.execute("UPDATE matches SET undone=1, undone_at=? WHERE id=?", (utcnow(), match_id))
+            restored = False
             if match.rated:
                 q = ",".join("?" * len(match.image_ids))
                 later = conn.execute(
@@ -788,7 +788,8 @@ class Collection:
                     f"AND m.undone=0 AND m.rated=1 AND e.image_id IN ({q}) LIMIT 1",
                     (match_id, *match.image_ids),
                 ).fetchone()
-                if later is None:
+                restored = later is None
+                if restored:
                     for e in match.entries:
                         last = conn.execute(
                             "SELECT MAX(m.created_at) FROM matches m JOIN match_entries e ON e.match_id=m.id "
@@ -803,11 +804,12 @@ class Collection:
                 else:
                     self._replay(conn, write=True)
         if self._session is not None and match.session_id == self._session.id:
-            ids = match.image_ids
-            for x in range(len(ids)):
-                for y in range(x + 1, len(ids)):
-                    self._session.seen.discard(pair_key(ids[x], ids[y]))
-        self._invalidate()
+            self._session.seen.difference_update(pair_keys(match.image_ids))
+        if match.rated and restored and self._pool is not None:  # the before values, as written above
+            for e in match.entries:
+                self._pool.update(e.image_id, e.mu_before, e.sigma_before, -1)
+        elif match.rated:  # the log was replayed: reload
+            self._invalidate()
         return match
 
     def _replay(self, conn: Any, *, write: bool) -> tuple[int, list[dict[str, Any]]]:
@@ -829,13 +831,8 @@ class Collection:
         ).fetchall()
         entry_updates = []
         n = 0
-        k = 0
-        while k < len(rows):
-            mid = rows[k][0]
-            group = []
-            while k < len(rows) and rows[k][0] == mid:
-                group.append(rows[k])
-                k += 1
+        for mid, grouped in itertools.groupby(rows, key=lambda r: r[0]):
+            group = list(grouped)
             before = [(state[g[2]][0], state[g[2]][1]) for g in group]
             after = R.rate_ranking(before, [g[3] for g in group])
             for g, b, a in zip(group, before, after):
@@ -910,7 +907,7 @@ class Collection:
 
         sql = "SELECT * FROM images" + (" WHERE status=?" if status else "") + " ORDER BY id"
         df = pd.read_sql_query(sql, self.db.conn, params=(status,) if status else None)
-        df["ordinal"] = df["mu"] - 3 * df["sigma"]
+        df["ordinal"] = R.ordinal(df["mu"], df["sigma"])
         return df
 
     def matches_df(self, include_undone: bool = False) -> pd.DataFrame:
@@ -1113,8 +1110,4 @@ def open_collection(workspace: str | os.PathLike[str], **overrides: Any) -> Coll
             f"`imagerank init {root} --images DIR` or `imagerank demo {root}`"
         )
     cfg = load_settings(root, **overrides)
-    try:
-        db = connect(root / DB_NAME, create=True)
-    except ImagerankError:
-        raise
-    return Collection(root, cfg, db)
+    return Collection(root, cfg, connect(root / DB_NAME, create=True))

@@ -111,9 +111,10 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         ExportError: ``path`` exists.
     """
     p = Path(path)
-    if p.exists():
-        raise ExportError(f"{p} exists; choose another file name (exports never overwrite)")
     p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "x", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
+    try:
+        with open(p, "x", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=False)
+    except FileExistsError:
+        raise ExportError(f"{p} exists; choose another file name (exports never overwrite)") from None
     return p

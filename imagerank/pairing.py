@@ -15,7 +15,8 @@ Register more with :func:`register_strategy`; list them with :func:`list_strateg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,8 @@ __all__ = [
     "Pool",
     "get_strategy",
     "list_strategies",
+    "pair_key",
+    "pair_keys",
     "register_strategy",
     "select_pairs",
 ]
@@ -194,6 +197,11 @@ def spec_pairs(ctx: PairContext, n: int) -> list[tuple[int, int]]:
 def pair_key(a: int, b: int) -> tuple[int, int]:
     """The unordered key of a pair of image ids."""
     return (a, b) if a < b else (b, a)
+
+
+def pair_keys(ids: Sequence[int]) -> set[tuple[int, int]]:
+    """The keys of every pair among ``ids`` (one match of N images holds N(N-1)/2 pairs)."""
+    return {pair_key(int(a), int(b)) for a, b in itertools.combinations(ids, 2)}
 
 
 def select_pairs(

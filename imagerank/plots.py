@@ -128,7 +128,7 @@ def topk_overlap_series(
     index = {int(i): j for j, i in enumerate(images["id"].tolist())}
     mu = images["prior_mu"].fillna(R.DEFAULT_MU).to_numpy(dtype=np.float64).copy()
     sigma = images["prior_sigma"].fillna(R.DEFAULT_SIGMA).to_numpy(dtype=np.float64).copy()
-    final = set(np.argsort(-(images["mu"] - 3 * images["sigma"]).to_numpy(), kind="stable")[:k].tolist())
+    final = set(np.argsort(-R.ordinal(images["mu"].to_numpy(), images["sigma"].to_numpy()), kind="stable")[:k].tolist())
     match_ids = entries["match_id"].drop_duplicates().to_numpy()
     marks = np.unique(np.linspace(0, len(match_ids), min(checkpoints, len(match_ids)) + 1).round().astype(int))
     pos = entries["image_id"].map(index).to_numpy()
@@ -145,7 +145,7 @@ def topk_overlap_series(
             mu[chunk["pos"].to_numpy()] = chunk["mu_after"].to_numpy()
             sigma[chunk["pos"].to_numpy()] = chunk["sigma_after"].to_numpy()
             done = mark
-        top = set(np.argsort(-(mu - 3 * sigma), kind="stable")[:k].tolist())
+        top = set(np.argsort(-R.ordinal(mu, sigma), kind="stable")[:k].tolist())
         rows.append({
             "matches": int(mark),
             "overlap_final": len(top & final) / k,

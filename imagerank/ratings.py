@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 from openskill.models import PlackettLuce
@@ -72,7 +73,11 @@ def rate_ranking(
     return [(float(t[0].mu), float(t[0].sigma)) for t in out]
 
 
-def ordinal(mu: np.ndarray | float, sigma: np.ndarray | float, z: float = 3.0) -> np.ndarray | float:
+@overload
+def ordinal(mu: float, sigma: float, z: float = 3.0) -> float: ...
+@overload
+def ordinal(mu: np.ndarray, sigma: np.ndarray, z: float = 3.0) -> np.ndarray: ...
+def ordinal(mu: Any, sigma: Any, z: float = 3.0) -> Any:
     """The leaderboard key ``mu - z*sigma`` (OpenSkill's ``ordinal`` with alpha=1, target=0)."""
     return mu - z * sigma
 

@@ -102,7 +102,6 @@ def walk_images(
                 continue
             if not stat_mod.S_ISREG(est.st_mode):
                 continue
-            path = entry.path
-            valid = path == display_path(path)
-            yield FileStat(path if valid else display_path(path), est.st_size, est.st_mtime_ns, valid)
+            shown = display_path(entry.path)
+            yield FileStat(shown, est.st_size, est.st_mtime_ns, shown == entry.path)
         stack.extend(sorted(subdirs, reverse=True))

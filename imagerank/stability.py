@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ratings as R
+
 __all__ = ["default_k", "topk_stability"]
 
 
@@ -92,7 +94,7 @@ def topk_stability(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     # Current top-k by ordinal (ties broken by index, like the leaderboard's ORDER BY ordinal DESC, id ASC).
-    ordinal = mu - 3.0 * sigma
+    ordinal = R.ordinal(mu, sigma)
     current = np.argpartition(-ordinal, k - 1)[:k]
 
     # Candidates: images that can plausibly be in a sampled top-k; every current top-k image is one of them.

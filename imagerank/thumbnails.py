@@ -30,6 +30,7 @@ __all__ = [
     "DecodeResult",
     "decode_image",
     "fingerprint",
+    "reduce_like_thumbnail",
     "run_decode_jobs",
     "thumb_path",
 ]
@@ -105,6 +106,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
+def reduce_like_thumbnail(im: Image.Image, size: int) -> Image.Image:
+    """Reduce ``im`` in place to fit ``size`` x ``size`` pixels exactly as cached thumbnails are made (Pillow's
+    ``thumbnail``, bilinear, ``reducing_gap=2``); returns it. Features computed from a thumbnail and from a fresh
+    decode agree only while both go through this."""
+    im.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im
+
+
 def decode_image(path: str, target: int, max_pixels: int = 178_956_970) -> tuple[Image.Image, int, int]:
     """Decode ``path`` once, at roughly ``target`` pixels on the longest side, upright and 8-bit RGB.
 
@@ -156,8 +165,9 @@ def process_job(job: DecodeJob) -> DecodeResult:
     thumb: Image.Image | None = None
     if job.thumb_dest:
         try:
-            thumb = rgb.copy()
-            thumb.thumbnail((job.thumb_size, job.thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            # the decode is needed again only when the extractors want it at another size
+            keep = job.extractors and job.feature_size != job.thumb_size
+            thumb = reduce_like_thumbnail(rgb.copy() if keep else rgb, job.thumb_size)
             dest = Path(job.thumb_dest)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(".tmp")
@@ -172,8 +182,7 @@ def process_job(job: DecodeJob) -> DecodeResult:
         if thumb is not None and job.thumb_size == job.feature_size:
             feat = thumb
         else:
-            feat = rgb.copy()
-            feat.thumbnail((job.feature_size, job.feature_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            feat = reduce_like_thumbnail(rgb, job.feature_size)  # rgb is not used after this
     for name in job.extractors:
         fn = EXTRACTORS.get(name)
         if fn is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import subcommand
+from ..cli import _open, subcommand
 
 __all__: list[str] = []
 
@@ -31,7 +31,6 @@ def _features(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
     def run(ns: argparse.Namespace) -> int:
-        from ..cli import _open
         from .pipeline import compute_features
 
         col = _open(ns)
@@ -71,8 +70,6 @@ def _duplicates(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact", action="store_true", help="byte-identical files only")
 
     def run(ns: argparse.Namespace) -> int:
-        from ..cli import _open
-
         col = _open(ns)
         groups = col.exact_duplicates() if ns.exact else col.near_duplicates(ns.method, threshold=ns.threshold)
         paths = {int(r[0]): r[1] for r in col.db.query("SELECT id, filepath FROM images")}

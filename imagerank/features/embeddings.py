@@ -264,15 +264,14 @@ class ImageItems(Dataset):
 
     def load(self, i: int) -> Image.Image:
         """The RGB image of item ``i`` (thumbnail, or original reduced like a thumbnail)."""
-        from ..thumbnails import decode_image
+        from ..thumbnails import decode_image, reduce_like_thumbnail
 
         _, _, path, source = self.items[i]
         if source == "thumbnail":
             with Image.open(path) as im:
                 return im.convert("RGB")
         rgb, _, _ = decode_image(path, self.thumb_size, self.max_pixels)
-        rgb.thumbnail((self.thumb_size, self.thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return rgb
+        return reduce_like_thumbnail(rgb, self.thumb_size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         try:

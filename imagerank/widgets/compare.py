@@ -38,6 +38,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from .. import ratings as R
 from ..errors import ImagerankError, NotFoundError
 from ..pairing import get_strategy, pair_key
 from ..stability import default_k, topk_stability
@@ -497,7 +498,7 @@ class ComparePanel(anywidget.AnyWidget):
         if self.blind or n == 0:
             self.top = []
             return
-        ordinal = pool.mu - 3.0 * pool.sigma
+        ordinal = R.ordinal(pool.mu, pool.sigma)
         m = min(10, n)
         # The leaderboard's order (ordinal descending, then id): everything tied with the m-th best competes.
         cut = np.partition(ordinal, n - m)[n - m]
