@@ -223,8 +223,9 @@ def vote_pairs(col: Collection) -> PairTable:
         a.append(np.array([p[0] for p in pw], np.int64))
         b.append(np.array([p[1] for p in pw], np.int64))
         y.append(np.array([p[2] for p in pw], np.float64))
-    order = np.argsort(np.concatenate(pos), kind="stable")  # back to vote order
-    first = np.concatenate(pos)[order]
+    starts_of = np.concatenate(pos)
+    order = np.argsort(starts_of, kind="stable")  # back to vote order
+    first = starts_of[order]
     return PairTable(np.concatenate(a)[order].astype(np.int64), np.concatenate(b)[order].astype(np.int64),
                      np.concatenate(y)[order].astype(np.float64), mids[first].astype(np.int64))
 

@@ -144,7 +144,7 @@ def _cache_path(col: Collection) -> Path:
 
 
 def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_failures: bool,
-                  with_quality: bool | None = None) -> FeatureMatrix:
+                  with_quality: bool | None = None, compute: bool = True) -> FeatureMatrix:
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -166,7 +166,7 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
                 cached[int(i)] = (str(fp), v)
         except Exception:  # an unreadable cache is rebuilt, never trusted
             cached = {}
-    todo = [i for i in wanted if i not in cached or cached[i][0] != meta[i][0]]
+    todo = [i for i in wanted if i not in cached or cached[i][0] != meta[i][0]] if compute else []
     failures = []
     new = 0
     for i in tqdm(todo, desc="cheap features", unit="img", disable=not progress or not todo, leave=False):
@@ -317,6 +317,7 @@ def feature_matrix(
     ids: Any = None,
     progress: bool = False,
     skip_failures: bool = True,
+    compute: bool = True,
 ) -> FeatureMatrix:
     """Feature vectors of the collection's images (active and rejected ones, or ``ids``).
 
@@ -327,6 +328,8 @@ def feature_matrix(
         progress: show a ``tqdm.auto`` bar while computing cheap features.
         skip_failures: record an image whose thumbnail cannot be decoded in ``failures`` (stage
             ``cheap_features``) and leave it out; with False raise :class:`FeatureError`.
+        compute: compute cheap features missing from the cache (new or changed images); False returns only the
+            cached ones and never decodes (the live prior's vote path).
 
     Returns:
         A :class:`FeatureMatrix` ``(image_ids (N,) int64, X (N, D) float32, name)``; images without features
@@ -339,7 +342,8 @@ def feature_matrix(
         source = _auto_source(col)
     wanted = {"cheap": None, CHEAP_SET: False, f"{CHEAP_SET}+quality": True}
     if source in wanted:
-        return _cheap_matrix(col, None if ids is None else np.asarray(ids), progress, skip_failures, wanted[source])
+        return _cheap_matrix(col, None if ids is None else np.asarray(ids), progress, skip_failures, wanted[source],
+                             compute)
     if source.startswith("embeddings:"):
         name = source.split(":", 1)[1]
         eids, X = _read_embeddings(col, name)

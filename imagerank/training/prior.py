@@ -160,28 +160,24 @@ class LivePriorState:
     calibrated_at: int = 0
 
 
-def _live_features(col: Collection, features: str, compute: bool) -> FeatureMatrix:
+def _live_features(col: Collection, source: str, compute: bool) -> FeatureMatrix:
     from ..errors import FeatureError
-    from .features import _auto_source, _cache_path, feature_matrix
+    from .features import _cache_path, feature_matrix
 
-    source = _auto_source(col) if features == "auto" else features
     if not compute and source.startswith("cheap") and not _cache_path(col).exists():
         raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
                            "`imagerank prior` once (cheap colour and quality features)")
-    fm = feature_matrix(col, source, progress=compute)
+    fm = feature_matrix(col, source, progress=compute, compute=compute)
     if len(fm.image_ids) == 0:
         raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
     return FeatureMatrix(fm.image_ids, live_design(fm.X), fm.name)
 
 
-def _state_current(col: Collection, state: LivePriorState, features: str) -> bool:
-    """The cached feature matrix still serves: same request, same resolved feature set (a newer embedding set
-    replaces it), and it covers at least 99 % of the active images (else new images are read in)."""
-    from .features import _auto_source
-
-    resolved = _auto_source(col) if features == "auto" else features
+def _state_current(col: Collection, state: LivePriorState, features: str, source: str) -> bool:
+    """The cached feature matrix still serves: same request, same resolved feature set ``source`` (a newer
+    embedding set replaces it), and it covers at least 99 % of the active images (else new images are read in)."""
     name = state.design.name
-    same_set = resolved == name or (resolved.startswith("cheap") and name.startswith("cheap"))
+    same_set = source == name or (source.startswith("cheap") and name.startswith("cheap"))
     return state.features == features and same_set and len(state.design.image_ids) >= 0.99 * len(col.pool())
 
 
@@ -229,6 +225,7 @@ def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True
     from ..active import bt_prior
     from ..errors import NoVotesError
     from .data import vote_pairs
+    from .features import _auto_source
 
     t0 = time.perf_counter()
     pairs = vote_pairs(col)  # first: no votes, no feature pass
@@ -238,8 +235,9 @@ def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True
                            f"better")
     a_ids, b_ids, y = pairs.a, pairs.b, pairs.y
     state: LivePriorState | None = getattr(col, "_live_prior", None)
-    if state is None or not _state_current(col, state, features):
-        state = LivePriorState(features, _live_features(col, features, compute))
+    source = _auto_source(col) if features == "auto" else features
+    if state is None or not _state_current(col, state, features, source):
+        state = LivePriorState(features, _live_features(col, source, compute))
     ids = state.design.image_ids
     pos_a = state.design.rows(a_ids)
     pos_b = state.design.rows(b_ids)

@@ -322,33 +322,21 @@ class Ranker:
                 f"matches={self.metadata.get('data', {}).get('n_train', '?')}{acc_s})")
 
 
-def _pair_accuracy(p: np.ndarray, y: np.ndarray) -> float:
-    dec = y != 0.5
-    if not dec.any():
-        return float("nan")
-    pd_, yd = p[dec], y[dec]
-    return float(np.mean(np.where(pd_ == 0.5, 0.5, (pd_ > 0.5) == (yd == 1))))
-
-
 def _quick_metrics(ranker: Ranker, fm: FeatureMatrix, dm: PreferenceDataModule) -> dict[str, float]:
-    """Pairwise accuracy and log-loss of ``ranker`` on the train / val / cold parts of the split."""
+    """Pairwise accuracy and log-loss of ``ranker`` on the train / val / cold parts of the split
+    (:func:`imagerank.training.evaluate.pair_metrics`)."""
+    from .evaluate import pair_metrics
+
     assert dm.split is not None
     scores = ranker.score(fm.X)
     out: dict[str, float] = {}
     for part in ("train", "val", "cold"):
         pairs = dm.votes.pairs(getattr(dm.split, part))
-        if not len(pairs):
-            out[f"{part}_accuracy"] = float("nan")
-            out[f"{part}_log_loss"] = float("nan")
-            out[f"{part}_pairs"] = 0
-            continue
         d = scores[fm.rows(pairs.a)] - scores[fm.rows(pairs.b)]
-        p = 1.0 / (1.0 + np.exp(-d.astype(np.float64)))
-        dec = pairs.decided
-        pc = np.clip(p[dec], 1e-7, 1 - 1e-7)
-        out[f"{part}_accuracy"] = _pair_accuracy(p, pairs.y)
-        out[f"{part}_log_loss"] = float(-np.mean(np.log(pc))) if dec.any() else float("nan")
-        out[f"{part}_pairs"] = int(dec.sum())
+        m = pair_metrics(1.0 / (1.0 + np.exp(-d.astype(np.float64))), pairs.y)
+        out[f"{part}_accuracy"] = m.accuracy
+        out[f"{part}_log_loss"] = m.log_loss
+        out[f"{part}_pairs"] = m.n_pairs
     return out
 
 

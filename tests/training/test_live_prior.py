@@ -227,3 +227,22 @@ def test_priors_and_ratings_change_together_or_not_at_all(small_col, monkeypatch
     after = col.images_df().set_index("id")[["mu", "sigma", "prior_mu"]]
     assert after.equals(before)  # the prior update was rolled back with the failed replay
     assert col.doctor().ok
+
+
+def test_the_vote_path_never_computes_features_for_new_images(small_col) -> None:
+    from imagerank.training.features import _cache_path
+    from imagerank.training.simulate import write_preference_images
+
+    col = small_col(30)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
+    assert col.refit_prior().n_images == 30  # builds the cheap-feature cache
+    write_preference_images(col.root / "more", 5, seed=9)
+    col.settings = col.settings.replace(roots=(*col.settings.roots, str(col.root / "more")))
+    col.scan(progress=False)
+    assert len(col.pool()) == 35
+    cache = _cache_path(col)
+    stamp = cache.stat().st_mtime_ns
+    assert col.refit_prior(compute=False).n_images == 30  # the 5 new images wait for an explicit refit
+    assert cache.stat().st_mtime_ns == stamp
+    assert col.refit_prior().n_images == 35
