@@ -397,8 +397,10 @@ class Collection:
         scan: bool = False,
         devices: int | str = 1,
         strategy: str = "auto",
+        accelerator: str = "auto",
         batch_size: int = 64,
         num_workers: int | None = None,
+        precision: str = "32-true",
         skip_failures: bool = True,
         progress: bool = True,
     ) -> Any:
@@ -409,8 +411,8 @@ class Collection:
 
         return compute_features(
             self, hashes=hashes, quality=quality, exif=exif, embeddings=embeddings, ids=ids, force=force, scan=scan,
-            devices=devices, strategy=strategy, batch_size=batch_size, num_workers=num_workers,
-            skip_failures=skip_failures, progress=progress,
+            devices=devices, strategy=strategy, accelerator=accelerator, batch_size=batch_size,
+            num_workers=num_workers, precision=precision, skip_failures=skip_failures, progress=progress,
         )
 
     def features_df(self, name: str) -> pd.DataFrame:
@@ -554,7 +556,7 @@ class Collection:
 
     @contextmanager
     def deferred_prior(self) -> Iterator[None]:
-        """Record many matches (an import, a simulation) without refitting the live prior every
+        """Record many matches (an import, say) without refitting the live prior every
         ``prior_refit_every`` of them; one refit runs at the end when enough votes came in. Nestable."""
         self._prior_deferred += 1
         try:

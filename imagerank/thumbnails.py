@@ -17,7 +17,7 @@ import math
 import multiprocessing as mp
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "DecodeResult",
     "decode_image",
     "fingerprint",
+    "imap_processes",
     "reduce_like_thumbnail",
     "run_decode_jobs",
     "thumb_path",
@@ -218,22 +219,41 @@ def run_decode_jobs(
         progress: show a ``tqdm.auto`` bar.
         inline_below: batches smaller than this run in this process (a pool costs ~0.5 s to start).
     """
+    yield from imap_processes(process_job, jobs, workers=workers, progress=progress, desc=desc,
+                              inline_below=inline_below, initializer=_init_worker)
+
+
+def imap_processes(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "",
+    inline_below: int = 24,
+    chunksize: int | None = None,
+    initializer: Callable[[], None] | None = None,
+) -> Iterator[Any]:
+    """``fn`` over ``items`` in order, in a process pool (``forkserver`` where available, else ``spawn``) with a
+    ``tqdm.auto`` bar; inline in this process when there are fewer than ``inline_below`` items or ``workers <= 1``
+    (a pool costs about 0.5 s to start). ``fn`` and the items must pickle. The pool is shut down however the
+    iteration ends. Default chunk size: about 8 chunks per worker, 1..64 items each."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress or not jobs, leave=False)
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress or not items, leave=False)
     try:
-        if len(jobs) < inline_below or (workers is not None and workers <= 1):
-            _init_worker()
-            for job in jobs:
-                yield process_job(job)
+        if len(items) < inline_below or (workers is not None and workers <= 1):
+            if initializer is not None:
+                initializer()
+            for item in items:
+                yield fn(item)
                 bar.update(1)
             return
         n = workers or os.cpu_count() or 1
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-        chunk = max(1, min(64, len(jobs) // (n * 8) or 1))
-        with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker) as ex:
-            for res in ex.map(process_job, jobs, chunksize=chunk):
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        chunk = chunksize or max(1, min(64, len(items) // (n * 8) or 1))
+        with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=initializer) as ex:
+            for res in ex.map(fn, items, chunksize=chunk):
                 yield res
                 bar.update(1)
     finally:

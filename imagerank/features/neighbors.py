@@ -257,14 +257,16 @@ def similar_images(col: Collection, image_id: int, k: int = 10, *, embeddings: s
     active = np.isin(ids, _active_ids(col))
     active[pos[0]] = False
     cand = np.flatnonzero(active)
-    sims = X[cand] @ q
+    sims = (X @ q)[cand]  # one product over all rows, no copy of X[cand]
     k = max(0, min(int(k), len(cand)))
-    top = cand[np.argsort(-sims, kind="stable")[:k]] if k else cand[:0]
-    paths = {int(r[0]): r[1] for r in col.db.query("SELECT id, filepath FROM images")}
+    best = np.argsort(-sims, kind="stable")[:k]
+    top_ids = ids[cand[best]].astype(np.int64)
+    paths = {int(r[0]): r[1] for r in col.db.query(
+        f"SELECT id, filepath FROM images WHERE id IN ({','.join('?' * len(top_ids))})", top_ids.tolist())}
     return pd.DataFrame({
-        "image_id": ids[top].astype(np.int64),
-        "similarity": (X[top] @ q).astype(np.float32),
-        "filepath": [paths.get(int(i)) for i in ids[top]],
+        "image_id": top_ids,
+        "similarity": sims[best].astype(np.float32),
+        "filepath": [paths.get(int(i)) for i in top_ids],
     })
 
 

@@ -9,8 +9,6 @@ file, stage, reason) and in the returned :class:`FeatureReport`.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
 import re
 import time
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FeatureError
+from ..thumbnails import imap_processes
 from .sidecar import Sidecar, current_fingerprints
 
 if TYPE_CHECKING:
@@ -255,8 +254,6 @@ def run_exif(
     col: Collection, ids: Sequence[int], *, progress: bool = True, workers: int | None = None, inline_below: int = 256
 ) -> tuple[int, list[tuple[int | None, str | None, str, str]]]:
     """Read the EXIF of ``ids`` (headers only) and write the ``exif`` sidecar; returns (rows, failures)."""
-    from tqdm.auto import tqdm
-
     if not ids:
         return 0, []
     fps = current_fingerprints(col)
@@ -271,29 +268,16 @@ def run_exif(
     sidecar = Sidecar(col.sidecars_dir, "exif")
     meta = _metadata("exif", col)
     written = 0
-    bar = tqdm(total=len(items), desc="exif", unit="img", disable=not progress, leave=False)
-    try:
-        if len(items) < inline_below or (workers is not None and workers <= 1):
-            results: Iterable[tuple[int, dict[str, Any] | None, str | None]] = map(_exif_task, items)
-            ex = None
-        else:
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            ex = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
-            results = ex.map(_exif_task, items, chunksize=64)
-        for image_id, row, err in results:
-            bar.update(1)
-            if row is None:
-                failures.append((image_id, paths[image_id], "exif", err or "unreadable"))
-                continue
-            rows.append({"image_id": image_id, "fingerprint": fps[image_id], **row})
-            if len(rows) >= FLUSH_ROWS:
-                sidecar.write(rows, metadata=meta)
-                written += len(rows)
-                rows = []
-        if ex is not None:
-            ex.shutdown()
-    finally:
-        bar.close()
+    for image_id, row, err in imap_processes(_exif_task, items, workers=workers, progress=progress, desc="exif",
+                                             inline_below=inline_below, chunksize=64):
+        if row is None:
+            failures.append((image_id, paths[image_id], "exif", err or "unreadable"))
+            continue
+        rows.append({"image_id": image_id, "fingerprint": fps[image_id], **row})
+        if len(rows) >= FLUSH_ROWS:
+            sidecar.write(rows, metadata=meta)
+            written += len(rows)
+            rows = []
     sidecar.write(rows, metadata=meta)
     written += len(rows)
     record_failures(col, failures)

@@ -188,9 +188,10 @@ def feature_map_plot(col: Collection, coords: pd.DataFrame | None = None, *, cel
     gx = np.minimum(((x - x.min()) / span_x * cells).astype(int), cells - 1)
     gy = np.minimum(((y - y.min()) / span_y * cells).astype(int), cells - 1)
     chosen: dict[tuple[int, int], tuple[int, float]] = {}
+    x0, y0 = x.min(), y.min()
     for k in range(len(x)):
-        cx = x.min() + (gx[k] + 0.5) * span_x / cells
-        cy = y.min() + (gy[k] + 0.5) * span_y / cells
+        cx = x0 + (gx[k] + 0.5) * span_x / cells
+        cy = y0 + (gy[k] + 0.5) * span_y / cells
         key = (int(gx[k]), int(gy[k]))
         d = (x[k] - cx) ** 2 + (y[k] - cy) ** 2
         if key not in chosen or d < chosen[key][1]:

@@ -372,7 +372,9 @@ def current_fingerprints(col: Collection, *, statuses: Sequence[str] | None = No
     if statuses:
         sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
         params = tuple(statuses)
-    return {int(r[0]): f"{int(r[1] or 0)}-{int(r[2] or 0)}" for r in col.db.query(sql, params)}
+    from ..thumbnails import fingerprint
+
+    return {int(r[0]): fingerprint(r[1] or 0, r[2] or 0) for r in col.db.query(sql, params)}
 
 
 def read_current(col: Collection, name: str, columns: Sequence[str] | None = None) -> pa.Table:

@@ -176,3 +176,14 @@ def test_embed_images_matches_the_sidecar(tmp_path: Path) -> None:
     assert info["dim"] == 64
     np.testing.assert_allclose(Y, X, atol=1e-5)
     col.close()
+
+
+def test_collection_compute_features_takes_every_option_of_the_pipeline() -> None:
+    """``Collection.compute_features`` forwards to the pipeline: it must offer the same keyword arguments."""
+    import inspect
+
+    from imagerank.features.pipeline import compute_features
+
+    pipeline = set(inspect.signature(compute_features).parameters) - {"col"}
+    method = set(inspect.signature(imagerank.Collection.compute_features).parameters) - {"self"}
+    assert method == pipeline
