@@ -333,9 +333,7 @@ class Collection:
                         conn.execute(
                             "UPDATE images SET status='corrupt', status_reason=? WHERE id=?", p[1:]
                         )
-                conn.executemany(
-                    "INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)", fails
-                )
+                self.record_failures(fails)  # joins this transaction
             pending.clear()
             fails.clear()
 
@@ -988,6 +986,14 @@ class Collection:
             "sessions": int(sessions),
             "last_vote_at": last,
         }
+
+    def record_failures(self, failures: Sequence[tuple[int | None, str | None, str, str]]) -> None:
+        """Append ``(image_id, filepath, stage, reason)`` rows to the ``failures`` table (see :meth:`failures_df`);
+        inside another transaction of this collection they join it."""
+        if failures:
+            with self.db.atomic() as conn:
+                conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
+                                 failures)
 
     def failures_df(self) -> pd.DataFrame:
         """Every recorded failure of a batch pass: image_id, filepath, stage, reason, created_at."""

@@ -45,11 +45,6 @@ def _empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
-def _kept_matches(collection: Collection) -> pd.DataFrame:
-    df = collection.matches_df()
-    return df[df["undone"] == 0]
-
-
 def mu_sigma_scatter(collection: Collection, k: int | None = None) -> Figure:
     """Each active image as a point (mu, sigma), coloured by its number of comparisons; the current top-k by
     ordinal ``mu - 3 sigma`` ringed, and the line of the k-th best ordinal (``sigma = (mu - cut) / 3``).
@@ -120,7 +115,7 @@ def topk_overlap_series(
 
     images = collection.images_df(status="active")
     cols = ["matches", "overlap_final", "overlap_previous", "stability"]
-    entries = _kept_matches(collection)
+    entries = collection.matches_df()
     entries = entries[(entries["rated"] == 1) & entries["image_id"].isin(images["id"])]
     if images.empty or entries.empty:
         return pd.DataFrame(columns=cols)
@@ -136,11 +131,11 @@ def topk_overlap_series(
     rows = []
     previous: set[int] | None = None
     done = 0
+    entry_mids = entries["match_id"].to_numpy()
     for mark in marks:
         if mark > done:
-            upto = match_ids[mark - 1]
-            lo = np.searchsorted(entries["match_id"].to_numpy(), match_ids[done], side="left")
-            hi = np.searchsorted(entries["match_id"].to_numpy(), upto, side="right")
+            lo = np.searchsorted(entry_mids, match_ids[done], side="left")
+            hi = np.searchsorted(entry_mids, match_ids[mark - 1], side="right")
             chunk = entries.iloc[lo:hi].assign(pos=pos[lo:hi]).drop_duplicates("pos", keep="last")
             mu[chunk["pos"].to_numpy()] = chunk["mu_after"].to_numpy()
             sigma[chunk["pos"].to_numpy()] = chunk["sigma_after"].to_numpy()
@@ -159,8 +154,7 @@ def topk_overlap_series(
 def topk_overlap_over_time(collection: Collection, k: int | None = None, checkpoints: int = 20) -> Figure:
     """How the top-k settled as votes came in (see :func:`topk_overlap_series`): overlap with the final top-k,
     with the previous checkpoint (churn), and the posterior stability estimate at each point."""
-    images = collection.images_df(status="active")
-    k = k or default_k(len(images), collection.settings.topk)
+    k = k or default_k(len(collection.pool()), collection.settings.topk)
     df = topk_overlap_series(collection, k=k, checkpoints=checkpoints)
     fig, ax = _figure()
     if df.empty:
@@ -184,7 +178,7 @@ def side_bias(collection: Collection) -> dict[str, Any]:
         ``{"left": wins by the left image, "right": wins by the right image, "rate": left share 0..1 or None,
         "low", "high": its 95% Wilson interval}``.
     """
-    df = _kept_matches(collection)
+    df = collection.matches_df()
     wins = df[(df["kind"] == "win") & (df["rank"] == 0) & df["position"].notna()]
     left = int((wins["position"] == 0).sum())
     right = int((wins["position"] == 1).sum())
@@ -217,7 +211,7 @@ def left_right_win_rate(collection: Collection) -> Figure:
 
 def decision_time_histogram(collection: Collection) -> Figure:
     """Distribution of time-to-decide per judgement (``decision_ms``, log-spaced bins), with median and p90."""
-    df = _kept_matches(collection).drop_duplicates("match_id")
+    df = collection.matches_df().drop_duplicates("match_id")
     ms = df["decision_ms"].dropna().to_numpy(dtype=np.float64)
     ms = ms[ms > 0]
     fig, ax = _figure()

@@ -214,3 +214,21 @@ def test_review_crop_only_and_bad_edit(col: imagerank.Collection) -> None:
     panel._render()
     (card,) = panel.cards.children
     assert "no thumbnail" in card.children[0].value
+
+
+def test_review_renders_do_not_pile_up_widgets(col: imagerank.Collection) -> None:
+    """Every click re-renders the cards; the old cards and their click listeners are closed, not leaked."""
+    from ipywidgets.widgets.widget import _instances  # every live widget (ipywidgets 8)
+
+    ids = _ids(col)
+    items = suggest_winners(col, _ranker(col), groups=[ids[0:3], ids[3:5]], proposer=_proposer())
+    panel = ReviewPanel(col, items)
+    panel.handle_key("e")
+    first_cards = panel.cards.children
+    live = len(_instances)
+    for k in range(20):
+        panel.click(items[0].image_ids[k % 3])
+    assert len(_instances) <= live + 2
+    assert len(panel._card_events) == 3
+    assert all(card.comm is None for card in first_cards)  # closed
+    assert len(panel.cards.children) == 3

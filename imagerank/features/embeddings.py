@@ -52,7 +52,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import FeatureError
-from .pipeline import EmbeddingSpec, parse_embedding_spec, record_failures
+from .pipeline import EmbeddingSpec, parse_embedding_spec
 from .sidecar import Sidecar, current_fingerprints, embedding_schema
 
 if TYPE_CHECKING:
@@ -537,7 +537,7 @@ def compute_embeddings(
         leftovers = [*out.glob(f".failures-{run}-r*.jsonl"), *out.glob(f".part-*{run.split('-')[1]}*.tmp")]
         for f in [items_path, job_path, *leftovers]:
             f.unlink(missing_ok=True)
-    record_failures(col, failures)
+    col.record_failures(failures)
     return written, failures
 
 

@@ -30,7 +30,6 @@ __all__ = [
     "FeatureReport",
     "compute_features",
     "parse_embedding_spec",
-    "record_failures",
     "stale_ids",
 ]
 
@@ -142,13 +141,6 @@ def stale_ids(col: Collection, name: str, ids: Iterable[int] | None = None, *, f
         return sorted(cur)
     have = Sidecar(col.sidecars_dir, name).fingerprints()
     return sorted(i for i, fp in cur.items() if have.get(i) != fp)
-
-
-def record_failures(col: Collection, failures: Sequence[tuple[int | None, str | None, str, str]]) -> None:
-    """Insert (image_id, filepath, stage, reason) rows into the catalog's ``failures`` table."""
-    if failures:
-        with col.db.atomic() as conn:
-            conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)", failures)
 
 
 def _metadata(name: str, col: Collection, feature_size: int | None = None) -> dict[str, Any]:
@@ -280,7 +272,7 @@ def run_exif(
             rows = []
     sidecar.write(rows, metadata=meta)
     written += len(rows)
-    record_failures(col, failures)
+    col.record_failures(failures)
     return written, failures
 
 

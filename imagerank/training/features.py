@@ -182,9 +182,7 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
             continue
         cached[i] = (meta[i][0], vec)
         new += 1
-    if failures:
-        with col.db.atomic() as conn:
-            conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)", failures)
+    col.record_failures(failures)
     if new:
         keep = sorted(cached)
         out = pd.DataFrame(np.stack([cached[i][1] for i in keep]), columns=list(CHEAP_FEATURES))

@@ -148,10 +148,7 @@ class _Resolver:
 
 
 def _record_failures(col: Collection, stage: str, path: str, errors: list[RowError]) -> None:
-    if errors:
-        with col.db.atomic() as conn:
-            conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
-                             [(None, path, stage, str(e)[:500]) for e in errors])
+    col.record_failures([(None, path, stage, str(e)[:500]) for e in errors])
 
 
 def import_selection_log(

@@ -40,7 +40,7 @@ import traitlets as t
 
 from .. import ratings as R
 from ..errors import ImagerankError, NotFoundError
-from ..pairing import get_strategy, pair_key
+from ..pairing import _weighted_choice, get_strategy, pair_key
 from ..stability import default_k, topk_stability
 
 if TYPE_CHECKING:
@@ -429,10 +429,7 @@ class ComparePanel(anywidget.AnyWidget):
     def _skip(self, image_id: int, reason: str) -> None:
         name = self._name(image_id)
         path = self.collection.db.query("SELECT filepath FROM images WHERE id=?", (int(image_id),))
-        self.collection.db.execute(
-            "INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
-            (int(image_id), path[0][0] if path else None, "compare", reason),
-        )
+        self.collection.record_failures([(int(image_id), path[0][0] if path else None, "compare", reason)])
         self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
         self._report(f"skipped {name}: {reason}", "warning")
 
@@ -449,7 +446,7 @@ class ComparePanel(anywidget.AnyWidget):
             total = w.sum()
             if total <= 0:
                 return None
-            j = int(np.searchsorted(np.cumsum(w), self._rng.random() * total, side="right").clip(0, len(w) - 1))
+            j = _weighted_choice(self._rng, w)
             opp = int(pool.ids[j])
             key = pair_key(int(image_id), opp)
             if key not in seen and key not in queued:

@@ -264,7 +264,7 @@ class LeaderboardView(W.VBox):
             out = self.collection.to_csv(path)
         except (ImagerankError, OSError, ValueError) as e:
             return self._say(f"CSV failed: {e}", ok=False)
-        n = len(self.collection.leaderboard(include_inactive=True))
+        n = int(self.collection.db.query("SELECT COUNT(*) FROM images")[0][0])  # the rows to_csv wrote
         return self._say(f"wrote {n:,} rows to {out}")
 
 

@@ -113,7 +113,8 @@ class ReviewPanel:
             buttons.append(b)
         self.widget = w.VBox([self.header, self.cards, w.HBox(buttons), self.editor_box, self.status],
                              layout=w.Layout(border="1px solid #ddd", padding="6px"))
-        self._events: list[Any] = []
+        self._events: list[Any] = []  # the panel's keydown listener
+        self._card_events: list[Any] = []  # click listeners of the cards shown now (closed with them)
         try:
             from ipyevents import Event
 
@@ -135,15 +136,29 @@ class ReviewPanel:
         """The item shown, or None when all are decided."""
         return self.items[self.position] if self.position < len(self.items) else None
 
+    def _clear_cards(self) -> None:
+        """Close the cards shown and their click listeners (a render builds new ones; closed widgets free their
+        comms in the kernel and the browser)."""
+        old = self.cards.children
+        self.cards.children = ()
+        for ev in self._card_events:
+            ev.close()
+        self._card_events = []
+        for card in old:
+            for widget in (*card.children, card):
+                for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+                    if part is not None:
+                        part.close()
+
     def _render(self) -> None:
         import ipywidgets as w
 
+        self._clear_cards()
         item = self.current
         if item is None:
             counts = {d: sum(1 for s in self.decisions if s.decision == d) for d in ("approve", "edit", "reject")}
             self.header.value = (f"<b>review done</b>: {counts['approve']} approved, {counts['edit']} edited, "
                                  f"{counts['reject']} rejected of {len(self.items)}")
-            self.cards.children = ()
             self.editor_box.children = ()
             return
         head = f"<b>suggestion {self.position + 1} of {len(self.items)}</b>"
@@ -170,7 +185,7 @@ class ReviewPanel:
 
                     ev = Event(source=img, watched_events=["click"])
                     ev.on_dom_event(lambda e, image_id=i: self.click(image_id))
-                    self._events.append(ev)
+                    self._card_events.append(ev)
                 except ImportError:  # pragma: no cover
                     pass
             tag = "<b style='color:#2ca043'>suggested winner</b>" if i == winner else ""
