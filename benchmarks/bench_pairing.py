@@ -20,6 +20,7 @@ import numpy as np
 
 from imagerank import ratings as R
 from imagerank.active import prior_to_rating
+from imagerank.collection import Collection
 from imagerank.pairing import PairContext, Pool, select_pairs
 
 STRATEGIES = ("random", "spec", "active")
@@ -53,17 +54,22 @@ def time_picks(pool: Pool, strategy: str, n_pairs: int, repeats: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+def _fake_catalog(col: Collection, n: int) -> None:
+    """``n`` catalog rows at the default rating (no files: pairing and refits never read them)."""
+    with col.db.atomic() as conn:
+        conn.executemany(
+            "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?,?,?,?)",
+            [(f"/bench/{i}.jpg", f"{i}.jpg", R.DEFAULT_MU, R.DEFAULT_SIGMA) for i in range(n)],
+        )
+
+
 def time_collection(n: int, repeats: int) -> float:
     """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images."""
     from imagerank.collection import init
 
     with tempfile.TemporaryDirectory() as tmp:
         col = init(tmp)
-        with col.db.atomic() as conn:
-            conn.executemany(
-                "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?,?,?,?)",
-                [(f"/bench/{i}.jpg", f"{i}.jpg", R.DEFAULT_MU, R.DEFAULT_SIGMA) for i in range(n)],
-            )
+        _fake_catalog(col, n)
         col.next_pairs(1)  # loads and caches the pool
         times = []
         for _ in range(repeats):
@@ -90,11 +96,7 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         col = init(tmp)
         col.settings = col.settings.replace(prior_refit_every=0)
-        with col.db.atomic() as conn:
-            conn.executemany(
-                "INSERT INTO images (filepath, filename, mu, sigma) VALUES (?,?,?,?)",
-                [(f"/bench/{i}.jpg", f"{i}.jpg", R.DEFAULT_MU, R.DEFAULT_SIGMA) for i in range(n)],
-            )
+        _fake_catalog(col, n)
         ids = col.pool().ids.astype(np.int64)
         X = rng.standard_normal((n, dim))
         utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
@@ -65,13 +67,6 @@ def kernel_rss(server_pid: int) -> int | None:
         except psutil.Error:
             continue
     return None
-
-
-def percentile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def run_one(root: Path, ws: Path, presses: int, pace: float, shots: Path | None) -> dict[str, float]:
@@ -113,7 +108,7 @@ def run_one(root: Path, ws: Path, presses: int, pace: float, shots: Path | None)
     return {
         "presses": presses, "painted": len(ms), "stored": stored, "ready_s": ready_s,
         "median": statistics.median(ms) if ms else float("nan"),
-        "p90": percentile(ms, 0.9) if ms else float("nan"),
+        "p90": float(np.percentile(ms, 90)) if ms else float("nan"),
         "max": max(ms) if ms else float("nan"),
         "rss_mb": (rss or 0) / 2**20,
     }

@@ -62,7 +62,6 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer epochs and images (a smoke run)")
     ns = ap.parse_args()
     epochs = 3 if ns.quick else 20
-    torch.set_num_threads(torch.get_num_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 
