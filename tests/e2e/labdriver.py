@@ -227,3 +227,20 @@ def demo_lab(root: Path, notebook: str, sources: list[str], n_images: int) -> It
     write_notebook(root / "notebooks" / notebook, sources)
     with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
         yield url, ws
+
+
+@contextmanager
+def notebook_page(url: str, path: str, root: Path, *, failure: str = "failure.png",
+                  viewport: tuple[int, int] = (1400, 1000)) -> Iterator[Any]:
+    """A Chromium page with notebook ``path`` open and every cell run; yields the page. When the block fails, a
+    screenshot ``root / failure`` is taken (the JupyterLab log is in ``root`` too) and the error goes on."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            open_notebook(page, url, path)
+            run_all(page)
+            yield page
+        except Exception:
+            page.screenshot(path=str(root / failure))
+            print(f"screenshot and JupyterLab log in {root}")
+            raise

@@ -12,15 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labdriver import (
-    cell_errors,
-    chromium,
-    demo_lab,
-    notebook_shape,
-    open_notebook,
-    run_all,
-    wait_for,
-)
+from labdriver import cell_errors, demo_lab, notebook_page, notebook_shape, wait_for
 
 import imagerank
 
@@ -49,39 +41,31 @@ def lab(tmp_path_factory):
 def test_crop_keys_snap_move_and_save_without_reaching_jupyterlab(lab):
     url, ws, root = lab
     db = ws / "imagerank.db"
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        try:
-            open_notebook(page, url, "notebooks/crop.ipynb")
-            run_all(page)
-            assert cell_errors(page) == []
-            img = page.locator(".jp-OutputArea img").first
-            img.wait_for(timeout=60_000)
-            img.scroll_into_view_if_needed()
-            page.keyboard.press("Escape")
-            before = notebook_shape(page)
-            box = img.bounding_box()
-            assert box is not None
-            x0, y0 = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move(x0 + box["width"] * 0.4, y0 + box["height"] * 0.3, steps=8)
-            page.mouse.up()
-            for key in ["2", "d", "a", "x"]:
-                page.keyboard.press(key)
-            time.sleep(0.5)
-            assert notebook_shape(page) == before  # no cell inserted (A) or cut (X), no mode change
-            page.keyboard.press("Enter")
-            wait_for(lambda: len(_crops(db)) == 1, what="the saved crop in the catalog")
-            image_id, x, y, w, h = _crops(db)[0]
-            assert 0 <= x < x + w <= 1
-            assert 0 <= y < y + h <= 1
-            with imagerank.open(ws) as col:
-                info = col.image(image_id)
-            assert abs(w * info["width"] - h * info["height"]) <= 2  # 1:1 in pixels of the original
-            assert notebook_shape(page) == before
-            page.screenshot(path=str(root / "crop.png"))
-        except Exception:
-            page.screenshot(path=str(root / "failure.png"))
-            print(f"screenshot and JupyterLab log in {root}")
-            raise
+    with notebook_page(url, "notebooks/crop.ipynb", root, viewport=(1400, 1100)) as page:
+        assert cell_errors(page) == []
+        img = page.locator(".jp-OutputArea img").first
+        img.wait_for(timeout=60_000)
+        img.scroll_into_view_if_needed()
+        page.keyboard.press("Escape")
+        before = notebook_shape(page)
+        box = img.bounding_box()
+        assert box is not None
+        x0, y0 = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + box["width"] * 0.4, y0 + box["height"] * 0.3, steps=8)
+        page.mouse.up()
+        for key in ["2", "d", "a", "x"]:
+            page.keyboard.press(key)
+        time.sleep(0.5)
+        assert notebook_shape(page) == before  # no cell inserted (A) or cut (X), no mode change
+        page.keyboard.press("Enter")
+        wait_for(lambda: len(_crops(db)) == 1, what="the saved crop in the catalog")
+        image_id, x, y, w, h = _crops(db)[0]
+        assert 0 <= x < x + w <= 1
+        assert 0 <= y < y + h <= 1
+        with imagerank.open(ws) as col:
+            info = col.image(image_id)
+        assert abs(w * info["width"] - h * info["height"]) <= 2  # 1:1 in pixels of the original
+        assert notebook_shape(page) == before
+        page.screenshot(path=str(root / "crop.png"))

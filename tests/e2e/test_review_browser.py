@@ -12,15 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labdriver import (
-    cell_errors,
-    chromium,
-    demo_lab,
-    notebook_shape,
-    open_notebook,
-    run_all,
-    wait_for,
-)
+from labdriver import cell_errors, demo_lab, notebook_page, notebook_shape, wait_for
 
 CELLS = [
     "import os\nimport imagerank\nfrom imagerank.training.suggest import Suggestion\n"
@@ -54,38 +46,30 @@ def lab(tmp_path_factory):
 
 def test_review_keys_decide_and_never_reach_jupyterlab(lab):
     url, db, root = lab
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            open_notebook(page, url, "notebooks/review.ipynb")
-            run_all(page)
-            assert cell_errors(page) == []
-            buttons = page.locator("button", has_text="Approve (A)")
-            buttons.wait_for(timeout=60_000)
-            # command mode, as after Run All; the panel is hovered, not clicked
-            page.keyboard.press("Escape")
-            before = notebook_shape(page)
-            assert len(before["types"]) == 3
-            buttons.hover()
-            page.keyboard.press("a")
-            wait_for(lambda: len(_matches(db)) == 1, what="the approval's vote in the catalog")
-            kind, source, ranked = _matches(db)[0]
-            assert (kind, source) == ("win", "suggestion")
-            assert ranked[0] < ranked[1]  # the suggested winner, ids[0] of the first pair, ranked first
-            page.keyboard.press("x")  # reject the second suggestion: no vote
-            time.sleep(1.0)
-            assert len(_matches(db)) == 1
-            assert notebook_shape(page) == before  # no cell inserted (A) or cut (X)
-            # away from the panel the same key is JupyterLab's again: A inserts a cell above (so the check above
-            # would have seen a leak)
-            page.mouse.move(5, 5)
-            page.click(".jp-Cell .jp-InputPrompt >> nth=0")
-            page.keyboard.press("Escape")
-            page.keyboard.press("a")
-            wait_for(lambda: len(notebook_shape(page)["types"]) == 4, what="A outside the panel to insert a cell")
-            assert len(_matches(db)) == 1
-            page.screenshot(path=str(root / "review.png"))
-        except Exception:
-            page.screenshot(path=str(root / "failure.png"))
-            print(f"screenshot and JupyterLab log in {root}")
-            raise
+    with notebook_page(url, "notebooks/review.ipynb", root) as page:
+        assert cell_errors(page) == []
+        buttons = page.locator("button", has_text="Approve (A)")
+        buttons.wait_for(timeout=60_000)
+        # command mode, as after Run All; the panel is hovered, not clicked
+        page.keyboard.press("Escape")
+        before = notebook_shape(page)
+        assert len(before["types"]) == 3
+        buttons.hover()
+        page.keyboard.press("a")
+        wait_for(lambda: len(_matches(db)) == 1, what="the approval's vote in the catalog")
+        kind, source, ranked = _matches(db)[0]
+        assert (kind, source) == ("win", "suggestion")
+        assert ranked[0] < ranked[1]  # the suggested winner, ids[0] of the first pair, ranked first
+        page.keyboard.press("x")  # reject the second suggestion: no vote
+        time.sleep(1.0)
+        assert len(_matches(db)) == 1
+        assert notebook_shape(page) == before  # no cell inserted (A) or cut (X)
+        # away from the panel the same key is JupyterLab's again: A inserts a cell above (so the check above
+        # would have seen a leak)
+        page.mouse.move(5, 5)
+        page.click(".jp-Cell .jp-InputPrompt >> nth=0")
+        page.keyboard.press("Escape")
+        page.keyboard.press("a")
+        wait_for(lambda: len(notebook_shape(page)["types"]) == 4, what="A outside the panel to insert a cell")
+        assert len(_matches(db)) == 1
+        page.screenshot(path=str(root / "review.png"))
