@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 import imagerank
-from imagerank.thumbnails import DecodeJob, process_job
+from imagerank.media import DecodeJob, process_job
 
 
 def _make_dummy_files(root: Path, n: int, per_folder: int = 1000) -> None:

@@ -54,7 +54,7 @@ def make_jpegs(folder: Path, n: int, size: tuple[int, int] = (2048, 1536), seed:
 
 def _decode_pass(paths: list[Path], thumbs: Path) -> Callable[[], None]:
     import imagerank.features  # noqa: F401  (registers the extractors)
-    from imagerank.thumbnails import DecodeJob, process_job
+    from imagerank.media import DecodeJob, process_job
 
     jobs = [
         DecodeJob(image_id=i, path=str(p), fingerprint="0-0", thumb_dest=str(thumbs / f"{i}.jpg"),
@@ -122,7 +122,7 @@ def bench_embeddings(paths: list[Path], root: Path, model: str, batch_size: int,
     spec = EmbeddingSpec(model, None)
     net, preprocess, _ = load_encoder(spec)
     enc = ClipEncoder(net).eval()
-    items = _items_for(col, [int(r[0]) for r in col.db.query("SELECT id FROM images")])
+    items = _items_for(col.catalog, [int(r[0]) for r in col.db.query("SELECT id FROM images")])
     x = torch.stack([preprocess(Image.open(it[2]).convert("RGB")) for it in items])
     with torch.inference_mode():
         enc(x[:batch_size])  # warm-up

@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from imagerank import ratings as R
-from imagerank.active import prior_to_rating
 from imagerank.collection import Collection
 from imagerank.pairing import PairContext, Pool, select_pairs
+from imagerank.ratings.priors import prior_to_rating
 
 STRATEGIES = ("random", "spec", "active")
 
@@ -106,7 +106,7 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
             col.vote(a, b, "left" if u[a] > u[b] else "right")
         name = f"synthetic-{dim}"  # features handed over as the collection caches them after its first refit
         t = time.perf_counter()
-        col._live_prior = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
+        col.prior.state = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
         first = col.refit_prior(name)
         t_first = time.perf_counter() - t
         col.vote(*col.next_pairs(1)[0], "left")

@@ -11,17 +11,17 @@ when the file is absent). A simulated judge answers each pair:
   (a skip costs a vote of the budget but changes no rating, like ``Settings.skip_as_draw = False``).
 - ``crowd``: one real AVA vote (1..10) drawn from each image's histogram per comparison; equal votes are a draw.
 
-Ratings are OpenSkill Plackett-Luce (:func:`imagerank.active.rate_duel`, equal to openskill). Every
-``refit_every`` votes the ranker (:func:`imagerank.active.bt_prior`, the project's linear Bradley-Terry fit) is
+Ratings are OpenSkill Plackett-Luce (:func:`imagerank.ratings.priors.rate_duel`, equal to openskill). Every
+``refit_every`` votes the ranker (:func:`imagerank.ratings.priors.bt_prior`, the project's linear Bradley-Terry fit) is
 refitted from the votes so far on 16-d features whose predictable part has correlation rho with the utility; its
-calibrated scores become every image's OpenSkill prior (:func:`imagerank.active.prior_to_rating`) and all votes
+calibrated scores become every image's OpenSkill prior (:func:`imagerank.ratings.priors.prior_to_rating`) and all votes
 are replayed from them, as ``Collection.apply_prior`` does. The same ratings serve every strategy; only the
 pairs differ. Pairs come from :func:`imagerank.pairing.select_pairs` (no pair twice, as in a session).
 
 Metrics at each budget B: precision@k of the leaderboard (top-k by ordinal ``mu - 3 sigma``) against the true
 top-k, Kendall tau and Spearman rho of the leaderboard against the utilities (all N images), top-k churn since
 the previous checkpoint, the mean cost of one pick (ms), and the stability estimate
-(:func:`imagerank.stability.topk_stability`) with its error against the true precision@k. The coverage bound
+(:func:`imagerank.ratings.stability.topk_stability`) with its error against the true precision@k. The coverage bound
 2B/N (comparison slots per image) is printed beside them.
 
 Two references cheat and bound what pairing can reach with a judge: ``gatekeeper`` is the issue's "gatekeeper
@@ -51,9 +51,9 @@ import numpy as np
 from scipy import stats
 
 from imagerank import ratings as R
-from imagerank.active import bt_prior, rate_duel
 from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
-from imagerank.stability import topk_stability
+from imagerank.ratings.priors import bt_prior, rate_duel
+from imagerank.ratings.stability import topk_stability
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preferences"
 AVA_PATH = DATA / "ava_labels_test.json"

@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageFilter
@@ -34,7 +34,7 @@ from PIL import ExifTags, Image, ImageDraw, ImageFilter
 if TYPE_CHECKING:
     from .collection import Collection
 
-__all__ = ["DemoImage", "make_demo", "render_demo_images"]
+__all__ = ["DemoImage", "crop_demo_collection", "make_demo", "render_demo_images"]
 
 _SIZES = ((1024, 768), (768, 1024), (800, 800), (960, 640), (640, 960), (1024, 683), (900, 675), (720, 960))
 _START = datetime(2024, 6, 1, 9, 0, 0)
@@ -363,3 +363,29 @@ def make_demo(
 
     feature_matrix(col, "cheap", progress=progress)  # cached: the live prior can start after the first 250 votes
     return col
+
+
+def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: int = 96, seed: int = 0
+                         ) -> tuple[Collection, Any]:
+    """DEMO ONLY: a separate small workspace in ``folder`` with :func:`write_crop_demo` images (in
+    ``folder/images``) and their ideal crops imported from the crop log, so the crop notebook can train without
+    touching the user's own catalog. Idempotent: an existing demo workspace is reopened.
+
+    Returns:
+        (the demo Collection, the :class:`~imagerank.training.imports.ImportReport` of its crop log, or None
+        when reopened).
+    """
+    from .collection import DB_NAME, init, open_collection
+    from .training.imports import import_crop_log
+    from .training.simulate import write_crop_demo
+
+    root = Path(folder)
+    if (root / DB_NAME).exists():
+        col = open_collection(root)
+        if col.db.query("SELECT COUNT(*) FROM crops")[0][0] > 0:
+            return col, None
+        col.close()
+    csv_path = write_crop_demo(root / "images", n, size=size, seed=seed)
+    col = init(root, root / "images")
+    col.scan(progress=False)
+    return col, import_crop_log(col, csv_path)

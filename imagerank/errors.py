@@ -16,6 +16,7 @@ __all__ = [
     "FeatureError",
     "ImagerankError",
     "ImportLogError",
+    "InvalidArgumentError",
     "NoVotesError",
     "NotFoundError",
     "SchemaVersionError",
@@ -26,6 +27,11 @@ __all__ = [
 
 class ImagerankError(Exception):
     """Base class of every error imagerank raises on purpose."""
+
+
+class InvalidArgumentError(ImagerankError, ValueError):
+    """An argument has a bad value (wrong range, unknown name, wrong length); the message names the argument,
+    what was expected and what came."""
 
 
 class ConfigError(ImagerankError, ValueError):

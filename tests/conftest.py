@@ -15,7 +15,7 @@ import pytest
 from imgsupport import SHARED_DATA, gradient, run_python_unprivileged, write_image, write_images  # noqa: F401
 
 import imagerank
-from imagerank.store import Database, connect
+from imagerank.catalog import Database, connect
 
 
 @pytest.fixture(scope="session")

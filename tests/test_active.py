@@ -1,4 +1,4 @@
-"""The active pairing strategy, the fast OpenSkill duel update and the ranker prior (imagerank.active)."""
+"""The active pairing strategy, the fast OpenSkill duel update and the ranker prior (pairing.active, ratings.priors)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagerank import ratings as R
-from imagerank.active import (
+from imagerank.config import Settings
+from imagerank.errors import NoVotesError
+from imagerank.pairing import PairContext, Pool, get_strategy, list_strategies, pair_key, select_pairs
+from imagerank.pairing.active import active_pairs
+from imagerank.ratings.priors import (
     MAX_CONFIDENCE,
-    active_pairs,
     bt_prior,
     prequential_loglik,
     prior_to_rating,
     rate_duel,
 )
-from imagerank.config import Settings
-from imagerank.errors import NoVotesError
-from imagerank.pairing import PairContext, Pool, get_strategy, list_strategies, pair_key, select_pairs
 
 
 def fresh_pool(n: int, prior: np.ndarray | None = None) -> Pool:
@@ -254,7 +254,7 @@ def test_collection_next_pairs_uses_active_on_a_fresh_catalog(tmp_path):
     assert len(pairs) == 4
     assert all(a in ids and b in ids and a != b for a, b in pairs)
     scores = {i: float(s) for i, s in zip(sorted(ids), np.linspace(-2, 2, len(ids)))}
-    col.set_prior_scores(scores)
+    col.pairs.set_prior_scores(scores)
     assert col.pool().prior is not None
     pairs = col.next_pairs(4, avoid=pairs)
     assert len(pairs) == 4

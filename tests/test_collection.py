@@ -64,7 +64,7 @@ def test_vote_win_updates_ratings_and_log(make_collection) -> None:  # type: ign
     assert list(entries["mu_after"]) == [expected[0][0],
                                                                                       expected[1][0]]
     assert col.image(b)["last_compared_at"] == m.created_at
-    assert col.get_match(m.id).image_ids == [a, b]
+    assert col.votes.get(m.id).image_ids == [a, b]
 
 
 def test_bad_votes_change_nothing(make_collection) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +96,7 @@ def test_skip_is_recorded_not_rated(make_collection) -> None:  # type: ignore[no
     assert _rating(col, a) == (25.0, 25 / 3, 0) == _rating(col, b)
     assert col.stats()["skips"] == 1
     assert col.stats()["comparisons"] == 0
-    assert col.comparisons_df().empty
+    assert col.votes.comparisons_df().empty
     assert (a, b) not in [tuple(p) for p in col.next_pairs(3)]
     assert (b, a) not in col.next_pairs(3)
     assert col.doctor().ok
@@ -110,7 +110,7 @@ def test_skip_as_draw_setting(make_collection) -> None:  # type: ignore[no-untyp
     assert m.rated
     draw = R.rate_ranking([(25.0, 25 / 3), (25.0, 25 / 3)], [0, 0])
     assert _rating(col, a) == (*draw[0], 1)
-    comp = col.comparisons_df()
+    comp = col.votes.comparisons_df()
     assert len(comp) == 1
     assert comp["was_draw"][0] == 1
     assert col.doctor().ok
@@ -125,7 +125,7 @@ def test_draw(make_collection) -> None:  # type: ignore[no-untyped-def]
     assert m.ranks == [0, 0]
     assert col.image(a)["mu"] < m.entries[0].mu_before
     assert col.image(b)["mu"] > 25.0
-    comp = col.comparisons_df()
+    comp = col.votes.comparisons_df()
     assert comp[["winner_id", "loser_id", "was_draw"]].values.tolist() == [[a, c, 0], [a, b, 1]]
 
 
@@ -138,7 +138,7 @@ def test_n_way_ranking(make_collection) -> None:  # type: ignore[no-untyped-def]
     expected = R.rate_ranking([(25.0, 25 / 3)] * 4, [2, 0, 1, 1])
     for i, e in zip([a, b, c, d], expected):
         assert _rating(col, i) == (*e, 1)
-    comp = col.comparisons_df()
+    comp = col.votes.comparisons_df()
     pairs = {(w, lo, dr) for w, lo, dr in comp[["winner_id", "loser_id", "was_draw"]].values.tolist()}
     assert pairs == {(b, a, 0), (b, c, 0), (b, d, 0), (c, a, 0), (d, a, 0), (c, d, 1)}
     assert col.stats()["rankings"] == 1
@@ -222,10 +222,10 @@ def test_doctor_finds_and_replay_fixes_tampering(make_collection) -> None:  # ty
     assert not rep.ok
     assert [m["image_id"] for m in rep.mismatches] == [b]
     assert "differ" in str(rep)
-    assert col.replay() == 1
+    assert col.votes.replay() == 1
     assert _rating(col, b) == good
     assert col.doctor().ok
-    assert col.replay() == 0
+    assert col.votes.replay() == 0
 
 
 def test_leaderboard_order_and_columns(make_collection) -> None:  # type: ignore[no-untyped-def]
@@ -242,11 +242,11 @@ def test_leaderboard_order_and_columns(make_collection) -> None:  # type: ignore
     assert board["image_id"][0] == a
     assert board["image_id"].iloc[-1] in (c, e)
     assert len(col.leaderboard(limit=2)) == 2
-    col.set_status(a, "rejected", "not for print")
+    col.images.set_status(a, "rejected", "not for print")
     assert a not in set(col.leaderboard()["image_id"])
     assert a in set(col.leaderboard(include_inactive=True)["image_id"])
     with pytest.raises(ValueError, match="status"):
-        col.set_status(a, "gone")
+        col.images.set_status(a, "gone")
 
 
 def test_leaderboard_ties_break_by_id(make_collection) -> None:  # type: ignore[no-untyped-def]
@@ -276,9 +276,9 @@ def test_images_df_and_labels(workspace: imagerank.Collection) -> None:
     assert "ordinal" in df.columns
     assert len(workspace.images_df(status="corrupt")) == 1
     i = int(df["id"][0])
-    assert workspace.add_label(i, "good") > 0
+    assert workspace.images.add_label(i, "good") > 0
     with pytest.raises(ValueError, match="label"):
-        workspace.add_label(i, "great")
+        workspace.images.add_label(i, "great")
     with pytest.raises(NotFoundError):
         workspace.image(10_000)
 
@@ -290,12 +290,12 @@ def test_resume_session_keeps_its_seen_pairs(make_collection) -> None:  # type: 
     col.vote(a, b, "left")
     col.vote(b, c, "left")
     col.start_session()
-    again = col.resume_session(s.id)
+    again = col.votes.resume_session(s.id)
     assert again.voter == "bo"
     assert again.seen == {(min(a, b), max(a, b)), (min(b, c), max(b, c))}
     assert [sorted(p) for p in col.next_pairs(3)] == [sorted((a, c))]
     with pytest.raises(NotFoundError):
-        col.resume_session(999)
+        col.votes.resume_session(999)
 
 
 # ------------------------------------------------------------------ property: undo == replay of the kept matches
@@ -332,7 +332,7 @@ def test_votes_and_undos_equal_a_replay(prop_collection: imagerank.Collection, o
         conn.execute("UPDATE images SET mu=?, sigma=?, comparison_count=0, last_compared_at=NULL",
                      (R.DEFAULT_MU, R.DEFAULT_SIGMA))
     col.settings = col.settings.replace(skip_as_draw=False)
-    col._invalidate()
+    col.pairs.invalidate()
     col.start_session(strategy="spec", seed=0)
     ids = _ids(col)
     for o in ops:

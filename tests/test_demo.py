@@ -42,7 +42,7 @@ def test_counts_and_scan(demo: tuple[Path, list[dict]]) -> None:
     s = col.stats()
     assert s["images"] == N
     assert s["active"] == N
-    assert all(col.thumbnail_path(int(i)) is not None for i in col.images_df()["id"])
+    assert all(col.thumbs.path(int(i)) is not None for i in col.images_df()["id"])
     kinds = {m["kind"] for m in manifest}
     assert kinds == {"base", "near_duplicate", "burst"}
     assert any(f.endswith(".png") for f in files)

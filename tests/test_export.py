@@ -156,7 +156,7 @@ def test_min_comparisons_leaves_out_images_only_a_prior_ranks(make_collection, t
     col.vote(ids[0], ids[1], "left")
     col.vote(ids[1], ids[2], "left")
     # a learned prior ranks an image nobody has voted on above all: it leads the plain leaderboard
-    col.set_priors([(60.0, 3.0, ids[5])])
+    col.votes.set_priors([(60.0, 3.0, ids[5])])
     assert int(col.leaderboard(1)["image_id"].iloc[0]) == ids[5]
     board = col.leaderboard(min_comparisons=1)
     assert set(board["image_id"]) == {ids[0], ids[1], ids[2]}

@@ -150,7 +150,7 @@ def test_voted_only_hides_images_nobody_voted_on(make_collection, tmp_path):
     col = make_collection(8)
     ids = [int(i) for i in col.images_df()["id"]]
     col.vote(ids[0], ids[1], "left")
-    col.set_priors([(60.0, 3.0, ids[7])])  # a learned prior puts an unseen image first
+    col.votes.set_priors([(60.0, 3.0, ids[7])])  # a learned prior puts an unseen image first
     view = LeaderboardView(col)
     assert view.total == 8
     assert shown(view)[0]["filename"] == col.image(ids[7])["filename"]

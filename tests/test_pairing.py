@@ -56,9 +56,9 @@ def test_register_a_strategy() -> None:
         assert pair_key(*pairs[0]) == (100, 101)
         assert len({pair_key(*p) for p in pairs}) == 3
     finally:
-        from imagerank import pairing
+        from imagerank.pairing import registry
 
-        pairing._REGISTRY.pop("test_first_two", None)
+        registry._REGISTRY.pop("test_first_two", None)
 
 
 def _tv(counts: np.ndarray, probs: np.ndarray) -> float:

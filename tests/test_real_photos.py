@@ -26,13 +26,13 @@ def test_scan_thumbnails_and_vote_on_real_photos(tmp_path: Path, shared_data: Pa
     for path, r in rows.items():
         assert r["status"] in ("active", "corrupt"), path
         if r["status"] == "active":
-            assert col.thumbnail_path(r["id"]) is not None, path
+            assert col.thumbs.path(r["id"]) is not None, path
             assert r["width"] > 0
             assert r["height"] > 0
         else:
             assert r["status_reason"], path
     corrupt = {p for p, r in rows.items() if r["status"] == "corrupt"}
-    failures = set(col.failures_df()["filepath"])
+    failures = set(col.images.failures_df()["filepath"])
     assert corrupt == failures
     assert rep.added == len(on_disk)
     assert rep.corrupt == len(corrupt)

@@ -15,8 +15,8 @@ from imgsupport import gradient, run_python_unprivileged, write_image
 from PIL import Image
 
 import imagerank
+from imagerank.media import decode_image
 from imagerank.scan import WalkReport, display_path, walk_images
-from imagerank.thumbnails import decode_image
 
 
 def _status(col: imagerank.Collection) -> dict[str, tuple[str, str | None]]:
@@ -26,7 +26,7 @@ def _status(col: imagerank.Collection) -> dict[str, tuple[str, str | None]]:
 
 def _thumb(col: imagerank.Collection, name: str) -> Image.Image:
     row = col.images_df().set_index("filename").loc[name]
-    path = col.thumbnail_path(int(row["id"]))
+    path = col.thumbs.path(int(row["id"]))
     assert path is not None, f"no thumbnail for {name}"
     return Image.open(path)
 
@@ -56,7 +56,7 @@ def test_broken_files_are_corrupt_with_a_reason(tmp_path: Path) -> None:
     assert "cannot identify" in st["text.jpg"][1]
     assert st["truncated.jpg"][0] == "corrupt"
     assert "truncated" in st["truncated.jpg"][1]
-    fails = col.failures_df()
+    fails = col.images.failures_df()
     assert sorted(fails["filepath"].map(os.path.basename)) == ["text.jpg", "truncated.jpg", "zero.jpg"]
     assert set(fails["stage"]) == {"decode"}
     # corrupt images never enter the pair pool or the leaderboard
@@ -67,7 +67,7 @@ def test_broken_files_are_corrupt_with_a_reason(tmp_path: Path) -> None:
     assert rep2.added == 0
     assert rep2.corrupt == 0
     assert rep2.unchanged == 4
-    assert len(col.failures_df()) == 3
+    assert len(col.images.failures_df()) == 3
     # a corrupt file replaced by a good one (new size and mtime) becomes active with a thumbnail
     write_image(src / "text.jpg", seed=4)
     rep3 = col.scan(progress=False)
@@ -376,7 +376,7 @@ def test_thumbnails_only_for_new_or_changed(workspace: imagerank.Collection) -> 
     first = workspace.stats()
     assert first["active"] == 6
     assert first["corrupt"] == 1
-    paths = sorted(p for p in workspace.thumbs_dir.rglob("*.jpg"))
+    paths = sorted(p for p in workspace.catalog.thumbs_dir.rglob("*.jpg"))
     assert len(paths) == 6
     mtimes = [p.stat().st_mtime_ns for p in paths]
     rep = workspace.scan(progress=False)
@@ -385,7 +385,7 @@ def test_thumbnails_only_for_new_or_changed(workspace: imagerank.Collection) -> 
     assert [p.stat().st_mtime_ns for p in paths] == mtimes
     # a deleted thumbnail file is rebuilt on demand
     img = int(workspace.images_df(status="active")["id"].iloc[0])
-    thumb = workspace.thumbnail_path(img)
+    thumb = workspace.thumbs.path(img)
     assert thumb is not None
     thumb.unlink()
     data = workspace.thumbnail_bytes(img)
@@ -403,7 +403,7 @@ def test_thumbnail_size_and_pool(tmp_path: Path) -> None:
     rep = col.scan(progress=False)
     assert rep.thumbnails_built == 30
     for i in col.images_df()["id"]:
-        p = col.thumbnail_path(int(i))
+        p = col.thumbs.path(int(i))
         assert p is not None
         with Image.open(p) as im:
             assert im.size == (64, 43)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imagerank.stability import SIGMA_INFLATION, default_k, topk_stability
+from imagerank.ratings.stability import SIGMA_INFLATION, default_k, topk_stability
 
 
 def naive(mu, sigma, k, samples, rng):
@@ -13,7 +13,7 @@ def naive(mu, sigma, k, samples, rng):
     current = set(np.argsort(-(mu - 3 * sigma), kind="stable")[:k].tolist())
     total = 0
     for _ in range(samples):
-        x = rng.normal(mu, SIGMA_INFLATION * sigma)  # the calibrated width (imagerank.stability docstring)
+        x = rng.normal(mu, SIGMA_INFLATION * sigma)  # the calibrated width (imagerank.ratings.stability docstring)
         total += len(current & set(np.argsort(-x)[:k].tolist()))
     return total / (samples * k)
 

@@ -10,9 +10,9 @@ import pytest
 from imgsupport import run_python_unprivileged
 
 import imagerank
+from imagerank.catalog import MIGRATIONS, SCHEMA_VERSION, Database, connect, migrate
+from imagerank.catalog.migrations import migration
 from imagerank.errors import DatabaseReadOnlyError, SchemaVersionError, WorkspaceNotFoundError
-from imagerank.store import MIGRATIONS, SCHEMA_VERSION, Database, connect, migrate
-from imagerank.store.migrations import migration
 
 TABLES = {"images", "matches", "match_entries", "sessions", "labels", "crops", "suggestions", "pipeline_steps",
           "jobs", "failures"}

@@ -175,7 +175,7 @@ def test_missing_and_corrupt_files_are_skipped_and_reported(make_collection):
     reasons = {s["id"]: s["reason"] for s in panel.skipped}
     assert "not found" in reasons[gone_id]
     assert "decoded" in reasons[bad_id]
-    failures = col.failures_df()
+    failures = col.images.failures_df()
     assert {gone_id, bad_id} <= set(failures[failures["stage"] == "compare"]["image_id"])
     assert panel.header["missing"] == 1
     assert panel.header["corrupt"] == 1
@@ -187,7 +187,7 @@ def test_a_thumbnail_the_browser_cannot_decode_is_rebuilt_or_skipped(make_collec
     panel.handle_message({"type": "ready"})
     victim = panel.pairs[0]["left"]["id"]
     # The cached thumbnail is damaged but the original is fine: rebuilt and sent again.
-    col.thumbnail_path(victim).write_bytes(b"garbage")
+    col.thumbs.path(victim).write_bytes(b"garbage")
     replies = panel.handle_message({"type": "broken", "id": victim})
     imgs = [(c, b) for c, b in replies if c["type"] == "images"]
     assert imgs

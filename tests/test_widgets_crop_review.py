@@ -143,7 +143,7 @@ def test_review_approve_edit_reject_by_key(col: imagerank.Collection) -> None:
     assert "A approve" in panel.header.value
 
     approved = panel.handle_key("a")
-    m = col.get_match(approved.result["match_id"])
+    m = col.votes.get(approved.result["match_id"])
     assert dict(zip(m.image_ids, m.ranks))[approved.winner] == 0
     assert col.matches_df()["source"].iloc[0] == "suggestion"
     crop = col.db.query("SELECT source, model, accepted FROM crops WHERE id=?", (approved.result["crop_id"],))[0]
@@ -163,7 +163,7 @@ def test_review_approve_edit_reject_by_key(col: imagerank.Collection) -> None:
     edited = panel.decisions[-1]
     assert edited.decision == "edit"
     assert edited.result["winner"] == other
-    m = col.get_match(edited.result["match_id"])
+    m = col.votes.get(edited.result["match_id"])
     assert m.kind == "ranking"
     assert dict(zip(m.image_ids, m.ranks)) == {i: (0 if i == other else 1)
                                                                          for i in items[2].image_ids}
@@ -209,8 +209,8 @@ def test_review_crop_only_and_bad_edit(col: imagerank.Collection) -> None:
     with pytest.raises(ValueError, match="pass items"):
         ReviewPanel(col)
     # the file and its thumbnail vanish: the card says so instead of failing
-    col.thumbnail_path(ids[1]).unlink()
-    col.set_status(ids[1], "missing", "gone")
+    col.thumbs.path(ids[1]).unlink()
+    col.images.set_status(ids[1], "missing", "gone")
     panel._render()
     (card,) = panel.cards.children
     assert "no thumbnail" in card.children[0].value

@@ -1,9 +1,9 @@
 """Per-image features in parquet sidecars: perceptual hashes, quality metrics, EXIF, CLIP embeddings.
 
-Importing this package registers the extractors of the single-decode pass
-(:data:`imagerank.thumbnails.EXTRACTORS`): ``hashes`` (:mod:`.hashing`), ``quality`` (:mod:`.quality`) and
-``exif`` (:mod:`.exif`, header only). It imports numpy and Pillow only; torch, open_clip and Lightning are
-imported by :mod:`.embeddings` when embeddings are computed.
+The extractors of the single-decode pass are registered in :mod:`.registry`: ``hashes`` (:mod:`.hashing`),
+``quality`` (:mod:`.quality`) and ``exif`` (:mod:`.exif`, header only); the pass hands them to
+:class:`imagerank.media.ThumbnailCache`. This package imports numpy and Pillow only; torch, open_clip and
+Lightning are imported by :mod:`.embeddings` when embeddings are computed.
 
 Writing: ``Collection.compute_features(hashes=True, quality=True, exif=True, embeddings="ViT-B-32:openai")``
 or ``imagerank features WORKSPACE --embeddings ViT-B-32:openai`` (see :func:`.pipeline.compute_features`).
@@ -27,19 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..thumbnails import EXTRACTORS
-from .exif import exif_extractor
-from .hashing import hashes_extractor
-from .quality import quality_extractor
+from .registry import DECODE_FEATURES, EXTRACTORS
 
 __all__ = ["DECODE_FEATURES", "EXTRACTORS", "FeatureReport", "Sidecar", "compute_features", "read_current"]
-
-#: Features computed from the pixels by the single-decode pass (EXIF reads only the header).
-DECODE_FEATURES: tuple[str, ...] = ("hashes", "quality")
-
-EXTRACTORS["hashes"] = hashes_extractor
-EXTRACTORS["quality"] = quality_extractor
-EXTRACTORS["exif"] = exif_extractor
 
 
 def __getattr__(name: str) -> Any:

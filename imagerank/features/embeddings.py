@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -51,12 +51,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
 from .pipeline import EmbeddingSpec, parse_embedding_spec
 from .sidecar import Sidecar, current_fingerprints, embedding_schema
-
-if TYPE_CHECKING:
-    from ..collection import Collection
 
 __all__ = [
     "TINY_MODEL",
@@ -264,7 +262,7 @@ class ImageItems(Dataset):
 
     def load(self, i: int) -> Image.Image:
         """The RGB image of item ``i`` (thumbnail, or original reduced like a thumbnail)."""
-        from ..thumbnails import decode_image, reduce_like_thumbnail
+        from ..media import decode_image, reduce_like_thumbnail
 
         _, _, path, source = self.items[i]
         if source == "thumbnail":
@@ -382,19 +380,19 @@ class ParquetShardWriter(BasePredictionWriter):
 
 
 # ---------------------------------------------------------------------------------------------- running
-def _items_for(col: Collection, ids: Sequence[int]) -> list[tuple[int, str, str, str]]:
-    from ..thumbnails import thumb_path
+def _items_for(cat: Catalog, ids: Sequence[int]) -> list[tuple[int, str, str, str]]:
+    from ..media import thumb_path
 
     wanted = set(int(i) for i in ids)
-    fps = current_fingerprints(col)
-    size = col.settings.thumb_size
+    fps = current_fingerprints(cat)
+    size = cat.settings.thumb_size
     items = []
-    for r in col.db.query("SELECT id, filepath, thumb_fingerprint FROM images WHERE status='active' ORDER BY id"):
+    for r in cat.db.query("SELECT id, filepath, thumb_fingerprint FROM images WHERE status='active' ORDER BY id"):
         i = int(r[0])
         if i not in wanted:
             continue
         fp = fps[i]
-        tp = thumb_path(col.thumbs_dir, i, fp, size)
+        tp = thumb_path(cat.thumbs_dir, i, fp, size)
         if r[2] == fp and tp.exists():
             items.append((i, fp, str(tp), "thumbnail"))
         else:
@@ -450,7 +448,7 @@ def run_job(job: dict[str, Any], callbacks: Sequence[Any] = ()) -> None:
 
 
 def compute_embeddings(
-    col: Collection,
+    col: CatalogLike,
     spec: EmbeddingSpec | str,
     ids: Sequence[int],
     *,
@@ -482,14 +480,15 @@ def compute_embeddings(
     Raises:
         FeatureError: weights unavailable (the message says how to provide them), or the run failed.
     """
+    cat = as_catalog(col)
     import pyarrow.parquet as pq
 
     spec = parse_embedding_spec(spec)
-    items = _items_for(col, ids)
+    items = _items_for(cat, ids)
     if not items:
         return 0, []
     weights = resolve_weights(spec)  # fail fast, in this process, with the clear message
-    sidecar = Sidecar(col.sidecars_dir, spec.sidecar_name)
+    sidecar = Sidecar(cat.sidecars_dir, spec.sidecar_name)
     out = sidecar.path
     out.mkdir(parents=True, exist_ok=True)
     run = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
@@ -502,11 +501,11 @@ def compute_embeddings(
     }), items_path)
     job = {
         "model": spec.model, "pretrained": spec.pretrained, "seed": spec.seed, "weights": weights,
-        "items": str(items_path), "out_dir": str(out), "run": run, "thumb_size": col.settings.thumb_size,
-        "max_pixels": col.settings.max_image_pixels, "devices": devices, "strategy": strategy,
+        "items": str(items_path), "out_dir": str(out), "run": run, "thumb_size": cat.settings.thumb_size,
+        "max_pixels": cat.settings.max_image_pixels, "devices": devices, "strategy": strategy,
         "accelerator": accelerator, "batch_size": int(batch_size), "num_workers": num_workers,
         "precision": precision, "progress": bool(progress),
-        "metadata": {"sidecar": spec.sidecar_name, "schema_version": 1, "source_size": col.settings.thumb_size},
+        "metadata": {"sidecar": spec.sidecar_name, "schema_version": 1, "source_size": cat.settings.thumb_size},
     }
     job_path = out / f".job-{run}.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
@@ -537,7 +536,7 @@ def compute_embeddings(
         leftovers = [*out.glob(f".failures-{run}-r*.jsonl"), *out.glob(f".part-*{run.split('-')[1]}*.tmp")]
         for f in [items_path, job_path, *leftovers]:
             f.unlink(missing_ok=True)
-    col.record_failures(failures)
+    cat.images.record_failures(failures)
     return written, failures
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
-    from ..thumbnails import DecodeJob
+    from ..media import DecodeJob
 
 __all__ = [
     "DIGEST_BITS",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError, NotFoundError
 from .hashing import HASH_COLUMNS, hash_bits, popcount64
 from .sidecar import Sidecar, list_sidecars, normalise_name, read_current
@@ -36,7 +37,6 @@ from .sidecar import Sidecar, list_sidecars, normalise_name, read_current
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
 
 __all__ = [
     "connected_groups",
@@ -130,21 +130,22 @@ def connected_groups(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- readers
-def _active_ids(col: Collection) -> np.ndarray:
-    return np.array([r[0] for r in col.db.query("SELECT id FROM images WHERE status='active'")], dtype=np.int64)
+def _active_ids(cat: Catalog) -> np.ndarray:
+    return np.array([r[0] for r in cat.db.query("SELECT id FROM images WHERE status='active'")], dtype=np.int64)
 
 
-def embedding_sets(col: Collection) -> dict[str, dict[str, Any]]:
+def embedding_sets(col: CatalogLike) -> dict[str, dict[str, Any]]:
     """Embedding sidecars of ``col``: ``"<model>__<tag>"`` -> their metadata (model, pretrained, dim ...)."""
+    cat = as_catalog(col)
     out = {}
-    for name in list_sidecars(col.sidecars_dir):
+    for name in list_sidecars(cat.sidecars_dir):
         if name.startswith("embeddings/"):
-            out[name.split("/", 1)[1]] = Sidecar(col.sidecars_dir, name).metadata()
+            out[name.split("/", 1)[1]] = Sidecar(cat.sidecars_dir, name).metadata()
     return out
 
 
-def _embedding_name(col: Collection, name: str | None) -> str:
-    sets = embedding_sets(col)
+def _embedding_name(cat: Catalog, name: str | None) -> str:
+    sets = embedding_sets(cat)
     if name is None:
         if not sets:
             raise FeatureError(
@@ -159,7 +160,7 @@ def _embedding_name(col: Collection, name: str | None) -> str:
     return full
 
 
-def embedding_matrix(col: Collection, name: str | None = None, *, active_only: bool = False) -> tuple[np.ndarray,
+def embedding_matrix(col: CatalogLike, name: str | None = None, *, active_only: bool = False) -> tuple[np.ndarray,
                                                                                                       np.ndarray]:
     """The current vectors of embedding sidecar ``name`` (default: the newest set).
 
@@ -169,29 +170,30 @@ def embedding_matrix(col: Collection, name: str | None = None, *, active_only: b
     Raises:
         FeatureError: no such embedding sidecar (the message lists those computed).
     """
-    full = _embedding_name(col, name)
-    t = read_current(col, full, ["embedding"])
+    cat = as_catalog(col)
+    full = _embedding_name(cat, name)
+    t = read_current(cat, full, ["embedding"])
     ids = t.column("image_id").to_numpy().astype(np.int64)
     if t.num_rows == 0:
-        dim = int(Sidecar(col.sidecars_dir, full).metadata().get("dim", 0))
+        dim = int(Sidecar(cat.sidecars_dir, full).metadata().get("dim", 0))
         return ids, np.zeros((0, dim), np.float32)
     emb = t.column("embedding").combine_chunks()
     dim = emb.type.list_size
     X = emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
     if active_only:
-        keep = np.isin(ids, _active_ids(col))
+        keep = np.isin(ids, _active_ids(cat))
         ids, X = ids[keep], X[keep]
     return ids, X
 
 
-def _hashes(col: Collection) -> pd.DataFrame:
-    df = read_current(col, "hashes").to_pandas()
-    return df[df["image_id"].isin(_active_ids(col))].reset_index(drop=True)
+def _hashes(cat: Catalog) -> pd.DataFrame:
+    df = read_current(cat, "hashes").to_pandas()
+    return df[df["image_id"].isin(_active_ids(cat))].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- groups
 def near_duplicate_groups(
-    col: Collection,
+    col: CatalogLike,
     method: str = "phash",
     *,
     threshold: float | None = None,
@@ -207,37 +209,39 @@ def near_duplicate_groups(
     Raises:
         FeatureError: the needed sidecar has not been computed; unknown method.
     """
+    cat = as_catalog(col)
     if method in HASH_COLUMNS:
-        df = _hashes(col)
-        if df.empty and not Sidecar(col.sidecars_dir, "hashes").parts():
+        df = _hashes(cat)
+        if df.empty and not Sidecar(cat.sidecars_dir, "hashes").parts():
             raise FeatureError("no hashes computed yet; run Collection.compute_features(hashes=True)")
-        t = int(col.settings.phash_threshold if threshold is None else threshold)
+        t = int(cat.settings.phash_threshold if threshold is None else threshold)
         i, j, _ = hamming_pairs(df[method].to_numpy(np.int64), t)
         ids = df["image_id"].to_numpy(np.int64)
     elif method == "embedding":
-        ids, X = embedding_matrix(col, embeddings, active_only=True)
-        t_cos = float(col.settings.cosine_threshold if threshold is None else threshold)
+        ids, X = embedding_matrix(cat, embeddings, active_only=True)
+        t_cos = float(cat.settings.cosine_threshold if threshold is None else threshold)
         i, j, _ = cosine_pairs(X, t_cos)
     else:
         raise FeatureError(f"near_duplicates: method: expected phash, dhash, whash or embedding, got {method!r}")
     return [ids[g].tolist() for g in connected_groups(len(ids), i, j)]
 
 
-def exact_duplicate_groups(col: Collection) -> list[list[int]]:
+def exact_duplicate_groups(col: CatalogLike) -> list[list[int]]:
     """Groups of active images whose files are byte-identical (equal BLAKE2b digests), largest first.
 
     Raises:
         FeatureError: hashes have not been computed.
     """
-    df = _hashes(col)
-    if df.empty and not Sidecar(col.sidecars_dir, "hashes").parts():
+    cat = as_catalog(col)
+    df = _hashes(cat)
+    if df.empty and not Sidecar(cat.sidecars_dir, "hashes").parts():
         raise FeatureError("no hashes computed yet; run Collection.compute_features(hashes=True)")
     groups = [sorted(int(v) for v in g["image_id"]) for _, g in df.groupby("digest") if len(g) > 1]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
 
 
-def similar_images(col: Collection, image_id: int, k: int = 10, *, embeddings: str | None = None) -> pd.DataFrame:
+def similar_images(col: CatalogLike, image_id: int, k: int = 10, *, embeddings: str | None = None) -> pd.DataFrame:
     """The ``k`` active images most similar to ``image_id`` by embedding (cosine, highest first).
 
     Returns:
@@ -247,21 +251,22 @@ def similar_images(col: Collection, image_id: int, k: int = 10, *, embeddings: s
     Raises:
         NotFoundError: ``image_id`` has no current embedding. FeatureError: no embeddings computed.
     """
+    cat = as_catalog(col)
     import pandas as pd
 
-    ids, X = embedding_matrix(col, embeddings, active_only=False)
+    ids, X = embedding_matrix(cat, embeddings, active_only=False)
     pos = np.flatnonzero(ids == int(image_id))
     if len(pos) == 0:
         raise NotFoundError(f"image {image_id} has no current embedding; run compute_features(embeddings=...)")
     q = X[pos[0]]
-    active = np.isin(ids, _active_ids(col))
+    active = np.isin(ids, _active_ids(cat))
     active[pos[0]] = False
     cand = np.flatnonzero(active)
     sims = (X @ q)[cand]  # one product over all rows, no copy of X[cand]
     k = max(0, min(int(k), len(cand)))
     best = np.argsort(-sims, kind="stable")[:k]
     top_ids = ids[cand[best]].astype(np.int64)
-    paths = {int(r[0]): r[1] for r in col.db.query(
+    paths = {int(r[0]): r[1] for r in cat.db.query(
         f"SELECT id, filepath FROM images WHERE id IN ({','.join('?' * len(top_ids))})", top_ids.tolist())}
     return pd.DataFrame({
         "image_id": top_ids,
@@ -295,7 +300,7 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Y.astype(np.float32), np.pad(ratio, (0, 2 - len(ratio)))
 
 
-def feature_map(col: Collection, method: str = "pca", *, source: str = "auto") -> pd.DataFrame:
+def feature_map(col: CatalogLike, method: str = "pca", *, source: str = "auto") -> pd.DataFrame:
     """A 2-D map of the active images for plots.
 
     Args:
@@ -310,14 +315,15 @@ def feature_map(col: Collection, method: str = "pca", *, source: str = "auto") -
     Raises:
         FeatureError: nothing to map (no hashes or embeddings computed), unknown method.
     """
+    cat = as_catalog(col)
     import pandas as pd
 
     if method != "pca":
         raise FeatureError(f"feature_map: method: expected 'pca', got {method!r}")
     if source == "auto":
-        source = "embeddings" if embedding_sets(col) else "hashes"
+        source = "embeddings" if embedding_sets(cat) else "hashes"
     if source == "hashes":
-        df = _hashes(col)
+        df = _hashes(cat)
         if df.empty:
             raise FeatureError("feature_map: no hashes computed yet; run Collection.compute_features(hashes=True)")
         ids = df["image_id"].to_numpy(np.int64)
@@ -325,8 +331,8 @@ def feature_map(col: Collection, method: str = "pca", *, source: str = "auto") -
         X = X * 2.0 - 1.0
         label = "hashes"
     else:
-        ids, X = embedding_matrix(col, None if source == "embeddings" else source, active_only=True)
-        label = _embedding_name(col, None if source == "embeddings" else source)
+        ids, X = embedding_matrix(cat, None if source == "embeddings" else source, active_only=True)
+        label = _embedding_name(cat, None if source == "embeddings" else source)
     Y, ratio = pca_2d(X)
     out = pd.DataFrame({"image_id": ids, "x": Y[:, 0], "y": Y[:, 1]})
     out.attrs.update(source=label, method=method, explained_variance_ratio=[float(r) for r in ratio])

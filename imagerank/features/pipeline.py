@@ -16,19 +16,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._util.procs import imap_processes
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
-from ..thumbnails import imap_processes
+from ..media import ThumbnailCache, scan_workspace
+from .registry import extractors_for
 from .sidecar import Sidecar, current_fingerprints
 
 if TYPE_CHECKING:
-    from ..collection import Collection
-    from ..thumbnails import DecodeJob, DecodeResult
+    from ..media import DecodeJob, DecodeResult
 
 __all__ = [
     "DecodeCollector",
     "EmbeddingSpec",
     "FeatureReport",
     "compute_features",
+    "decode_pass",
     "parse_embedding_spec",
     "stale_ids",
 ]
@@ -130,21 +133,22 @@ def parse_embedding_spec(spec: str | EmbeddingSpec | tuple[str, str | None]) -> 
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def stale_ids(col: Collection, name: str, ids: Iterable[int] | None = None, *, force: bool = False) -> list[int]:
+def stale_ids(col: CatalogLike, name: str, ids: Iterable[int] | None = None, *, force: bool = False) -> list[int]:
     """Active images (or those of ``ids``) whose newest row in sidecar ``name`` is missing or has another
     fingerprint than the file's current one; all of them with ``force``. Sorted ascending."""
-    cur = current_fingerprints(col, statuses=("active",))
+    cat = as_catalog(col)
+    cur = current_fingerprints(cat, statuses=("active",))
     if ids is not None:
         wanted = {int(i) for i in ids}
         cur = {i: fp for i, fp in cur.items() if i in wanted}
     if force:
         return sorted(cur)
-    have = Sidecar(col.sidecars_dir, name).fingerprints()
+    have = Sidecar(cat.sidecars_dir, name).fingerprints()
     return sorted(i for i, fp in cur.items() if have.get(i) != fp)
 
 
-def _metadata(name: str, col: Collection, feature_size: int | None = None) -> dict[str, Any]:
-    s = col.settings
+def _metadata(name: str, cat: Catalog, feature_size: int | None = None) -> dict[str, Any]:
+    s = cat.settings
     if name == "hashes":
         from .hashing import WHASH_SCALE
 
@@ -186,12 +190,13 @@ def _metadata(name: str, col: Collection, feature_size: int | None = None) -> di
 class DecodeCollector:
     """Collects extractor values from the thumbnail pass and writes them to the sidecars in parts.
 
-    Passed as ``on_result`` to :meth:`Collection.build_thumbnails` (which records the failures in the catalog);
+    Passed as ``on_result`` to :meth:`imagerank.media.ThumbnailCache.build` (which records the failures in the catalog);
     call :meth:`close` at the end to write what is buffered.
     """
 
-    def __init__(self, col: Collection, extractors: Iterable[str], *, flush_rows: int = FLUSH_ROWS) -> None:
-        self.col = col
+    def __init__(self, col: CatalogLike, extractors: Iterable[str], *, flush_rows: int = FLUSH_ROWS) -> None:
+        cat = as_catalog(col)
+        self.cat = cat
         self.names = tuple(extractors)
         self.flush_rows = flush_rows
         self.rows: dict[str, list[dict[str, Any]]] = {n: [] for n in self.names}
@@ -213,7 +218,7 @@ class DecodeCollector:
             if name == "quality":
                 from .quality import quality_flags
 
-                row.update(quality_flags(values, self.col.settings))
+                row.update(quality_flags(values, self.cat.settings))
             self.rows[name].append(row)
             if len(self.rows[name]) >= self.flush_rows:
                 self._flush(name)
@@ -221,7 +226,7 @@ class DecodeCollector:
     def _flush(self, name: str) -> None:
         rows = self.rows[name]
         if rows:
-            Sidecar(self.col.sidecars_dir, name).write(rows, metadata=_metadata(name, self.col, self.feature_size))
+            Sidecar(self.cat.sidecars_dir, name).write(rows, metadata=_metadata(name, self.cat, self.feature_size))
             self.written[name] += len(rows)
             self.rows[name] = []
 
@@ -229,6 +234,20 @@ class DecodeCollector:
         """Write every buffered row."""
         for name in self.names:
             self._flush(name)
+
+
+def decode_pass(
+    col: CatalogLike, names: Sequence[str], *, ids: Iterable[int] | None = None, progress: bool = True,
+    force: bool = False,
+) -> tuple[int, int]:
+    """The thumbnail pass with the extractors ``names`` (``hashes``, ``quality``) run on the same decode and their
+    rows written to the sidecars; returns (thumbnails written, images marked corrupt)."""
+    cat = as_catalog(col)
+    collector = DecodeCollector(cat, names)
+    out = ThumbnailCache(cat).build(ids, progress=progress, force=force, extractors=extractors_for(tuple(names)),
+                                    on_result=collector)
+    collector.close()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- exif pass
@@ -243,22 +262,23 @@ def _exif_task(item: tuple[int, str]) -> tuple[int, dict[str, Any] | None, str |
 
 
 def run_exif(
-    col: Collection, ids: Sequence[int], *, progress: bool = True, workers: int | None = None, inline_below: int = 256
+    col: CatalogLike, ids: Sequence[int], *, progress: bool = True, workers: int | None = None, inline_below: int = 256
 ) -> tuple[int, list[tuple[int | None, str | None, str, str]]]:
     """Read the EXIF of ``ids`` (headers only) and write the ``exif`` sidecar; returns (rows, failures)."""
+    cat = as_catalog(col)
     if not ids:
         return 0, []
-    fps = current_fingerprints(col)
+    fps = current_fingerprints(cat)
     paths: dict[int, str] = {}
     wanted = set(ids)
-    for r in col.db.query("SELECT id, filepath FROM images WHERE status='active'"):
+    for r in cat.db.query("SELECT id, filepath FROM images WHERE status='active'"):
         if r[0] in wanted:
             paths[int(r[0])] = r[1]
     items = [(i, paths[i]) for i in ids if i in paths]
     rows: list[dict[str, Any]] = []
     failures: list[tuple[int | None, str | None, str, str]] = []
-    sidecar = Sidecar(col.sidecars_dir, "exif")
-    meta = _metadata("exif", col)
+    sidecar = Sidecar(cat.sidecars_dir, "exif")
+    meta = _metadata("exif", cat)
     written = 0
     for image_id, row, err in imap_processes(_exif_task, items, workers=workers, progress=progress, desc="exif",
                                              inline_below=inline_below, chunksize=64):
@@ -272,7 +292,7 @@ def run_exif(
             rows = []
     sidecar.write(rows, metadata=meta)
     written += len(rows)
-    col.record_failures(failures)
+    cat.images.record_failures(failures)
     return written, failures
 
 
@@ -284,7 +304,7 @@ def _rows_in(parts: Iterable[Any]) -> int:
 
 
 def compute_features(
-    col: Collection,
+    col: CatalogLike,
     *,
     hashes: bool = True,
     quality: bool = True,
@@ -325,38 +345,38 @@ def compute_features(
         FeatureError: failures with ``skip_failures=False``; embedding weights that cannot be had (the message
             says how to provide them).
     """
+    cat = as_catalog(col)
     t0 = time.perf_counter()
     report = FeatureReport()
     decode = [n for n, on in (("hashes", hashes), ("quality", quality)) if on]
     id_list = None if ids is None else sorted({int(i) for i in ids})
     if scan:  # new and changed files get thumbnail + hashes/quality in the scan's own decode
-        before = {n: set(Sidecar(col.sidecars_dir, n).parts()) for n in decode}
-        col.scan(progress=progress, extractors=decode)
+        before = {n: set(Sidecar(cat.sidecars_dir, n).parts()) for n in decode}
+        scan_workspace(cat, progress=progress, decode_pass=lambda: decode_pass(cat, decode, progress=progress))
         for n in decode:
-            new = [p for p in Sidecar(col.sidecars_dir, n).parts() if p not in before[n]]
+            new = [p for p in Sidecar(cat.sidecars_dir, n).parts() if p not in before[n]]
             report.computed[n] = _rows_in(new)
     if decode:
         todo: set[int] = set()
-        n_active = len(current_fingerprints(col, statuses=("active",)))
+        n_active = len(current_fingerprints(cat, statuses=("active",)))
         for name in decode:
-            stale = stale_ids(col, name, id_list, force=force)
+            stale = stale_ids(cat, name, id_list, force=force)
             total = len(id_list) if id_list is not None else n_active
             report.current[name] = max(0, total - len(stale) - report.computed.get(name, 0))
             todo.update(stale)
-        collector = DecodeCollector(col, decode)
+        collector = DecodeCollector(cat, decode)
         if todo:
-            col.build_thumbnails(
-                sorted(todo), progress=progress, force=True, keep_current=True, extractors=decode, on_result=collector
-            )
+            ThumbnailCache(cat).build(sorted(todo), progress=progress, force=True, keep_current=True,
+                                      extractors=extractors_for(decode), on_result=collector)
         collector.close()
         for name in decode:
             report.computed[name] = report.computed.get(name, 0) + collector.written[name]
         report.failures.extend(collector.failures)
     if exif:
-        stale = stale_ids(col, "exif", id_list, force=force)
-        written, fails = run_exif(col, stale, progress=progress)
+        stale = stale_ids(cat, "exif", id_list, force=force)
+        written, fails = run_exif(cat, stale, progress=progress)
         report.computed["exif"] = written
-        report.current["exif"] = len(current_fingerprints(col, statuses=("active",))) - len(stale) if id_list is None \
+        report.current["exif"] = len(current_fingerprints(cat, statuses=("active",))) - len(stale) if id_list is None \
             else len(id_list) - len(stale)
         report.failures.extend(fails)
     specs: list[str | EmbeddingSpec] = []
@@ -366,17 +386,17 @@ def compute_features(
         spec = parse_embedding_spec(raw)
         from .embeddings import compute_embeddings
 
-        stale = stale_ids(col, spec.sidecar_name, id_list, force=force)
+        stale = stale_ids(cat, spec.sidecar_name, id_list, force=force)
         written, fails = compute_embeddings(
-            col, spec, stale, devices=devices, strategy=strategy, accelerator=accelerator, batch_size=batch_size,
+            cat, spec, stale, devices=devices, strategy=strategy, accelerator=accelerator, batch_size=batch_size,
             num_workers=num_workers, precision=precision, progress=progress,
         )
         report.computed[spec.sidecar_name] = written
         report.current[spec.sidecar_name] = (len(id_list) if id_list is not None else
-                                             len(current_fingerprints(col, statuses=("active",)))) - len(stale)
+                                             len(current_fingerprints(cat, statuses=("active",)))) - len(stale)
         report.failures.extend(fails)
     for name in list(report.computed):
-        sc = Sidecar(col.sidecars_dir, name)
+        sc = Sidecar(cat.sidecars_dir, name)
         if len(sc.parts()) > COMPACT_ABOVE:
             sc.compact()
     report.seconds = time.perf_counter() - t0

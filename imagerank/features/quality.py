@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..config import Settings
-    from ..thumbnails import DecodeJob
+    from ..media import DecodeJob
 
 __all__ = ["FLAG_COLUMNS", "METRIC_COLUMNS", "apply_flags", "quality_extractor", "quality_flags", "quality_metrics"]
 

@@ -3,7 +3,7 @@
 Layout: ``<workspace>/sidecars/<name>/part-<time_ns>-<pid>-<tag>.parquet`` where ``name`` is ``hashes``,
 ``quality``, ``exif`` or ``embeddings/<model>__<pretrained>``. Every row has ``image_id`` (int64),
 ``fingerprint`` (the file's ``"<size>-<mtime_ns>"`` when it was computed, see
-:func:`imagerank.thumbnails.fingerprint`) and ``computed_at`` (UTC timestamp). An incremental run writes a new
+:func:`imagerank.media.fingerprint`) and ``computed_at`` (UTC timestamp). An incremental run writes a new
 part file (atomically: a hidden temporary file renamed into place); nothing is rewritten in place. File-level
 metadata (key ``imagerank`` in the parquet schema metadata, JSON) says what the table is: sidecar name, schema
 version, imagerank version, and per kind the hash convention, quality thresholds, or the embedding model,
@@ -33,15 +33,13 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from ..catalog import CatalogLike, as_catalog
 from ..errors import FeatureError
-
-if TYPE_CHECKING:
-    from ..collection import Collection
 
 __all__ = [
     "KEY_COLUMNS",
@@ -365,34 +363,36 @@ def list_sidecars(root: str | os.PathLike[str]) -> list[str]:
     return sorted(set(out))
 
 
-def current_fingerprints(col: Collection, *, statuses: Sequence[str] | None = None) -> dict[int, str]:
+def current_fingerprints(col: CatalogLike, *, statuses: Sequence[str] | None = None) -> dict[int, str]:
     """image_id -> the file's current fingerprint from the catalog (all images, or those in ``statuses``)."""
+    cat = as_catalog(col)
     sql = "SELECT id, size, mtime_ns FROM images"
     params: tuple[Any, ...] = ()
     if statuses:
         sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
         params = tuple(statuses)
-    from ..thumbnails import fingerprint
+    from ..media import fingerprint
 
-    return {int(r[0]): fingerprint(r[1] or 0, r[2] or 0) for r in col.db.query(sql, params)}
+    return {int(r[0]): fingerprint(r[1] or 0, r[2] or 0) for r in cat.db.query(sql, params)}
 
 
-def read_current(col: Collection, name: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_current(col: CatalogLike, name: str, columns: Sequence[str] | None = None) -> pa.Table:
     """The sidecar ``name`` of ``col``: newest row per image whose fingerprint matches the catalog's.
 
     Rows of images no longer in the catalog, and stale rows (the file changed since), are left out.
     """
-    table = Sidecar(col.sidecars_dir, name).read(columns)
+    cat = as_catalog(col)
+    table = Sidecar(cat.sidecars_dir, name).read(columns)
     if table.num_rows == 0:
         return table
-    cur = current_fingerprints(col)
+    cur = current_fingerprints(cat)
     ids = table.column("image_id").to_pylist()
     fps = table.column("fingerprint").to_pylist()
     mask = np.fromiter((cur.get(i) == f for i, f in zip(ids, fps)), dtype=bool, count=len(ids))
     return table.filter(pa.array(mask))
 
 
-def features_frame(col: Collection, name: str, *, current: bool = True) -> Any:
+def features_frame(col: CatalogLike, name: str, *, current: bool = True) -> Any:
     """Sidecar ``name`` as a pandas DataFrame, one row per image, sorted by ``image_id``.
 
     Args:
@@ -409,15 +409,16 @@ def features_frame(col: Collection, name: str, *, current: bool = True) -> Any:
     Raises:
         FeatureError: bad name, or ``embeddings`` when none exist.
     """
+    cat = as_catalog(col)
     if name in ("embeddings", "embeddings/"):
         from .neighbors import _embedding_name
 
-        name = _embedding_name(col, None)
+        name = _embedding_name(cat, None)
     name = normalise_name(name)
-    table = read_current(col, name) if current else Sidecar(col.sidecars_dir, name).read()
+    table = read_current(cat, name) if current else Sidecar(cat.sidecars_dir, name).read()
     df = table.to_pandas()
     if name == "quality" and len(df.columns):
         from .quality import apply_flags
 
-        apply_flags(df, col.settings)
+        apply_flags(df, cat.settings)
     return df.sort_values("image_id", kind="stable").reset_index(drop=True) if "image_id" in df.columns else df

@@ -8,7 +8,7 @@ Torch and Lightning are imported by the sub-modules that need them, not here: th
 - :func:`import_selection_log`, :func:`import_crop_log` — logs users already have;
 - :func:`save_model`, :func:`load_model`, :func:`list_models` — ``<workspace>/models/``;
 - :func:`suggest_winners`, :func:`suggest_crops`, :func:`decide` — AI-assisted review (``widgets.ReviewPanel``);
-- :func:`simulated_votes`, :func:`crop_demo_collection` — DEMO ONLY scripted judges.
+- :func:`simulated_votes` — a DEMO ONLY scripted judge (the crop demo workspace: ``imagerank.demo``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "crop_demo_collection",
     "decide",
     "evaluate_crop_model",
     "evaluate_crops",
@@ -38,7 +37,6 @@ __all__ = [
 ]
 
 _LAZY = {
-    "crop_demo_collection": ".simulate",
     "decide": ".suggest",
     "evaluate_crop_model": ".crops",
     "evaluate_crops": ".crops",

@@ -32,13 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from ..errors import NoVotesError
+from ..catalog import Catalog, CatalogLike, as_catalog
+from ..errors import InvalidArgumentError, NoVotesError
+from ..media import ThumbnailCache
 from .ranker import OptimConfig, cpu_threads, make_trainer, pick_device, quiet_lightning, versions
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
     from .jobs import TrainingJob
 
 __all__ = [
@@ -340,7 +341,7 @@ def make_crop_set(n: int, *, size: int = 64, seed: int = 0) -> tuple[np.ndarray,
     return images, boxes
 
 
-def crop_arrays(col: Collection, *, size: int = 96, crops: pd.DataFrame | None = None
+def crop_arrays(col: CatalogLike, *, size: int = 96, crops: pd.DataFrame | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The collection's crops as training arrays: thumbnails resized (squashed) to ``size`` x ``size``.
 
@@ -352,15 +353,16 @@ def crop_arrays(col: Collection, *, size: int = 96, crops: pd.DataFrame | None =
     Raises:
         NoVotesError: the collection has no crops to learn from.
     """
+    cat = as_catalog(col)
     from .data import load_crops
 
-    df = load_crops(col) if crops is None else crops
+    df = load_crops(cat) if crops is None else crops
     if len(df) == 0:
         raise NoVotesError("no crops yet: draw some with CropPanel (notebooks/04_crops.ipynb) or import a crop log "
                            "(`imagerank import-crops WS CSV`)")
     ids, ims, bxs = [], [], []
     for r in df.itertuples():
-        arr = _thumb_square(col, int(r.image_id), size)
+        arr = _thumb_square(cat, int(r.image_id), size)
         if arr is None:
             continue
         ids.append(int(r.image_id))
@@ -371,12 +373,12 @@ def crop_arrays(col: Collection, *, size: int = 96, crops: pd.DataFrame | None =
     return np.asarray(ids, np.int64), np.stack(ims), np.asarray(bxs, np.float32)
 
 
-def _thumb_square(col: Collection, image_id: int, size: int) -> np.ndarray | None:
+def _thumb_square(cat: Catalog, image_id: int, size: int) -> np.ndarray | None:
     import io
 
     from PIL import Image
 
-    data = col.thumbnail_bytes(image_id)
+    data = ThumbnailCache(cat).read_bytes(image_id)
     if data is None:
         return None
     try:
@@ -497,14 +499,15 @@ class CropModel:
         out[:, 3] = np.minimum(out[:, 3], 1 - out[:, 1])
         return out, np.concatenate(confs).astype(np.float32)
 
-    def propose_images(self, col: Collection, ids: Sequence[int]) -> pd.DataFrame:
+    def propose_images(self, col: CatalogLike, ids: Sequence[int]) -> pd.DataFrame:
         """Proposed crops of catalog images: DataFrame image_id, x, y, w, h, confidence (unreadable images left
         out)."""
+        cat = as_catalog(col)
         import pandas as pd
 
         got: list[tuple[int, np.ndarray]] = []
         for i in ids:
-            a = _thumb_square(col, int(i), self.image_size)
+            a = _thumb_square(cat, int(i), self.image_size)
             if a is not None:
                 got.append((int(i), a))
         if not got:
@@ -515,10 +518,11 @@ class CropModel:
         df["confidence"] = conf
         return df
 
-    def save(self, col: Collection, name: str | None = None) -> Any:
+    def save(self, col: CatalogLike, name: str | None = None) -> Any:
+        cat = as_catalog(col)
         from .registry import save_model
 
-        return save_model(col, name or self.name or "crops", self)
+        return save_model(cat, name or self.name or "crops", self)
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], meta: dict[str, Any], *, device: Any = None) -> CropModel:
@@ -601,16 +605,17 @@ def evaluate_crops(model: CropModel, images: np.ndarray, targets: np.ndarray, *,
     return CropEvaluation(pd.DataFrame(rows), boxes, targets, np.asarray(images))
 
 
-def evaluate_crop_model(col: Collection, model: CropModel) -> CropEvaluation:
+def evaluate_crop_model(col: CatalogLike, model: CropModel) -> CropEvaluation:
     """:func:`evaluate_crops` on the collection's crops of the images ``model`` held out in training.
 
     Raises:
         NoVotesError: the model's metadata names no held-out images, or none of them still has a crop.
     """
+    cat = as_catalog(col)
     val = set(int(i) for i in model.metadata.get("split", {}).get("val_image_ids", []))
     if not val:
         raise NoVotesError("this crop model held out no images (trained on too few crops?); nothing to evaluate")
-    ids, images, boxes = crop_arrays(col, size=model.image_size)
+    ids, images, boxes = crop_arrays(cat, size=model.image_size)
     keep = np.isin(ids, np.fromiter(val, dtype=np.int64))
     if not keep.any():
         raise NoVotesError("none of the model's held-out images has a crop any more")
@@ -618,7 +623,7 @@ def evaluate_crop_model(col: Collection, model: CropModel) -> CropEvaluation:
 
 
 def train_crop_proposer(
-    col: Collection | None = None,
+    col: CatalogLike | None = None,
     *,
     data: tuple[np.ndarray, np.ndarray] | None = None,
     image_size: int = 64,
@@ -654,11 +659,12 @@ def train_crop_proposer(
     Raises:
         NoVotesError: no crops to learn from. ValueError: neither ``col`` nor ``data``.
     """
+    cat = as_catalog(col) if col is not None else None
     from .datamodule import CropDataModule
     from .jobs import TrainingJob
 
-    if col is None and data is None:
-        raise ValueError("train_crop_proposer: pass a collection or data=(images, boxes)")
+    if cat is None and data is None:
+        raise InvalidArgumentError("train_crop_proposer: pass a collection or data=(images, boxes)")
 
     def run(callbacks: Sequence[Any]) -> CropModel:
         t0 = time.perf_counter()
@@ -666,8 +672,8 @@ def train_crop_proposer(
             ids = np.arange(len(data[0]))
             images, boxes = np.asarray(data[0]), np.asarray(data[1], np.float32)
         else:
-            assert col is not None
-            ids, images, boxes = crop_arrays(col, size=image_size)
+            assert cat is not None
+            ids, images, boxes = crop_arrays(cat, size=image_size)
         if len(images) < 2:
             raise NoVotesError(f"a crop proposer needs at least 2 cropped images, got {len(images)}")
         dm = CropDataModule(images, boxes, val_fraction=val_fraction if len(images) >= 5 else 0.0, seed=seed,
@@ -709,8 +715,8 @@ def train_crop_proposer(
         for cb in callbacks:
             if hasattr(cb, "rows"):
                 model.history = list(cb.rows)
-        if col is not None and name and not fast_dev_run:
-            model.save(col, name)
+        if cat is not None and name and not fast_dev_run:
+            model.save(cat, name)
         return model
 
     job = TrainingJob(run, name=f"training {name or 'crops'}", on_progress=on_progress)

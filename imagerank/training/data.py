@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..catalog import CatalogLike, as_catalog
 from ..errors import CropError, NoVotesError
 from .bt import pairwise_arrays
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
 
 __all__ = [
     "PairTable",
@@ -135,7 +135,7 @@ class VoteData:
                 f"{self.n_tied_rankings} all-tied rankings); left out: {self.n_skips} skips, {self.n_undone} undone")
 
 
-def load_votes(col: Collection, *, sources: Sequence[str] | None = None, require_decisive: bool = True) -> VoteData:
+def load_votes(col: CatalogLike, *, sources: Sequence[str] | None = None, require_decisive: bool = True) -> VoteData:
     """Judgements from the vote log (kept matches, skips excluded and counted, undone ones excluded).
 
     Args:
@@ -151,8 +151,9 @@ def load_votes(col: Collection, *, sources: Sequence[str] | None = None, require
         NoVotesError: no kept matches at all, or (with ``require_decisive``) only draws / tied rankings; the
             message says what was found and how to get votes.
     """
-    df = col.matches_df(include_undone=True)
-    n_images = int(col.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
+    cat = as_catalog(col)
+    df = cat.votes.matches_df(include_undone=True)
+    n_images = int(cat.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
     if sources is not None:
         df = df[df["source"].isin(list(sources))]
     per_match = df.drop_duplicates("match_id")
@@ -199,7 +200,7 @@ def load_votes(col: Collection, *, sources: Sequence[str] | None = None, require
     return votes
 
 
-def vote_pairs(col: Collection) -> PairTable:
+def vote_pairs(col: CatalogLike) -> PairTable:
     """Every kept, non-skip match as pairwise outcomes in vote order, winner first: the same table as
     ``load_votes(col, require_decisive=False).pairs()`` (``tests/training/test_live_prior.py`` checks it) from
     one SQL query, vectorised for 2-image matches; N-way rankings give their N(N-1)/2 pairs. The live prior reads
@@ -208,7 +209,8 @@ def vote_pairs(col: Collection) -> PairTable:
     Returns:
         A :class:`PairTable` (empty when there are no kept votes; it may hold only draws).
     """
-    rows = np.array(col.db.query(
+    cat = as_catalog(col)
+    rows = np.array(cat.db.query(
         "SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON e.match_id=m.id "
         "WHERE m.undone=0 AND m.kind != 'skip' ORDER BY m.id, e.rowid"), dtype=np.int64).reshape(-1, 3)
     mids = rows[:, 0]
@@ -326,7 +328,7 @@ def validate_box(x: float, y: float, w: float, h: float, *, tolerance: float = 1
 
 
 def add_crop(
-    col: Collection,
+    col: CatalogLike,
     image_id: int,
     box: Sequence[float],
     *,
@@ -352,7 +354,8 @@ def add_crop(
         CropError: a bad box (see :func:`validate_box`), unknown units, or pixel units for an image whose size is
             not known yet (scan it first).
     """
-    img = col.image(image_id)
+    cat = as_catalog(col)
+    img = cat.images.get(image_id)
     if len(box) != 4:
         raise CropError(f"box: expected (x, y, w, h), got {tuple(box)!r}")
     x, y, w, h = box
@@ -364,7 +367,7 @@ def add_crop(
     elif units not in ("normalised", "normalized", "norm"):
         raise CropError(f"units: expected 'normalised' or 'pixels', got {units!r}")
     x, y, w, h = validate_box(x, y, w, h)
-    cur = col.db.execute(
+    cur = cat.db.execute(
         "INSERT INTO crops (image_id, x, y, w, h, aspect, source, model, confidence, accepted) "
         "VALUES (?,?,?,?,?,?,?,?,?,?)",
         (int(image_id), x, y, w, h, aspect, source, model, confidence, None if accepted is None else int(accepted)),
@@ -372,13 +375,14 @@ def add_crop(
     return int(cur.lastrowid or 0)
 
 
-def load_crops(col: Collection, *, latest: bool = True, include_model: bool = True) -> pd.DataFrame:
+def load_crops(col: CatalogLike, *, latest: bool = True, include_model: bool = True) -> pd.DataFrame:
     """Crops to train on: user crops, and model crops a user accepted; the latest per image with ``latest``.
 
     Returns:
         DataFrame with columns crop_id, image_id, x, y, w, h (normalised floats), aspect, source, created_at;
         only images that are active.
     """
+    cat = as_catalog(col)
     import pandas as pd
 
     where = "(c.source = 'user' AND COALESCE(c.accepted, 1) = 1)"
@@ -387,25 +391,26 @@ def load_crops(col: Collection, *, latest: bool = True, include_model: bool = Tr
     df = pd.read_sql_query(
         "SELECT c.id AS crop_id, c.image_id, c.x, c.y, c.w, c.h, c.aspect, c.source, c.created_at FROM crops c "
         f"JOIN images i ON i.id = c.image_id WHERE i.status = 'active' AND ({where}) ORDER BY c.id",
-        col.db.conn,
+        cat.db.conn,
     )
     if latest:
         df = df.drop_duplicates("image_id", keep="last").reset_index(drop=True)
     return df
 
 
-def crop_of(col: Collection, image_id: int) -> tuple[float, float, float, float] | None:
+def crop_of(col: CatalogLike, image_id: int) -> tuple[float, float, float, float] | None:
     """The latest accepted crop of ``image_id`` as normalised (x, y, w, h), or None.
 
     Raises:
         NotFoundError: no such image.
     """
-    rows = col.db.query(
+    cat = as_catalog(col)
+    rows = cat.db.query(
         "SELECT x, y, w, h FROM crops WHERE image_id=? AND COALESCE(accepted, 1)=1 ORDER BY id DESC LIMIT 1",
         (int(image_id),),
     )
     if not rows:
-        col.image(image_id)  # NotFoundError for an unknown id
+        cat.images.get(image_id)  # NotFoundError for an unknown id
         return None
     return tuple(float(v) for v in rows[0])  # type: ignore[return-value]
 

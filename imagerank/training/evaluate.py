@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import ratings as R
+from ..catalog import CatalogLike, as_catalog
 from ..errors import NoVotesError
 from .data import PairTable, VoteData, load_votes
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
     from .ranker import Ranker
 
 __all__ = ["PairMetrics", "RankerEvaluation", "evaluate_ranker", "openskill_replay", "pair_metrics"]
@@ -170,7 +170,7 @@ class RankerEvaluation:
         return fig
 
 
-def evaluate_ranker(col: Collection, ranker: Ranker, *, votes: VoteData | None = None,
+def evaluate_ranker(col: CatalogLike, ranker: Ranker, *, votes: VoteData | None = None,
                     bins: int = 10) -> RankerEvaluation:
     """Compare ``ranker`` with OpenSkill on the judgements held out when it was trained.
 
@@ -184,10 +184,11 @@ def evaluate_ranker(col: Collection, ranker: Ranker, *, votes: VoteData | None =
         NoVotesError: no votes, or the ranker's metadata lacks its split (it was not trained by imagerank).
         CheckpointError: the collection's features are not the ranker's feature set.
     """
+    cat = as_catalog(col)
     split = ranker.metadata.get("split")
     if not split or "train_match_ids" not in split:
         raise NoVotesError("this ranker's metadata has no split (train_match_ids); it cannot be evaluated fairly")
-    votes = votes or load_votes(col)
+    votes = votes or load_votes(cat)
     train_ids = set(int(i) for i in split["train_match_ids"])
     val_ids = set(int(i) for i in split.get("val_match_ids", []))
     cold = set(int(i) for i in split.get("cold_images", []))
@@ -204,7 +205,7 @@ def evaluate_ranker(col: Collection, ranker: Ranker, *, votes: VoteData | None =
     ratings = openskill_replay(votes, train_rows)
     sets = {"val": votes.pairs(val_rows), "cold": votes.pairs(cold_rows), "half-cold": votes.pairs(half_rows)}
     all_ids = np.unique(np.concatenate([np.concatenate([t.a, t.b]) for t in sets.values()] + [np.zeros(0, int)]))
-    scores = ranker.score_images(col, all_ids) if len(all_ids) else None
+    scores = ranker.score_images(cat, all_ids) if len(all_ids) else None
     metrics: dict[tuple[str, str], PairMetrics] = {}
     for name, t in sets.items():
         metrics[("ranker", name)] = pair_metrics(_ranker_p(scores, t), t.y, bins=bins)

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
+from ..features.sidecar import features_frame
+from ..media import ThumbnailCache
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
 
 __all__ = ["CHEAP_FEATURES", "CHEAP_SET", "FeatureMatrix", "cheap_features", "feature_matrix", "list_feature_sets"]
 
@@ -139,24 +141,24 @@ def _decode_thumb(data: bytes) -> np.ndarray:
         return np.asarray(im)
 
 
-def _cache_path(col: Collection) -> Path:
-    return col.sidecars_dir / "training" / f"{CHEAP_SET}.parquet"
+def cheap_cache_path(cat: Catalog) -> Path:
+    return cat.sidecars_dir / "training" / f"{CHEAP_SET}.parquet"
 
 
-def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_failures: bool,
+def _cheap_matrix(cat: Catalog, ids: np.ndarray | None, progress: bool, skip_failures: bool,
                   with_quality: bool | None = None, compute: bool = True) -> FeatureMatrix:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..thumbnails import fingerprint
+    from ..media import fingerprint
 
-    rows = col.db.query(
+    rows = cat.db.query(
         "SELECT id, size, mtime_ns, width, height, status FROM images WHERE status IN ('active', 'rejected') "
         "ORDER BY id"
     )
     meta = {int(r[0]): (fingerprint(r[1] or 0, r[2] or 0), r[3], r[4]) for r in rows}
     wanted = sorted(meta) if ids is None else sorted(int(i) for i in np.asarray(ids).tolist() if int(i) in meta)
-    path = _cache_path(col)
+    path = cheap_cache_path(cat)
     cached: dict[int, tuple[str, np.ndarray]] = {}
     if path.exists():
         try:
@@ -170,7 +172,7 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
     failures = []
     new = 0
     for i in tqdm(todo, desc="cheap features", unit="img", disable=not progress or not todo, leave=False):
-        data = col.thumbnail_bytes(i)
+        data = ThumbnailCache(cat).read_bytes(i)
         try:
             if data is None:
                 raise FeatureError(f"image {i}: no thumbnail could be built (file missing or undecodable)")
@@ -182,7 +184,7 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
             continue
         cached[i] = (meta[i][0], vec)
         new += 1
-    col.record_failures(failures)
+    cat.images.record_failures(failures)
     if new:
         keep = sorted(cached)
         out = pd.DataFrame(np.stack([cached[i][1] for i in keep]), columns=list(CHEAP_FEATURES))
@@ -196,7 +198,7 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
     X = np.stack([cached[int(i)][1] for i in have]).astype(np.float32) if len(have) else np.zeros(
         (0, len(CHEAP_FEATURES)), np.float32)
     name = CHEAP_SET
-    quality = _quality_sidecar(col) if with_quality is not False else None
+    quality = _quality_sidecar(cat) if with_quality is not False else None
     if with_quality and quality is None:
         raise FeatureError(f"features {CHEAP_SET}+quality: no quality sidecar; run "
                            "Collection.compute_features(quality=True) or use features='cheap-v1'")
@@ -215,14 +217,11 @@ def _cheap_matrix(col: Collection, ids: np.ndarray | None, progress: bool, skip_
     return FeatureMatrix(have, X, name)
 
 
-def _quality_sidecar(col: Collection) -> pd.DataFrame | None:
-    """The quality sidecar as a DataFrame (``Collection.features_df("quality")``), or None when absent."""
-    reader = getattr(col, "features_df", None)
-    if reader is None:
-        return None
+def _quality_sidecar(cat: Catalog) -> pd.DataFrame | None:
+    """The quality sidecar as a DataFrame (``features_frame(cat, "quality")``), or None when absent or unreadable."""
     try:
-        df = reader("quality")
-    except Exception:
+        df = features_frame(cat, "quality")
+    except FeatureError:
         return None
     if df is None or len(df) == 0 or "image_id" not in df.columns:
         return None
@@ -230,24 +229,25 @@ def _quality_sidecar(col: Collection) -> pd.DataFrame | None:
 
 
 # ---------------------------------------------------------------------------------------------- embeddings
-def list_feature_sets(col: Collection) -> dict[str, int]:
+def list_feature_sets(col: CatalogLike) -> dict[str, int]:
     """Feature sets available in the workspace: name -> number of images (cheap features are always listed)."""
+    cat = as_catalog(col)
     out: dict[str, int] = {}
-    root = col.sidecars_dir / "embeddings"
+    root = cat.sidecars_dir / "embeddings"
     if root.is_dir():
         for d in sorted(p for p in root.iterdir() if p.is_dir() or p.suffix == ".parquet"):
             name = d.name[: -len(".parquet")] if d.suffix == ".parquet" else d.name
             try:
-                ids, _ = _read_embeddings(col, name)
+                ids, _ = _read_embeddings(cat, name)
             except FeatureError:
                 continue
             if len(ids):
                 out[f"embeddings:{name}"] = len(ids)
-    out[CHEAP_SET] = int(col.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
+    out[CHEAP_SET] = int(cat.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
     return out
 
 
-def _read_embeddings(col: Collection, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_embeddings(cat: Catalog, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(ids (N,) int64 ascending, X (N, D) float32) of the embedding sidecar ``name`` (``<model>__<pretrained>``).
 
     Uses ``imagerank.features`` readers when they exist; otherwise reads the parquet files directly (one row per
@@ -255,7 +255,7 @@ def _read_embeddings(col: Collection, name: str) -> tuple[np.ndarray, np.ndarray
     """
 
     df: pd.DataFrame | None = None
-    reader = getattr(col, "embeddings", None) or getattr(col, "embeddings_df", None)
+    reader = getattr(cat, "embeddings", None) or getattr(cat, "embeddings_df", None)
     if callable(reader):
         try:
             got = reader(name)
@@ -268,7 +268,7 @@ def _read_embeddings(col: Collection, name: str) -> tuple[np.ndarray, np.ndarray
         if got is not None and hasattr(got, "columns"):
             df = got
     if df is None:
-        root = col.sidecars_dir / "embeddings"
+        root = cat.sidecars_dir / "embeddings"
         path = root / name if (root / name).exists() else root / f"{name}.parquet"
         if not path.exists():
             known = ", ".join(sorted(p.name for p in root.iterdir())) if root.is_dir() else "none"
@@ -293,10 +293,10 @@ def _read_embeddings(col: Collection, name: str) -> tuple[np.ndarray, np.ndarray
     return ids, X
 
 
-def _auto_source(col: Collection) -> str:
+def auto_source(cat: Catalog) -> str:
     """The newest embedding set (``Collection.embedding_sets`` metadata ``written_at``), else the embedding folder
     with the most images, else ``"cheap"``."""
-    lister = getattr(col, "embedding_sets", None)
+    lister = getattr(cat, "embedding_sets", None)
     if callable(lister):
         try:
             sets = lister()
@@ -304,12 +304,12 @@ def _auto_source(col: Collection) -> str:
             sets = None
         if sets:
             return "embeddings:" + max(sets, key=lambda k: str((sets[k] or {}).get("written_at", "")))
-    counts = {k: v for k, v in list_feature_sets(col).items() if k.startswith("embeddings:")}
+    counts = {k: v for k, v in list_feature_sets(cat).items() if k.startswith("embeddings:")}
     return max(counts, key=lambda k: counts[k]) if counts else "cheap"
 
 
 def feature_matrix(
-    col: Collection,
+    col: CatalogLike,
     source: str = "auto",
     *,
     ids: Any = None,
@@ -336,15 +336,16 @@ def feature_matrix(
     Raises:
         FeatureError: unknown source, or the embedding sidecar is missing or unreadable.
     """
+    cat = as_catalog(col)
     if source == "auto":
-        source = _auto_source(col)
+        source = auto_source(cat)
     wanted = {"cheap": None, CHEAP_SET: False, f"{CHEAP_SET}+quality": True}
     if source in wanted:
-        return _cheap_matrix(col, None if ids is None else np.asarray(ids), progress, skip_failures, wanted[source],
+        return _cheap_matrix(cat, None if ids is None else np.asarray(ids), progress, skip_failures, wanted[source],
                              compute)
     if source.startswith("embeddings:"):
         name = source.split(":", 1)[1]
-        eids, X = _read_embeddings(col, name)
+        eids, X = _read_embeddings(cat, name)
         if ids is not None:
             keep = np.isin(eids, np.asarray(ids, dtype=np.int64))
             eids, X = eids[keep], X[keep]

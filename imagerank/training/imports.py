@@ -30,14 +30,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import ratings as R
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import CropError, ImagerankError, ImportLogError, NotFoundError
+from ..media import ThumbnailCache
 from .data import add_crop
-
-if TYPE_CHECKING:
-    from ..collection import Collection
 
 __all__ = ["ImportReport", "RowError", "import_crop_log", "import_selection_log"]
 
@@ -99,12 +97,13 @@ def _read_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[tuple[int, 
 class _Resolver:
     """Maps CSV paths to catalog image ids, adding existing image files inside the allowed folders."""
 
-    def __init__(self, col: Collection, base: Path, add_unknown: bool) -> None:
-        self.col = col
+    def __init__(self, col: CatalogLike, base: Path, add_unknown: bool) -> None:
+        cat = as_catalog(col)
+        self.cat = cat
         self.base = base.resolve()
-        self.roots = [Path(r).resolve() for r in col.settings.roots]
+        self.roots = [Path(r).resolve() for r in cat.settings.roots]
         self.add_unknown = add_unknown
-        self.by_path = {r[1]: int(r[0]) for r in col.db.query("SELECT id, filepath FROM images")}
+        self.by_path = {r[1]: int(r[0]) for r in cat.db.query("SELECT id, filepath FROM images")}
         self.added: list[int] = []
 
     def __call__(self, value: str) -> int:
@@ -126,33 +125,26 @@ class _Resolver:
             raise ValueError("file does not exist")
         if not self.add_unknown:
             raise ValueError("file is not in the catalog (scan its folder first, or import with add_unknown=True)")
-        if real.suffix.lower() not in self.col.settings.extensions:
+        if real.suffix.lower() not in self.cat.settings.extensions:
             raise ValueError(f"not an image file extension ({real.suffix or 'none'})")
         st = real.stat()
         key = str(real)
-        with self.col.db.atomic() as conn:
-            conn.execute(
-                "INSERT INTO images (filepath, filename, mu, sigma, size, mtime_ns) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(filepath) DO NOTHING",
-                (key, real.name, R.DEFAULT_MU, R.DEFAULT_SIGMA, st.st_size, st.st_mtime_ns),
-            )
-            iid = int(conn.execute("SELECT id FROM images WHERE filepath=?", (key,)).fetchone()[0])
-        self.col.build_thumbnails([iid], progress=False)
-        status = self.col.image(iid)["status"]
+        iid = self.cat.images.add_files([(key, st.st_size, st.st_mtime_ns)])[key]
+        ThumbnailCache(self.cat).build([iid], progress=False)
+        row = self.cat.images.get(iid)
         self.by_path[key] = iid
         self.added.append(iid)
-        self.col._invalidate()  # the pool of active images changed
-        if status != "active":
-            raise ValueError(f"image is {status}: {self.col.image(iid).get('status_reason') or 'cannot be decoded'}")
+        if row["status"] != "active":
+            raise ValueError(f"image is {row['status']}: {row.get('status_reason') or 'cannot be decoded'}")
         return iid
 
 
-def _record_failures(col: Collection, stage: str, path: str, errors: list[RowError]) -> None:
-    col.record_failures([(None, path, stage, str(e)[:500]) for e in errors])
+def _record_failures(cat: Catalog, stage: str, path: str, errors: list[RowError]) -> None:
+    cat.images.record_failures([(None, path, stage, str(e)[:500]) for e in errors])
 
 
 def import_selection_log(
-    col: Collection,
+    col: CatalogLike,
     csv_path: str | os.PathLike[str],
     *,
     base: str | os.PathLike[str] | None = None,
@@ -177,6 +169,7 @@ def import_selection_log(
         ImportLogError: the file is unreadable, lacks ``chosen`` and candidate columns, or was imported before
             (without ``force``).
     """
+    cat = as_catalog(col)
     header, rows = _read_csv(csv_path)
     cand_cols = sorted((h for h in header if h.startswith("candidate") and h != "candidates"),
                        key=lambda h: (len(h), h))
@@ -187,17 +180,16 @@ def import_selection_log(
         )
     digest = hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()
     note = f"import-selections sha256={digest}"
-    seen = col.db.query("SELECT id FROM sessions WHERE note=?", (note,))
+    seen = cat.db.query("SELECT id FROM sessions WHERE note=?", (note,))
     if seen and not force:
         raise ImportLogError(f"{csv_path} was imported before (session {seen[0][0]}); pass force=True to import "
                              "it again (its choices would count twice)")
-    resolve = _Resolver(col, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
+    resolve = _Resolver(cat, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
     report = ImportReport("selection", str(csv_path), rows=len(rows))
-    previous = col._session  # restored below: the import gets its own session, the user's continues after
-    session = col.start_session(voter="import", strategy="import")
-    col.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
-    try:
-        with col.deferred_prior():  # one live-prior refit at the end, not one per 250 rows
+    # the import gets its own session (the user's continues after) and one live-prior refit at its end
+    with cat.votes.session_scope(voter="import", strategy="import") as session, cat.votes.batch():
+        cat.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
+        if True:
             for line, row in rows:
                 try:
                     if None in row:
@@ -235,17 +227,15 @@ def import_selection_log(
                         win = ids.index(cid)
                     ranks = [0 if k == win else 1 for k in range(len(ids))]
                     dms = (row.get("decision_ms") or "").strip()
-                    m = col.record_match(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
+                    m = cat.votes.record(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
                                          voter=(row.get("voter") or "").strip() or None,
                                          decision_ms=float(dms) if dms else None)
                     report.ids.append(m.id)
                     report.imported += 1
                 except (ValueError, ImagerankError, OSError) as e:
                     report.errors.append(RowError(line, str(e)))
-    finally:
-        col._session = previous
     report.images_added = len(resolve.added)
-    _record_failures(col, "import-selections", str(csv_path), report.errors)
+    _record_failures(cat, "import-selections", str(csv_path), report.errors)
     return report
 
 
@@ -261,7 +251,7 @@ def _parse_units(value: str) -> str | None:
 
 
 def import_crop_log(
-    col: Collection,
+    col: CatalogLike,
     csv_path: str | os.PathLike[str],
     *,
     base: str | os.PathLike[str] | None = None,
@@ -285,6 +275,7 @@ def import_crop_log(
     Raises:
         ImportLogError: the file is unreadable or lacks the path / box columns.
     """
+    cat = as_catalog(col)
     header, rows = _read_csv(csv_path)
     path_col = next((c for c in ("path", "filepath", "file") if c in header), None)
     wcol = "w" if "w" in header else ("width" if "width" in header else None)
@@ -293,7 +284,7 @@ def import_crop_log(
         raise ImportLogError(f"{csv_path}: a crop log needs columns path, x, y, w, h (or width, height); "
                              f"found {header}")
     forced = _parse_units(units) if units else None
-    resolve = _Resolver(col, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
+    resolve = _Resolver(cat, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
     report = ImportReport("crop", str(csv_path), rows=len(rows))
     for line, row in rows:
         try:
@@ -312,10 +303,10 @@ def import_crop_log(
             except ValueError as e:
                 raise ValueError(f"{(row.get(path_col) or '').strip()!r}: {e}") from None
             aspect = (row.get("aspect") or "").strip() or None
-            report.ids.append(add_crop(col, iid, box, units=u, source=source, aspect=aspect, accepted=True))
+            report.ids.append(add_crop(cat, iid, box, units=u, source=source, aspect=aspect, accepted=True))
             report.imported += 1
         except (ValueError, CropError, NotFoundError, OSError) as e:
             report.errors.append(RowError(line, str(e)))
     report.images_added = len(resolve.added)
-    _record_failures(col, "import-crops", str(csv_path), report.errors)
+    _record_failures(cat, "import-crops", str(csv_path), report.errors)
     return report

@@ -13,23 +13,44 @@ The mapping (documented in the README and pinned by a test):
 
 Only active images with at most ``max_comparisons`` comparisons get a new prior; the others keep theirs (their
 votes dominate anyway). The vote log is then replayed from the priors, so ``imagerank doctor`` stays green, and
-the standardised scores are handed to the pairing strategies (``Collection.set_prior_scores``).
+the standardised scores are handed to the pairing strategies.
+
+:class:`LivePrior` is the one owner of the learned prior of a workspace: the facade makes one, subscribed to the
+vote log; it refits every ``Settings.prior_refit_every`` rated votes on a background thread (never inside a vote)
+and swaps the priors in one transaction, applies a trained ranker's scores, or clears them.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .. import ratings as R
-from .features import FeatureMatrix
+from ..catalog import Catalog, CatalogLike, VoteEvent, as_catalog
+from ..errors import FeatureError, ImagerankError, InvalidArgumentError, NoVotesError
+from ..ratings.priors import BTPrior, bt_prior
+from .data import vote_pairs
+from .features import FeatureMatrix, auto_source, cheap_cache_path, feature_matrix
 
-if TYPE_CHECKING:
-    from ..collection import Collection
+__all__ = [
+    "LIVE_COMPONENTS",
+    "LivePrior",
+    "LivePriorReport",
+    "LivePriorState",
+    "PriorReport",
+    "clear_prior",
+    "live_design",
+    "prior_from_scores",
+]
 
-__all__ = ["LivePriorReport", "PriorReport", "apply_prior", "clear_prior", "prior_from_scores", "refit_prior"]
+log = logging.getLogger(__name__)
+ScoresSink = Callable[[dict[int, float] | None], None]
 
 SIGMA_SHRINK = 0.3
 
@@ -71,45 +92,17 @@ def prior_from_scores(scores: np.ndarray, confidence: float, scale: float = R.BE
     return z, mu, sigma
 
 
-def apply_prior(col: Collection, ranker: Any, *, max_comparisons: int = 3, scale: float | None = None) -> PriorReport:
-    """Set ``images.prior_mu`` / ``prior_sigma`` from ``ranker`` for images with few comparisons, replay the log,
-    and give the pairing strategies the standardised scores.
-
-    Args:
-        col: the collection.
-        ranker: a :class:`~imagerank.training.ranker.Ranker` (its feature set must be available in ``col``).
-        max_comparisons: images with at most this many comparisons get a prior.
-        scale: mu units per score SD at full confidence (default OpenSkill's beta, 25/6).
-
-    Raises:
-        CheckpointError: the collection's features are not the ranker's feature set.
-        ValueError: ``max_comparisons`` < 0.
-    """
-    if max_comparisons < 0:
-        raise ValueError(f"max_comparisons: expected >= 0, got {max_comparisons}")
-    scale = R.BETA if scale is None else float(scale)
-    active = {int(r[0]): int(r[1]) for r in col.db.query("SELECT id, comparison_count FROM images "
-                                                          "WHERE status='active'")}
-    scores = ranker.score_images(col, np.asarray(sorted(active), dtype=np.int64))
-    ids = scores.index.to_numpy(np.int64)
-    z, mu, sigma = prior_from_scores(scores.to_numpy(np.float64), ranker.confidence, scale)
-    upd = [(float(m), float(s), int(i)) for i, m, s in zip(ids, mu, sigma) if active.get(int(i), 1 << 30)
-           <= max_comparisons]
-    changed = col.set_priors(upd)  # never-compared images carry their prior as their rating after the replay
-    col.set_prior_scores({int(i): float(v) for i, v in zip(ids, z)})
-    return PriorReport(len(upd), len(ids), float(ranker.confidence), scale, changed)
-
-
-def clear_prior(col: Collection) -> int:
-    """Remove every learned prior (back to mu 25, sigma 25/3), replay the log and clear the pairing prior.
+def clear_prior(col: CatalogLike) -> int:
+    """Remove every learned prior (back to mu 25, sigma 25/3) and replay the log. With a ``Collection``, its live
+    prior forgets its state and the pairing prior is cleared too (``LivePrior.clear``).
 
     Returns:
         The number of images whose stored rating changed.
     """
-    changed = col.set_priors(None)
-    col.set_prior_scores(None)
-    col._live_prior = None
-    return changed
+    prior = getattr(col, "prior", None)
+    if isinstance(prior, LivePrior):
+        return prior.clear()
+    return as_catalog(col).votes.set_priors(None)
 
 
 # ---------------------------------------------------------------------------------------------- live prior
@@ -156,29 +149,8 @@ class LivePriorState:
 
     features: str
     design: FeatureMatrix
-    prior: Any = None  # imagerank.active.BTPrior
+    prior: BTPrior | None = None
     calibrated_at: int = 0
-
-
-def _live_features(col: Collection, source: str, compute: bool) -> FeatureMatrix:
-    from ..errors import FeatureError
-    from .features import _cache_path, feature_matrix
-
-    if not compute and source.startswith("cheap") and not _cache_path(col).exists():
-        raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
-                           "`imagerank prior` once (cheap colour and quality features)")
-    fm = feature_matrix(col, source, progress=compute, compute=compute)
-    if len(fm.image_ids) == 0:
-        raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
-    return FeatureMatrix(fm.image_ids, live_design(fm.X), fm.name)
-
-
-def _state_current(col: Collection, state: LivePriorState, features: str, source: str) -> bool:
-    """The cached feature matrix still serves: same request, same resolved feature set ``source`` (a newer
-    embedding set replaces it), and it covers at least 99 % of the active images (else new images are read in)."""
-    name = state.design.name
-    same_set = source == name or (source.startswith("cheap") and name.startswith("cheap"))
-    return state.features == features and same_set and len(state.design.image_ids) >= 0.99 * len(col.pool())
 
 
 def live_design(X: np.ndarray) -> np.ndarray:
@@ -193,67 +165,225 @@ def live_design(X: np.ndarray) -> np.ndarray:
     return X
 
 
-def refit_prior(col: Collection, *, features: str = "auto", compute: bool = True) -> LivePriorReport:
-    """Fit the linear Bradley-Terry ranker on the votes so far and make it every image's OpenSkill prior.
+class LivePrior:
+    """The learned prior of one workspace, refitted from the votes as they come in.
 
-    The live prior of the ``active`` strategy (the one ``benchmarks/ranking_sim.py`` measures): the features
-    (columns standardised, then their first :data:`LIVE_COMPONENTS` principal components) and every kept vote (N-way
-    rankings as their pairs) go to :func:`imagerank.active.bt_prior`, which fits the ranker and calibrates it by
-    empirical Bayes on held-out votes; every image with features gets ``images.prior_mu / prior_sigma`` from
-    :func:`imagerank.active.prior_to_rating`, the vote log is replayed from the priors (``imagerank doctor`` stays
-    green) and the standardised scores go to the pairing strategies. Confidence and scale are re-estimated on the
-    first fit in a process and whenever the votes have doubled since; in between only the ranker's weights are
-    refitted (warm start, milliseconds). Images without features keep their prior. ``Collection`` calls this every
-    ``Settings.prior_refit_every`` votes; :func:`clear_prior` undoes it.
+    Subscribed to the catalog's vote log: every ``Settings.prior_refit_every`` rated votes (0 turns it off) a
+    refit is started on a background thread, so a vote never waits for a fit; at the end of a batch
+    (``VoteLog.batch``: an import, a simulation) the refit runs at once in the caller's thread. A failed refit never
+    fails a vote: it is logged and shown in :attr:`status`. Applying a trained ranker (:meth:`apply_ranker`) stops
+    the live refits in this process.
 
     Args:
-        col: the collection.
-        features: ``"auto"`` (newest CLIP embeddings, else cheap features), ``"cheap"`` or
-            ``"embeddings:<model>__<pretrained>"`` (see :func:`imagerank.training.features.feature_matrix`).
-        compute: compute cheap features that are not cached yet (a tqdm bar); False raises instead (the vote
-            path never decodes thousands of thumbnails).
-
-    Returns:
-        A :class:`LivePriorReport`.
-
-    Raises:
-        NoVotesError: no kept decisive vote, or none between two images with features.
-        FeatureError: no features (or, with ``compute=False``, none cached).
+        catalog: the workspace.
+        on_scores: called with image id -> standardised score after each fit (None when cleared); the facade
+            hands them to the pairing pool.
+        pool_size: the number of active images (to tell when the cached feature matrix no longer covers them).
     """
-    import time
 
-    from ..active import bt_prior
-    from ..errors import NoVotesError
-    from .data import vote_pairs
-    from .features import _auto_source
+    def __init__(self, catalog: Catalog, *, on_scores: ScoresSink | None = None,
+                 pool_size: Callable[[], int] | None = None) -> None:
+        self.catalog = catalog
+        self._on_scores = on_scores or (lambda _scores: None)
+        self._pool_size = pool_size or (lambda: len(catalog.images.active_ids()))
+        self.state: LivePriorState | None = None
+        #: ``"live"``, ``"ranker"`` (:meth:`apply_ranker`) or None: where the prior of this process came from.
+        self.origin: str | None = None
+        self.votes_since = 0
+        self._status = "no learned prior yet"
+        self._report: Any = None
+        self._lock = threading.RLock()  # one fit at a time
+        self._thread: threading.Thread | None = None
+        self._again = False
+        self.unsubscribe = catalog.votes.subscribe(self._on_event)
 
-    t0 = time.perf_counter()
-    pairs = vote_pairs(col)  # first: no votes, no feature pass
-    if not (pairs.y == 1.0).any():
-        found = f"only {len(pairs)} pairwise draws" if len(pairs) else "no kept votes"
-        raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image is "
-                           f"better")
-    a_ids, b_ids, y = pairs.a, pairs.b, pairs.y
-    state: LivePriorState | None = getattr(col, "_live_prior", None)
-    source = _auto_source(col) if features == "auto" else features
-    if state is None or not _state_current(col, state, features, source):
-        state = LivePriorState(features, _live_features(col, source, compute))
-    ids = state.design.image_ids
-    pos_a = state.design.rows(a_ids)
-    pos_b = state.design.rows(b_ids)
-    keep = (pos_a >= 0) & (pos_b >= 0)
-    if not keep.any():
-        raise NoVotesError(f"none of the {len(a_ids)} voted pairs has features for both images: compute features "
-                           f"for the voted images (`imagerank features`) first")
-    m = int(keep.sum())
-    calibrate = state.prior is None or m >= 2 * state.calibrated_at
-    bp = bt_prior(state.design.X, pos_a[keep], pos_b[keep], y[keep], start=state.prior, calibrate=calibrate, rng=0)
-    if calibrate:
-        state.calibrated_at = m
-    state.prior = bp
-    mu, sigma = bp.ratings()
-    changed = col.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)])
-    col.set_prior_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
-    col._live_prior = state
-    return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
-                           bool(calibrate), changed, time.perf_counter() - t0)
+    # ------------------------------------------------------------------ what the user sees
+    @property
+    def status(self) -> str:
+        """One line on the learned prior: the last refit's report, or why there is none (after a refit in flight)."""
+        self.wait()
+        return self._status
+
+    @property
+    def report(self) -> Any:
+        """The last :class:`LivePriorReport` or :class:`PriorReport` of this process, None before one."""
+        self.wait()
+        return self._report
+
+    def wait(self, timeout: float | None = 60.0) -> None:
+        """Block until a background refit in flight has finished (at most ``timeout`` seconds)."""
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def close(self) -> None:
+        """Stop listening to the vote log and wait for a refit in flight."""
+        self.unsubscribe()
+        self.wait()
+
+    # ------------------------------------------------------------------ triggers
+    def _on_event(self, event: VoteEvent) -> None:
+        if event.kind not in ("vote", "batch") or (not event.rated and event.kind == "vote"):
+            return
+        self.votes_since += event.rated
+        every = self.catalog.settings.prior_refit_every
+        if every <= 0 or self.origin == "ranker" or self.votes_since < every:
+            return
+        self.votes_since = 0
+        if event.kind == "batch":
+            self._refit_quietly()
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._again = True
+                return
+            self._thread = threading.Thread(target=self._background, name="imagerank-live-prior", daemon=True)
+            self._thread.start()
+
+    def _background(self) -> None:
+        while True:
+            self._refit_quietly()
+            with self._lock:
+                if not self._again:
+                    return
+                self._again = False
+
+    def _refit_quietly(self) -> None:
+        try:
+            self.refit(compute=False)
+        except ImagerankError as exc:
+            self._status = f"no learned prior: {exc}"
+        except Exception as exc:  # the vote is stored; a bug in the fit must not lose the session
+            log.exception("live prior refit failed")
+            self._status = f"live prior refit failed: {type(exc).__name__}: {exc}"
+
+    # ------------------------------------------------------------------ the three ways a prior changes
+    def refit(self, features: str | None = None, *, compute: bool = True) -> LivePriorReport:
+        """Fit the linear Bradley-Terry ranker on the votes so far and make it every image's OpenSkill prior.
+
+        The live prior of the ``active`` strategy (the one ``benchmarks/ranking_sim.py`` measures): the features
+        (columns standardised, then their first :data:`LIVE_COMPONENTS` principal components) and every kept vote
+        (N-way rankings as their pairs) go to :func:`imagerank.ratings.priors.bt_prior`, which fits the ranker and
+        calibrates it by empirical Bayes on held-out votes; every image with features gets ``images.prior_mu /
+        prior_sigma`` from :func:`imagerank.ratings.priors.prior_to_rating`, the vote log is replayed from the
+        priors in the same transaction (``imagerank doctor`` stays green) and the standardised scores go to the
+        pairing strategies. Confidence and scale are re-estimated on the first fit in a process and whenever the
+        votes have doubled since; in between only the ranker's weights are refitted (warm start, milliseconds).
+        Images without features keep their prior.
+
+        Args:
+            features: ``"auto"`` (newest CLIP embeddings, else cheap features), ``"cheap"`` or
+                ``"embeddings:<model>__<pretrained>"``; default ``Settings.prior_features``.
+            compute: compute cheap features that are not cached yet (a tqdm bar); False raises instead (the vote
+                path never decodes thousands of thumbnails).
+
+        Returns:
+            A :class:`LivePriorReport`.
+
+        Raises:
+            NoVotesError: no kept decisive vote, or none between two images with features.
+            FeatureError: no features (or, with ``compute=False``, none cached).
+        """
+        features = features or self.catalog.settings.prior_features
+        with self._lock:
+            report = self._refit(features, compute)
+            self.origin = "live"
+            self.votes_since = 0
+            self._status = str(report)
+            self._report = report
+        return report
+
+    def _refit(self, features: str, compute: bool) -> LivePriorReport:
+        cat = self.catalog
+        t0 = time.perf_counter()
+        pairs = vote_pairs(cat)  # first: no votes, no feature pass
+        if not (pairs.y == 1.0).any():
+            found = f"only {len(pairs)} pairwise draws" if len(pairs) else "no kept votes"
+            raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image "
+                               f"is better")
+        state = self.state
+        source = auto_source(cat) if features == "auto" else features
+        if state is None or not self._state_current(state, features, source):
+            state = LivePriorState(features, self._design(source, compute))
+        ids = state.design.image_ids
+        pos_a = state.design.rows(pairs.a)
+        pos_b = state.design.rows(pairs.b)
+        keep = (pos_a >= 0) & (pos_b >= 0)
+        if not keep.any():
+            raise NoVotesError(f"none of the {len(pairs.a)} voted pairs has features for both images: compute "
+                               f"features for the voted images (`imagerank features`) first")
+        m = int(keep.sum())
+        calibrate = state.prior is None or m >= 2 * state.calibrated_at
+        bp = bt_prior(state.design.X, pos_a[keep], pos_b[keep], pairs.y[keep], start=state.prior,
+                      calibrate=calibrate, rng=0)
+        if calibrate:
+            state.calibrated_at = m
+        state.prior = bp
+        mu, sigma = bp.ratings()
+        changed = cat.votes.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)])
+        self._on_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
+        self.state = state
+        return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
+                               bool(calibrate), changed, time.perf_counter() - t0)
+
+    def _design(self, source: str, compute: bool) -> FeatureMatrix:
+        if not compute and source.startswith("cheap") and not cheap_cache_path(self.catalog).exists():
+            raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
+                               "`imagerank prior` once (cheap colour and quality features)")
+        fm = feature_matrix(self.catalog, source, progress=compute, compute=compute)
+        if len(fm.image_ids) == 0:
+            raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
+        return FeatureMatrix(fm.image_ids, live_design(fm.X), fm.name)
+
+    def _state_current(self, state: LivePriorState, features: str, source: str) -> bool:
+        """The cached feature matrix still serves: same request, same resolved feature set ``source`` (a newer
+        embedding set replaces it), and it covers at least 99 % of the active images (else new ones are read in)."""
+        name = state.design.name
+        same_set = source == name or (source.startswith("cheap") and name.startswith("cheap"))
+        return state.features == features and same_set and len(state.design.image_ids) >= 0.99 * self._pool_size()
+
+    def apply_ranker(self, ranker: Any, *, max_comparisons: int = 3, scale: float | None = None) -> PriorReport:
+        """Set ``images.prior_mu`` / ``prior_sigma`` from a trained ``ranker`` for images with few comparisons
+        (the mapping in this module's docstring), replay the log, give the pairing strategies the standardised
+        scores, and stop the live refits in this process.
+
+        Args:
+            ranker: a :class:`~imagerank.training.ranker.Ranker` (its feature set must be available).
+            max_comparisons: images with at most this many comparisons get a prior.
+            scale: mu units per score SD at full confidence (default OpenSkill's beta, 25/6).
+
+        Raises:
+            CheckpointError: the workspace's features are not the ranker's feature set.
+            InvalidArgumentError: ``max_comparisons`` < 0.
+        """
+        if max_comparisons < 0:
+            raise InvalidArgumentError(f"max_comparisons: expected >= 0, got {max_comparisons}")
+        scale = R.BETA if scale is None else float(scale)
+        cat = self.catalog
+        with self._lock:
+            active = {int(r[0]): int(r[1]) for r in cat.db.query("SELECT id, comparison_count FROM images "
+                                                                  "WHERE status='active'")}
+            scores = ranker.score_images(cat, np.asarray(sorted(active), dtype=np.int64))
+            ids = scores.index.to_numpy(np.int64)
+            z, mu, sigma = prior_from_scores(scores.to_numpy(np.float64), ranker.confidence, scale)
+            upd = [(float(m), float(s), int(i)) for i, m, s in zip(ids, mu, sigma)
+                   if active.get(int(i), 1 << 30) <= max_comparisons]
+            changed = cat.votes.set_priors(upd)  # never-compared images carry their prior as their rating
+            self._on_scores({int(i): float(v) for i, v in zip(ids, z)})
+            report = PriorReport(len(upd), len(ids), float(ranker.confidence), scale, changed)
+            self.origin = "ranker"
+            self._status = str(report)
+            self._report = report
+        return report
+
+    def clear(self) -> int:
+        """Remove every learned prior (ranker or live), replay the log; returns the ratings that changed."""
+        with self._lock:
+            changed = self.catalog.votes.set_priors(None)
+            self._on_scores(None)
+            self.state = None
+            self.origin = None
+            self.votes_since = 0
+            self._status = "no learned prior (cleared)"
+            self._report = None
+        return changed

@@ -25,6 +25,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
+from ..catalog import CatalogLike, as_catalog
 from ..errors import CheckpointError
 from .bt import bradley_terry_loss, plackett_luce_ranks_loss
 from .data import VoteData, load_votes
@@ -34,7 +35,6 @@ from .features import FeatureMatrix, feature_matrix
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
     from .jobs import TrainingJob
 
 __all__ = [
@@ -280,13 +280,14 @@ class Ranker:
                 out.append(net(torch.from_numpy(X[k: k + batch_size]).to(dev)).squeeze(-1).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def features_of(self, col: Collection, ids: Any = None) -> FeatureMatrix:
+    def features_of(self, col: CatalogLike, ids: Any = None) -> FeatureMatrix:
         """The feature matrix of ``col`` in this ranker's feature set.
 
         Raises:
             CheckpointError: the collection's features are another set or dimension.
         """
-        fm = feature_matrix(col, self.feature_set, ids=ids)
+        cat = as_catalog(col)
+        fm = feature_matrix(cat, self.feature_set, ids=ids)
         if fm.name != self.feature_set or (len(fm.X) and fm.X.shape[1] != self.feature_dim):
             raise CheckpointError(
                 f"this ranker was trained on {self.feature_set!r} ({self.feature_dim} dims); the collection gives "
@@ -294,25 +295,28 @@ class Ranker:
             )
         return fm
 
-    def score_images(self, col: Collection, ids: Any = None) -> pd.Series:
+    def score_images(self, col: CatalogLike, ids: Any = None) -> pd.Series:
         """Utilities of the collection's images (those with features), as a Series indexed by image id."""
+        cat = as_catalog(col)
         import pandas as pd
 
-        fm = self.features_of(col, ids)
+        fm = self.features_of(cat, ids)
         return pd.Series(self.score(fm.X), index=pd.Index(fm.image_ids, name="image_id"), name="score")
 
-    def predict_win(self, col: Collection, a: Sequence[int], b: Sequence[int]) -> np.ndarray:
+    def predict_win(self, col: CatalogLike, a: Sequence[int], b: Sequence[int]) -> np.ndarray:
         """(P,) float64 P(a[i] beats b[i]) = sigmoid(s_a - s_b); NaN where an image has no features."""
-        s = self.score_images(col, np.unique(np.concatenate([np.asarray(a), np.asarray(b)])))
+        cat = as_catalog(col)
+        s = self.score_images(cat, np.unique(np.concatenate([np.asarray(a), np.asarray(b)])))
         sa = s.reindex(np.asarray(a)).to_numpy(np.float64)
         sb = s.reindex(np.asarray(b)).to_numpy(np.float64)
         return 1.0 / (1.0 + np.exp(-(sa - sb)))
 
-    def save(self, col: Collection, name: str | None = None) -> Any:
+    def save(self, col: CatalogLike, name: str | None = None) -> Any:
         """Save to ``<workspace>/models/<name>/`` (see :func:`imagerank.training.registry.save_model`)."""
+        cat = as_catalog(col)
         from .registry import save_model
 
-        return save_model(col, name or self.name or "ranker", self)
+        return save_model(cat, name or self.name or "ranker", self)
 
     def __repr__(self) -> str:
         m = self.metadata.get("metrics", {})
@@ -508,7 +512,7 @@ def fit_ranker(
 
 
 def train_ranker(
-    col: Collection,
+    col: CatalogLike,
     features: str | FeatureMatrix = "auto",
     *,
     max_epochs: int = 30,
@@ -556,17 +560,18 @@ def train_ranker(
         NoVotesError: no votes, only draws, or no decided match in the training part.
         FeatureError: the feature set is unavailable.
     """
+    cat = as_catalog(col)
     from .jobs import TrainingJob
 
     def run(callbacks: Sequence[Any]) -> Ranker:
-        fm = features if isinstance(features, FeatureMatrix) else feature_matrix(col, features, progress=progress
+        fm = features if isinstance(features, FeatureMatrix) else feature_matrix(cat, features, progress=progress
                                                                                  and not background)
-        votes = load_votes(col)
+        votes = load_votes(cat)
         logger: Any = False
         if csv_log:
             from lightning.pytorch.loggers import CSVLogger
 
-            logger = CSVLogger(str(col.models_dir / "logs"), name=name or "ranker")
+            logger = CSVLogger(str(cat.models_dir / "logs"), name=name or "ranker")
         ranker = fit_ranker(fm, votes, max_epochs=max_epochs, seed=seed, network=network, hidden=hidden, depth=depth,
                             dropout=dropout, optimizer=optimizer, batch_size=batch_size, val_fraction=val_fraction,
                             cold_fraction=cold_fraction, callbacks=callbacks, progress=progress and not background,
@@ -574,7 +579,7 @@ def train_ranker(
                             num_threads=num_threads)
         ranker.name = name
         if name and not fast_dev_run:
-            ranker.save(col, name)
+            ranker.save(cat, name)
         return ranker
 
     job = TrainingJob(run, name=f"training {name or 'ranker'}", on_progress=on_progress)

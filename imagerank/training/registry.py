@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalog import CatalogLike, as_catalog
 from ..errors import CheckpointError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
 
 __all__ = ["list_models", "load_model", "model_dir", "save_model"]
 
@@ -31,13 +31,11 @@ META = "meta.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def _root(col: Collection | str | os.PathLike[str]) -> Path:
-    from ..collection import Collection
-
-    return col.models_dir if isinstance(col, Collection) else Path(col) / "models"
+def _root(col: CatalogLike | str | os.PathLike[str]) -> Path:
+    return Path(col) / "models" if isinstance(col, (str, os.PathLike)) else as_catalog(col).models_dir
 
 
-def model_dir(col: Collection | str | os.PathLike[str], name: str) -> Path:
+def model_dir(col: CatalogLike | str | os.PathLike[str], name: str) -> Path:
     """``<workspace>/models/<name>``.
 
     Raises:
@@ -66,7 +64,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def save_model(col: Collection | str | os.PathLike[str], name: str, model: Any) -> Path:
+def save_model(col: CatalogLike | str | os.PathLike[str], name: str, model: Any) -> Path:
     """Write ``model`` (a :class:`~imagerank.training.ranker.Ranker` or
     :class:`~imagerank.training.crops.CropModel`) to ``models/<name>/``, replacing an earlier model of that name
     atomically (written to a temporary folder, then renamed).
@@ -102,7 +100,7 @@ def save_model(col: Collection | str | os.PathLike[str], name: str, model: Any) 
     return dest
 
 
-def read_meta(col: Collection | str | os.PathLike[str], name: str) -> dict[str, Any]:
+def read_meta(col: CatalogLike | str | os.PathLike[str], name: str) -> dict[str, Any]:
     """The ``meta.json`` of model ``name``.
 
     Raises:
@@ -123,7 +121,7 @@ def read_meta(col: Collection | str | os.PathLike[str], name: str) -> dict[str, 
 
 
 def load_model(
-    col: Collection | str | os.PathLike[str],
+    col: CatalogLike | str | os.PathLike[str],
     name: str = "ranker",
     *,
     features: str | None = None,
@@ -184,7 +182,7 @@ def load_model(
     return model
 
 
-def list_models(col: Collection | str | os.PathLike[str]) -> pd.DataFrame:
+def list_models(col: CatalogLike | str | os.PathLike[str]) -> pd.DataFrame:
     """Every model in ``models/``: name, kind, feature_set, feature_dim, saved_at, key metrics."""
     import pandas as pd
 

@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..catalog import CatalogLike, as_catalog
 from ..errors import NoVotesError
+from ..pairing import next_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..collection import Collection
 
 __all__ = [
     "FeatureJudge",
     "SimulationReport",
-    "crop_demo_collection",
     "simulated_votes",
     "write_crop_demo",
     "write_preference_images",
@@ -54,12 +54,13 @@ class FeatureJudge:
     noise: float = 0.6
     draw_margin: float = 0.0
 
-    def utilities(self, col: Collection) -> pd.Series:
+    def utilities(self, col: CatalogLike) -> pd.Series:
         """The judge's true utility of every image with cheap features (unit SD), indexed by image id.
 
         Raises:
             ValueError: a weight names an unknown feature.
         """
+        cat = as_catalog(col)
         import pandas as pd
 
         from .features import CHEAP_FEATURES, CHEAP_SET, feature_matrix
@@ -67,7 +68,7 @@ class FeatureJudge:
         unknown = sorted(set(self.weights) - set(CHEAP_FEATURES))
         if unknown:
             raise ValueError(f"weights: unknown feature(s) {unknown}; known: {', '.join(CHEAP_FEATURES)}")
-        fm = feature_matrix(col, CHEAP_SET)
+        fm = feature_matrix(cat, CHEAP_SET)
         X = fm.X.astype(np.float64)
         std = X.std(0)
         std[std < 1e-9] = 1.0
@@ -101,7 +102,7 @@ class SimulationReport:
 
 
 def simulated_votes(
-    col: Collection,
+    col: CatalogLike,
     n: int = 500,
     judge: FeatureJudge | None = None,
     *,
@@ -109,11 +110,12 @@ def simulated_votes(
     seed: int = 0,
     batch: int = 64,
 ) -> SimulationReport:
-    """Record ``n`` simulated A-vs-B votes (DEMO ONLY) through the library (``Collection.record_match``).
+    """Record ``n`` simulated A-vs-B votes (DEMO ONLY) through the vote log (``VoteLog.record``), as one batch.
 
-    Pairs come from ``col.next_pairs`` with ``strategy`` in a new session (voter ``simulated``); every match has
+    Pairs come from :func:`imagerank.pairing.next_pairs` with ``strategy`` in sessions of their own (voter
+    ``simulated``, ``VoteLog.session_scope``), so the user's current session is untouched; every match has
     ``source="simulated"`` so it can be told apart from real votes (and excluded with
-    ``load_votes(col, sources=["user", "import", "suggestion"])``). The user's current session is restored after.
+    ``load_votes(col, sources=["user", "import", "suggestion"])``). The live prior refits once, at the end.
 
     Returns:
         A :class:`SimulationReport` with the judge's true utilities (for checking what a ranker learned).
@@ -121,35 +123,37 @@ def simulated_votes(
     Raises:
         NoVotesError: fewer than two images have features (nothing to compare).
     """
+    cat = as_catalog(col)
     judge = judge or FeatureJudge()
-    util = judge.utilities(col)
+    util = judge.utilities(cat)
     if len(util) < 2:
         raise NoVotesError(f"cannot simulate votes: {len(util)} image(s) with features; at least 2 are needed")
     rng = np.random.default_rng(seed)
-    previous = col._session  # restored below: the simulation must not hijack the user's voting session
-    col.start_session(voter="simulated", strategy=strategy, seed=seed)
     u = util.to_dict()
     wins = draws = done = 0
-    try:
+    session_seed = seed
+    # its own sessions, so the user's voting session is untouched; one batch, so the live prior refits once
+    with cat.votes.batch():
         while done < n:
-            pairs = col.next_pairs(min(batch, n - done), strategy=strategy)
-            pairs = [(a, b) for a, b in pairs if a in u and b in u]
-            if not pairs:
-                col.start_session(voter="simulated", strategy=strategy, seed=int(rng.integers(1 << 31)))
-                pairs = [(a, b) for a, b in col.next_pairs(min(batch, n - done), strategy=strategy)
-                         if a in u and b in u]
-                if not pairs:
-                    break
-            for a, b in pairs:
-                outcome = judge.judge(u[a], u[b], rng)
-                ranks = {"left": [0, 1], "right": [1, 0], "draw": [0, 0]}[outcome]
-                col.record_match([a, b], ranks, positions=[0, 1], kind="draw" if outcome == "draw" else "win",
-                                 source="simulated", voter="simulated")
-                wins += outcome != "draw"
-                draws += outcome == "draw"
-                done += 1
-    finally:
-        col._session = previous
+            before = done
+            with cat.votes.session_scope(voter="simulated", strategy=strategy, seed=session_seed):
+                while done < n:
+                    pairs = [(a, b) for a, b in next_pairs(col, min(batch, n - done), strategy=strategy)
+                             if a in u and b in u]
+                    if not pairs:
+                        break
+                    for a, b in pairs:
+                        outcome = judge.judge(u[a], u[b], rng)
+                        ranks = {"left": [0, 1], "right": [1, 0], "draw": [0, 0]}[outcome]
+                        cat.votes.record([a, b], ranks, positions=[0, 1],
+                                         kind="draw" if outcome == "draw" else "win", source="simulated",
+                                         voter="simulated")
+                        wins += outcome != "draw"
+                        draws += outcome == "draw"
+                        done += 1
+            if done == before:  # a fresh session found no pair to judge
+                break
+            session_seed = int(rng.integers(1 << 31))  # every pair of that session was judged: start another
     return SimulationReport(done, wins, draws, util)
 
 
@@ -202,28 +206,3 @@ def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 
             Image.fromarray(im).save(out / name)
             wr.writerow([name, *(f"{v * size:.1f}" for v in b), "px"])
     return csv_path
-
-
-def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: int = 96, seed: int = 0
-                         ) -> tuple[Collection, Any]:
-    """DEMO ONLY: a separate small workspace in ``folder`` with :func:`write_crop_demo` images (in
-    ``folder/images``) and their ideal crops imported from the crop log, so the crop notebook can train without
-    touching the user's own catalog. Idempotent: an existing demo workspace is reopened.
-
-    Returns:
-        (the demo Collection, the :class:`~imagerank.training.imports.ImportReport` of its crop log, or None
-        when reopened).
-    """
-    from ..collection import DB_NAME, init, open_collection
-    from .imports import import_crop_log
-
-    root = Path(folder)
-    if (root / DB_NAME).exists():
-        col = open_collection(root)
-        if col.db.query("SELECT COUNT(*) FROM crops")[0][0] > 0:
-            return col, None
-        col.close()
-    csv_path = write_crop_demo(root / "images", n, size=size, seed=seed)
-    col = init(root, root / "images")
-    col.scan(progress=False)
-    return col, import_crop_log(col, csv_path)

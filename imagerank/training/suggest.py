@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import NotFoundError
+from ..pairing import next_pairs
 from .data import add_crop, validate_box
-
-if TYPE_CHECKING:
-    from ..collection import Collection
 
 __all__ = ["Suggestion", "decide", "suggest_crops", "suggest_winners", "suggestions_df"]
 
@@ -56,17 +55,17 @@ class Suggestion:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def _insert(col: Collection, kind: str, model: str, payload: dict[str, Any], confidence: float | None) -> int:
-    cur = col.db.execute("INSERT INTO suggestions (kind, model, payload, confidence) VALUES (?,?,?,?)",
+def _insert(cat: Catalog, kind: str, model: str, payload: dict[str, Any], confidence: float | None) -> int:
+    cur = cat.db.execute("INSERT INTO suggestions (kind, model, payload, confidence) VALUES (?,?,?,?)",
                          (kind, model, json.dumps(payload), confidence))
     return int(cur.lastrowid or 0)
 
 
-def _attach_crops(col: Collection, items: list[Suggestion], proposer: Any, model_name: str) -> None:
+def _attach_crops(cat: Catalog, items: list[Suggestion], proposer: Any, model_name: str) -> None:
     targets = [s.crop_image for s in items if s.crop_image is not None]
     if not targets:
         return
-    df = proposer.propose_images(col, targets).set_index("image_id")
+    df = proposer.propose_images(cat, targets).set_index("image_id")
     for s in items:
         if s.crop_image is None or s.crop_image not in df.index:
             continue
@@ -74,12 +73,12 @@ def _attach_crops(col: Collection, items: list[Suggestion], proposer: Any, model
         s.crop = (float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]))
         s.crop_confidence = float(r["confidence"])
         s.crop_model = model_name
-        s.crop_id = _insert(col, "crop", model_name, {"image_id": s.crop_image, "box": list(s.crop)},
+        s.crop_id = _insert(cat, "crop", model_name, {"image_id": s.crop_image, "box": list(s.crop)},
                             s.crop_confidence)
 
 
 def suggest_winners(
-    col: Collection,
+    col: CatalogLike,
     ranker: Any,
     n: int = 10,
     *,
@@ -99,16 +98,17 @@ def suggest_winners(
     Returns:
         The suggestions (rows written to ``suggestions``); groups with an image lacking features are left out.
     """
+    cat = as_catalog(col)
     from ..errors import StrategyNotFoundError
 
     if groups is None:
         try:
-            groups = col.next_pairs(n, strategy=strategy)
+            groups = next_pairs(col, n, strategy=strategy)
         except StrategyNotFoundError:
-            groups = col.next_pairs(n, strategy="random")
+            groups = next_pairs(col, n, strategy="random")
     lists: list[list[int]] = [list(map(int, g)) for g in groups]
     flat = np.unique(np.concatenate([np.asarray(g, np.int64) for g in lists])) if lists else np.zeros(0, np.int64)
-    scores = ranker.score_images(col, flat) if len(flat) else None
+    scores = ranker.score_images(cat, flat) if len(flat) else None
     model_name = ranker.name or "ranker"
     items = []
     for g in lists:
@@ -119,23 +119,24 @@ def suggest_winners(
         p /= p.sum()
         k = int(np.argmax(s))
         sug = Suggestion(g, g[k], float(p[k]), crop_image=g[k] if proposer is not None else None)
-        sug.winner_id = _insert(col, "winner", model_name, {"image_ids": g, "winner": g[k],
+        sug.winner_id = _insert(cat, "winner", model_name, {"image_ids": g, "winner": g[k],
                                                             "scores": [float(v) for v in s]}, sug.confidence)
         items.append(sug)
     if proposer is not None:
-        _attach_crops(col, items, proposer, proposer.name or "crops")
+        _attach_crops(cat, items, proposer, proposer.name or "crops")
     return items
 
 
-def suggest_crops(col: Collection, proposer: Any, ids: Sequence[int]) -> list[Suggestion]:
+def suggest_crops(col: CatalogLike, proposer: Any, ids: Sequence[int]) -> list[Suggestion]:
     """Suggest a crop for each image in ``ids`` (crop-only review items); logs each suggestion."""
+    cat = as_catalog(col)
     items = [Suggestion([int(i)], crop_image=int(i)) for i in ids]
-    _attach_crops(col, items, proposer, proposer.name or "crops")
+    _attach_crops(cat, items, proposer, proposer.name or "crops")
     return [s for s in items if s.crop is not None]
 
 
 def decide(
-    col: Collection,
+    col: CatalogLike,
     item: Suggestion,
     decision: str,
     *,
@@ -156,13 +157,14 @@ def decide(
         ValueError: unknown decision, an edited winner not among the images, or the item already decided.
         CropError: an edited box outside the image or of zero area.
     """
+    cat = as_catalog(col)
     if decision not in DECISIONS:
         raise ValueError(f"decision: expected approve, edit or reject, got {decision!r}")
     if item.decision is not None:
         raise ValueError(f"this suggestion was already decided ({item.decision})")
     for sid in (item.winner_id, item.crop_id):
         if sid is not None:
-            row = col.db.query("SELECT decision FROM suggestions WHERE id=?", (sid,))
+            row = cat.db.query("SELECT decision FROM suggestions WHERE id=?", (sid,))
             if not row:
                 raise NotFoundError(f"suggestion {sid} does not exist")
             if row[0][0] is not None:
@@ -175,16 +177,16 @@ def decide(
     if decision != "reject":
         if item.winner is not None and chosen is not None:
             ranks = [0 if i == chosen else 1 for i in item.image_ids]
-            m = col.record_match(item.image_ids, ranks, positions=list(range(len(item.image_ids))),
+            m = cat.votes.record(item.image_ids, ranks, positions=list(range(len(item.image_ids))),
                                  kind="win" if len(item.image_ids) == 2 else "ranking", source="suggestion")
             match_id = m.id
         if crop_box is not None and item.crop_image is not None:
             edited = decision == "edit" and box is not None
-            crop_row = add_crop(col, item.crop_image, crop_box, source="user" if edited else "model",
+            crop_row = add_crop(cat, item.crop_image, crop_box, source="user" if edited else "model",
                                 model=None if edited else item.crop_model, aspect=aspect,
                                 confidence=None if edited else item.crop_confidence, accepted=True)
     now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-    with col.db.atomic() as conn:
+    with cat.db.atomic() as conn:
         if item.winner_id is not None:
             payload: dict[str, Any] | None = {"winner": chosen} if decision == "edit" else None
             conn.execute(f"UPDATE suggestions SET decision=?, decided_payload=?, match_id=?, decided_at={now_sql} "
@@ -198,9 +200,10 @@ def decide(
     return item
 
 
-def suggestions_df(col: Collection) -> Any:
+def suggestions_df(col: CatalogLike) -> Any:
     """The suggestions log as a DataFrame (one row per suggestion, payloads as JSON text)."""
+    cat = as_catalog(col)
     import pandas as pd
 
-    return pd.read_sql_query("SELECT * FROM suggestions ORDER BY id", col.db.conn)
+    return pd.read_sql_query("SELECT * FROM suggestions ORDER BY id", cat.db.conn)
 

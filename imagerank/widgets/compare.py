@@ -40,8 +40,8 @@ import traitlets as t
 
 from .. import ratings as R
 from ..errors import ImagerankError, NotFoundError
-from ..pairing import _weighted_choice, get_strategy, pair_key
-from ..stability import default_k, topk_stability
+from ..pairing import get_strategy, pair_key, weighted_choice
+from ..ratings.stability import default_k, topk_stability
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -85,7 +85,7 @@ class ComparePanel(anywidget.AnyWidget):
             refresh stays under ~0.1 s: at most 4M normal draws). Default 200.
         voter: name stored with each match (default: the session's voter).
 
-    The header's *stability* is :func:`imagerank.stability.topk_stability` of the active images with
+    The header's *stability* is :func:`imagerank.ratings.stability.topk_stability` of the active images with
     ``k = min(Settings.topk, N // 4)``: the expected share of the current top-k (by ordinal ``mu - 3 sigma``) that
     is also top-k under a draw from the rating posterior, an estimate of the leaderboard's precision@k. About
     ``k / N`` before any vote; 1.0 when the top-k is settled.
@@ -331,7 +331,7 @@ class ComparePanel(anywidget.AnyWidget):
                 raise ValueError(f"flag: no queued pair {m.get('pid')!r}")
             ids = list(pair.ids)
         for i in ids:
-            self.collection.add_label(i, "flag", note="flagged for review in the compare panel")
+            self.collection.images.add_label(i, "flag", note="flagged for review in the compare panel")
         self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
 
     def _on_zoom(self, m: dict[str, Any]) -> None:
@@ -414,7 +414,7 @@ class ComparePanel(anywidget.AnyWidget):
         if status != "active":
             return f"status {status}" + (f" ({reason})" if reason else "")
         if not os.path.exists(path):
-            self.collection.set_status(image_id, "missing", "file not found when queued for comparison")
+            self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
             self._skip(image_id, "file not found")
             return "file not found"
         data = self.collection.thumbnail_bytes(image_id)
@@ -429,7 +429,7 @@ class ComparePanel(anywidget.AnyWidget):
     def _skip(self, image_id: int, reason: str) -> None:
         name = self._name(image_id)
         path = self.collection.db.query("SELECT filepath FROM images WHERE id=?", (int(image_id),))
-        self.collection.record_failures([(int(image_id), path[0][0] if path else None, "compare", reason)])
+        self.collection.images.record_failures([(int(image_id), path[0][0] if path else None, "compare", reason)])
         self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
         self._report(f"skipped {name}: {reason}", "warning")
 
@@ -446,7 +446,7 @@ class ComparePanel(anywidget.AnyWidget):
             total = w.sum()
             if total <= 0:
                 return None
-            j = _weighted_choice(self._rng, w)
+            j = weighted_choice(self._rng, w)
             opp = int(pool.ids[j])
             key = pair_key(int(image_id), opp)
             if key not in seen and key not in queued:
@@ -574,12 +574,12 @@ class ComparePanel(anywidget.AnyWidget):
         """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90)."""
         from PIL import Image
 
-        from ..thumbnails import decode_image
+        from ..media import decode_image
 
         row = self.collection.image(image_id)
         path = row["filepath"]
         if not os.path.exists(path):
-            self.collection.set_status(image_id, "missing", "file not found when opened in the compare panel")
+            self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
         rgb, w, h = decode_image(path, max(width, height), self.collection.settings.max_image_pixels)
         rgb.thumbnail((width, height), Image.Resampling.LANCZOS)

@@ -12,6 +12,7 @@ from features_support import write_collection
 
 import imagerank
 from imagerank.errors import FeatureError
+from imagerank.features.neighbors import embedding_sets
 from imagerank.features.pipeline import EmbeddingSpec, parse_embedding_spec
 from imagerank.features.sidecar import Sidecar
 
@@ -56,7 +57,7 @@ def test_vectors_metadata_and_incremental(tmp_path: Path) -> None:
     df = col.features_df("embeddings/imagerank-tiny__none")
     assert set(df["source"]) == {"thumbnail"}
     assert len(df["embedding"].iloc[0]) == 64
-    md = col.embedding_sets()["imagerank-tiny__none"]
+    md = embedding_sets(col)["imagerank-tiny__none"]
     assert md["model"] == "imagerank-tiny"
     assert md["pretrained"] is None
     assert md["image_size"] == [64, 64]
@@ -108,7 +109,7 @@ def test_local_checkpoint_gives_the_saved_weights(tmp_path: Path) -> None:
     _, from_file = col.embeddings("imagerank-tiny__tiny-seed7")
     _, from_seed = col.embeddings("imagerank-tiny__none-seed7")
     np.testing.assert_allclose(from_file, from_seed, atol=1e-6)
-    assert col.embedding_sets()["imagerank-tiny__tiny-seed7"]["checkpoint"] == str(ckpt)
+    assert embedding_sets(col)["imagerank-tiny__tiny-seed7"]["checkpoint"] == str(ckpt)
     bad = tmp_path / "bad.pt"
     torch.save({"visual.nothing": torch.zeros(3)}, bad)
     with pytest.raises(FeatureError, match="cannot build imagerank-tiny"):
@@ -171,7 +172,7 @@ def test_embed_images_matches_the_sidecar(tmp_path: Path) -> None:
     col = _col(tmp_path, n=3)
     _embed(col)
     ids, X = col.embeddings()
-    ims = [Image.open(col.thumbnail_path(int(i))).convert("RGB") for i in ids]
+    ims = [Image.open(col.thumbs.path(int(i))).convert("RGB") for i in ids]
     Y, info = embed_images(ims, TINY)
     assert info["dim"] == 64
     np.testing.assert_allclose(Y, X, atol=1e-5)

@@ -22,7 +22,7 @@ from imagerank.features.hashing import (
     int_to_hex,
     to_int64,
 )
-from imagerank.thumbnails import DecodeJob
+from imagerank.media import DecodeJob
 
 
 def test_int64_matches_imagehash_hex_and_distance() -> None:

@@ -12,9 +12,10 @@ from features_support import base_image, write_collection
 from PIL import Image
 
 import imagerank
-from imagerank import thumbnails
 from imagerank.errors import FeatureError
+from imagerank.features import registry
 from imagerank.features.sidecar import Sidecar
+from imagerank.media import thumbs as thumbnails
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_one_decode_feeds_thumbnail_hashes_and_quality(col: imagerank.Collection
     rep = col.compute_features(exif=False, progress=False)
     assert len(calls) == len(set(calls)) == 11
     assert rep.computed == {"hashes": 11, "quality": 11}
-    assert all(col.thumbnail_path(i) is not None for i in col.features_df("hashes")["image_id"])
+    assert all(col.thumbs.path(i) is not None for i in col.features_df("hashes")["image_id"])
 
 
 def test_features_tables_and_incremental_runs(col: imagerank.Collection) -> None:
@@ -89,10 +90,10 @@ def test_changed_file_is_recomputed(col: imagerank.Collection, tmp_path: Path) -
 
 def test_current_thumbnails_are_not_rewritten(col: imagerank.Collection) -> None:
     col.build_thumbnails(progress=False)
-    before = {p: p.stat().st_mtime_ns for p in col.thumbs_dir.rglob("*.jpg")}
+    before = {p: p.stat().st_mtime_ns for p in col.catalog.thumbs_dir.rglob("*.jpg")}
     rep = col.compute_features(exif=False, force=True, progress=False)
     assert rep.computed["hashes"] == 11
-    assert {p: p.stat().st_mtime_ns for p in col.thumbs_dir.rglob("*.jpg")} == before
+    assert {p: p.stat().st_mtime_ns for p in col.catalog.thumbs_dir.rglob("*.jpg")} == before
 
 
 def test_scan_with_extractors_writes_sidecars(tmp_path: Path) -> None:
@@ -134,7 +135,7 @@ def test_extractor_failure_is_recorded_and_others_kept(col: imagerank.Collection
     def broken(rgb: Image.Image, job: thumbnails.DecodeJob) -> dict:
         raise RuntimeError("quality exploded")
 
-    monkeypatch.setitem(thumbnails.EXTRACTORS, "quality", broken)
+    monkeypatch.setitem(registry.EXTRACTORS, "quality", broken)
     rep = col.compute_features(exif=False, progress=False)
     assert rep.computed == {"hashes": 11, "quality": 0}
     assert len(rep.failures) == 11

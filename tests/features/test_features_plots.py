@@ -8,7 +8,7 @@ import pytest
 from features_support import write_collection
 
 import imagerank
-from imagerank.features import plots
+from imagerank.plots import features as plots
 
 
 @pytest.fixture

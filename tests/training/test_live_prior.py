@@ -197,8 +197,8 @@ def test_an_import_refits_once_at_the_end(small_col, tmp_path, monkeypatch) -> N
             if a != b:
                 w.writerow([f"{a}|{b}", min(a, b)])
     fits = []
-    real = col.refit_prior
-    monkeypatch.setattr(col, "refit_prior", lambda *a, **kw: fits.append(1) or real(*a, **kw))
+    real = col.prior.refit
+    monkeypatch.setattr(col.prior, "refit", lambda *a, **kw: fits.append(1) or real(*a, **kw))
     report = import_selection_log(col, log)
     assert report.imported >= 45
     assert len(fits) == 1  # not one per 20 imported rows
@@ -220,7 +220,7 @@ def test_priors_and_ratings_change_together_or_not_at_all(small_col, monkeypatch
     def crash(conn, *, write):  # the replay fails half-way (disk full, a bug ...)
         raise OSError("disk full")
 
-    monkeypatch.setattr(col, "_replay", crash)
+    monkeypatch.setattr(col.votes, "_replay", crash)
     with pytest.raises(OSError, match="disk full"):
         col.refit_prior()
     monkeypatch.undo()
@@ -230,7 +230,7 @@ def test_priors_and_ratings_change_together_or_not_at_all(small_col, monkeypatch
 
 
 def test_the_vote_path_never_computes_features_for_new_images(small_col) -> None:
-    from imagerank.training.features import _cache_path
+    from imagerank.training.features import cheap_cache_path as _cache_path
     from imagerank.training.simulate import write_preference_images
 
     col = small_col(30)

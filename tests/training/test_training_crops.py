@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import imagerank
+from imagerank.demo import crop_demo_collection
 from imagerank.errors import NoVotesError
 from imagerank.training.crops import (
     CropModel,
@@ -25,7 +26,6 @@ from imagerank.training.crops import (
     train_crop_proposer,
 )
 from imagerank.training.registry import load_model
-from imagerank.training.simulate import crop_demo_collection
 
 
 def test_proposer_beats_both_baselines_on_the_generated_set() -> None:

@@ -58,15 +58,15 @@ def test_selection_log_imports_good_rows_and_reports_bad_ones(small_col, tmp_pat
     assert "empty 'chosen'" in by_line[7]
     assert "outside" in by_line[8]
     assert "more fields" in by_line[10]
-    m = pref_col.get_match(rep.ids[0])
+    m = pref_col.votes.get(rep.ids[0])
     assert m.kind == "ranking"
     assert dict(zip(m.image_ids, m.ranks)) == {
         f[names[0]][0]: 1, f[names[1]][0]: 0, f[names[2]][0]: 1}
-    assert pref_col.get_match(rep.ids[1]).kind == "win"
+    assert pref_col.votes.get(rep.ids[1]).kind == "win"
     md = pref_col.matches_df()
     assert set(md["source"]) == {"import"}
     assert "ann" in set(md["voter"])
-    fails = pref_col.failures_df()
+    fails = pref_col.images.failures_df()
     assert (fails["stage"] == "import-selections").sum() == 6
     assert pref_col.doctor().ok
     with pytest.raises(ImportLogError, match="imported before"):

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import ratings as R
-from .stability import default_k, topk_stability
+from .. import ratings as R
+from ..ratings.stability import default_k, topk_stability
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-    from .collection import Collection
+    from ..collection import Collection
 
 __all__ = [
     "comparisons_histogram",
@@ -108,7 +108,7 @@ def topk_overlap_series(
     Returns:
         DataFrame with columns ``matches`` (rated matches so far), ``overlap_final`` (share of the top-k that
         is in the final top-k, 0..1), ``overlap_previous`` (share shared with the previous checkpoint) and
-        ``stability`` (:func:`~imagerank.stability.topk_stability` at that point, ``samples`` draws). Empty
+        ``stability`` (:func:`~imagerank.ratings.stability.topk_stability` at that point, ``samples`` draws). Empty
         when there are no rated matches. Cost O(checkpoints · N · samples).
     """
     import pandas as pd

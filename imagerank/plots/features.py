@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..catalog import Catalog, CatalogLike, as_catalog
+from ..features.neighbors import feature_map
+from ..features.sidecar import features_frame
+from ..media import ThumbnailCache
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-    from ..collection import Collection
 
 __all__ = [
     "duplicate_groups_grid",
@@ -39,11 +43,11 @@ _QUALITY_PANELS: tuple[tuple[str, str, str | None, bool], ...] = (
 )
 
 
-def _thumb(col: Collection, image_id: int, size: int = 256) -> np.ndarray:
+def _thumb(cat: Catalog, image_id: int, size: int = 256) -> np.ndarray:
     """(H, W, 3) uint8 thumbnail of ``image_id`` (a grey tile when it cannot be had)."""
     from PIL import Image
 
-    data = col.thumbnail_bytes(int(image_id))
+    data = ThumbnailCache(cat).read_bytes(int(image_id))
     if data is None:
         return np.full((size, size, 3), 200, np.uint8)
     with Image.open(io.BytesIO(data)) as im:
@@ -61,7 +65,7 @@ def _empty(text: str) -> Figure:
 
 
 def thumbnail_grid(
-    col: Collection,
+    col: CatalogLike,
     image_ids: Sequence[int],
     *,
     titles: Sequence[str] | None = None,
@@ -77,6 +81,7 @@ def thumbnail_grid(
         ncols: columns; rows follow.
         tile: inches per tile.
     """
+    cat = as_catalog(col)
     ids = [int(i) for i in image_ids]
     if not ids:
         return _empty("no images")
@@ -87,25 +92,26 @@ def thumbnail_grid(
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
         if k < len(ids):
-            ax.imshow(_thumb(col, ids[k]))
+            ax.imshow(_thumb(cat, ids[k]))
             ax.set_title(titles[k] if titles is not None else f"#{ids[k]}", fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
 
 
-def quality_distributions(col: Collection, df: pd.DataFrame | None = None) -> Figure:
+def quality_distributions(col: CatalogLike, df: pd.DataFrame | None = None) -> Figure:
     """Histograms of the quality metrics with the Settings thresholds as dashed lines.
 
     Args:
         df: ``col.features_df("quality")`` (read when None).
     """
-    df = col.features_df("quality") if df is None else df
+    cat = as_catalog(col)
+    df = features_frame(cat, "quality") if df is None else df
     if df is None or len(df) == 0:
         return _empty("no quality features yet: run col.compute_features(quality=True)")
     fig = Figure(figsize=(12, 6), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
-    s = col.settings
+    s = cat.settings
     for ax, (column, label, threshold, log) in zip(axes, _QUALITY_PANELS):
         v = df[column].to_numpy(dtype=float)
         v = v[np.isfinite(v)]
@@ -128,10 +134,11 @@ def quality_distributions(col: Collection, df: pd.DataFrame | None = None) -> Fi
     return fig
 
 
-def quality_extremes(col: Collection, metric: str = "laplacian_var", n: int = 6,
+def quality_extremes(col: CatalogLike, metric: str = "laplacian_var", n: int = 6,
                      df: pd.DataFrame | None = None) -> Figure:
     """The ``n`` images with the lowest and the ``n`` with the highest ``metric``, in two rows."""
-    df = col.features_df("quality") if df is None else df
+    cat = as_catalog(col)
+    df = features_frame(cat, "quality") if df is None else df
     if df is None or len(df) == 0 or metric not in df.columns:
         return _empty(f"no quality metric {metric!r} yet: run col.compute_features(quality=True)")
     d = df[np.isfinite(df[metric].to_numpy(dtype=float))].sort_values(metric, kind="stable")
@@ -140,13 +147,14 @@ def quality_extremes(col: Collection, metric: str = "laplacian_var", n: int = 6,
     ids = [*low["image_id"], *high["image_id"]]
     titles = [f"#{i}  {v:.3g}" for i, v in zip(low["image_id"], low[metric])]
     titles += [f"#{i}  {v:.3g}" for i, v in zip(high["image_id"], high[metric])]
-    return thumbnail_grid(col, ids, titles=titles, ncols=n,
+    return thumbnail_grid(cat, ids, titles=titles, ncols=n,
                           suptitle=f"{metric}: lowest (top row) and highest (bottom row)")
 
 
-def duplicate_groups_grid(col: Collection, groups: Sequence[Sequence[int]], *, max_groups: int = 8,
+def duplicate_groups_grid(col: CatalogLike, groups: Sequence[Sequence[int]], *, max_groups: int = 8,
                           max_per_group: int = 6, what: str = "near-duplicate") -> Figure:
     """One row of thumbnails per group (the first ``max_groups`` groups, ``max_per_group`` images each)."""
+    cat = as_catalog(col)
     groups = [list(g) for g in groups][:max_groups]
     if not groups:
         return _empty(f"no {what} groups")
@@ -158,14 +166,14 @@ def duplicate_groups_grid(col: Collection, groups: Sequence[Sequence[int]], *, m
             ax = axes[r, c]
             ax.set_axis_off()
             if c < len(g):
-                ax.imshow(_thumb(col, g[c]))
+                ax.imshow(_thumb(cat, g[c]))
                 extra = f" (+{len(g) - width})" if c == width - 1 and len(g) > width else ""
                 ax.set_title(f"group {r + 1}: #{g[c]}{extra}", fontsize=8)
     fig.suptitle(f"{len(groups)} {what} group(s)")
     return fig
 
 
-def feature_map_plot(col: Collection, coords: pd.DataFrame | None = None, *, cells: int = 10,
+def feature_map_plot(col: CatalogLike, coords: pd.DataFrame | None = None, *, cells: int = 10,
                      zoom: float = 0.14, points: bool = True) -> Figure:
     """The 2-D map with one thumbnail per occupied cell of a ``cells`` x ``cells`` grid (the image nearest
     the cell centre), over a scatter of all images.
@@ -174,9 +182,10 @@ def feature_map_plot(col: Collection, coords: pd.DataFrame | None = None, *, cel
         coords: ``col.feature_map()`` (computed when None).
         zoom: thumbnail scale on the figure (256-px thumbnails x zoom).
     """
+    cat = as_catalog(col)
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    coords = col.feature_map() if coords is None else coords
+    coords = feature_map(cat) if coords is None else coords
     if coords is None or len(coords) == 0:
         return _empty("nothing to map yet: run col.compute_features()")
     fig = Figure(figsize=(10, 8), layout="constrained")
@@ -197,7 +206,7 @@ def feature_map_plot(col: Collection, coords: pd.DataFrame | None = None, *, cel
         if key not in chosen or d < chosen[key][1]:
             chosen[key] = (k, float(d))
     for k, _ in chosen.values():
-        img = OffsetImage(_thumb(col, int(coords["image_id"].iloc[k]), 128), zoom=zoom * 2)
+        img = OffsetImage(_thumb(cat, int(coords["image_id"].iloc[k]), 128), zoom=zoom * 2)
         ax.add_artist(AnnotationBbox(img, (x[k], y[k]), frameon=False, zorder=2))
     ratio = coords.attrs.get("explained_variance_ratio", [float("nan")] * 2)
     ax.set_xlabel(f"PC 1 ({ratio[0]:.0%} of variance)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import _open, subcommand
+from .main import _open, subcommand
 
 
 @subcommand("train", "train the ranker on the votes (saved to WS/models/NAME) and print its evaluation")
@@ -30,8 +30,8 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
     def run(ns: argparse.Namespace) -> int:
-        from .evaluate import evaluate_ranker
-        from .ranker import train_ranker
+        from ..training.evaluate import evaluate_ranker
+        from ..training.ranker import train_ranker
 
         col = _open(ns)
         ranker = train_ranker(col, ns.features, max_epochs=ns.epochs, seed=ns.seed, network=ns.network,
@@ -73,7 +73,7 @@ def _train_crops(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=96)
 
     def run(ns: argparse.Namespace) -> int:
-        from .crops import train_crop_proposer
+        from ..training.crops import train_crop_proposer
 
         col = _open(ns)
         model = train_crop_proposer(col, max_epochs=ns.epochs, seed=ns.seed, name=ns.name,
@@ -94,7 +94,7 @@ def _import_selections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="import again a file imported before")
 
     def run(ns: argparse.Namespace) -> int:
-        from .imports import import_selection_log
+        from ..training.imports import import_selection_log
 
         rep = import_selection_log(_open(ns), ns.csv, base=ns.base, force=ns.force)
         print(rep)
@@ -111,7 +111,7 @@ def _import_crops(p: argparse.ArgumentParser) -> None:
     p.add_argument("--units", choices=["px", "norm"], help="force the units of every row (default: detect)")
 
     def run(ns: argparse.Namespace) -> int:
-        from .imports import import_crop_log
+        from ..training.imports import import_crop_log
 
         rep = import_crop_log(_open(ns), ns.csv, base=ns.base, units=ns.units)
         print(rep)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ratings as R
+from . import openskill as R
 
 __all__ = ["default_k", "topk_stability"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import _open, subcommand
+from .main import _open, subcommand
 
 __all__: list[str] = []
 
@@ -31,7 +31,7 @@ def _features(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
     def run(ns: argparse.Namespace) -> int:
-        from .pipeline import compute_features
+        from ..features.pipeline import compute_features
 
         col = _open(ns)
         chosen = ns.hashes or ns.quality or ns.exif or bool(ns.embeddings)

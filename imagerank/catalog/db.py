@@ -14,8 +14,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DatabaseReadOnlyError, WorkspaceNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["BUSY_TIMEOUT_MS", "Database", "connect"]
 
@@ -46,6 +50,9 @@ class Database:
             self._check_writable(p)
         self.lock = threading.RLock()
         self._depth = 0
+        #: Commits made through this connection (every ``atomic`` block and every ``execute``); with
+        #: ``PRAGMA data_version`` (commits by other connections) it tells caches when to reload: :meth:`version`.
+        self.writes = 0
         try:
             self.conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -103,6 +110,7 @@ class Database:
                 self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
+            self.writes += 1
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as e:
@@ -114,6 +122,7 @@ class Database:
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         """Run one statement (autocommit outside ``atomic``)."""
         with self.lock:
+            self.writes += 1
             try:
                 return self.conn.execute(sql, params)
             except sqlite3.OperationalError as e:
@@ -126,12 +135,26 @@ class Database:
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
+    def read_frame(self, sql: str, params: tuple | dict | None = None) -> pd.DataFrame:
+        """Run a read and return a pandas DataFrame, holding the connection's lock (so a read from one thread
+        never interleaves with another thread's transaction on the shared connection)."""
+        import pandas as pd
+
+        with self.lock:
+            return pd.read_sql_query(sql, self.conn, params=params)
+
     def data_version(self) -> int:
         """``PRAGMA data_version``: changes whenever another connection commits to this file."""
         with self.lock:
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def version(self) -> tuple[int, int]:
+        """``(data_version, writes)``: equal between two calls exactly when nobody committed in between."""
+        with self.lock:
+            return self.data_version(), self.writes
+
     def close(self) -> None:
+        """Close the connection."""
         with self.lock:
             self.conn.close()
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ImagerankError
+from ..errors import ImagerankError
 
 if TYPE_CHECKING:
-    from .collection import Collection
+    from ..collection import Collection
 
 __all__ = ["build_parser", "main", "subcommand"]
 
@@ -37,7 +37,7 @@ def subcommand(
 
 
 def _open(ns: argparse.Namespace) -> Collection:
-    from . import open as open_collection
+    from .. import open as open_collection
 
     return open_collection(ns.workspace)
 
@@ -51,7 +51,7 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scan", action="store_true", help="scan right away")
 
     def run(ns: argparse.Namespace) -> int:
-        from . import init
+        from .. import init
 
         col = init(ns.workspace, ns.images, recursive=not ns.no_recursive, extensions=ns.ext)
         print(f"workspace {col.root} over {len(col.settings.roots)} folder(s)")
@@ -69,7 +69,7 @@ def _demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
     def run(ns: argparse.Namespace) -> int:
-        from .demo import make_demo
+        from ..demo import make_demo
 
         col = make_demo(ns.workspace, n=ns.n, seed=ns.seed)
         print(f"demo workspace {col.root}: {col.stats()['images']} images")
@@ -179,7 +179,7 @@ def _doctor(p: argparse.ArgumentParser) -> None:
         rep = col.doctor()
         print(rep)
         if not rep.ok and ns.fix and rep.integrity == "ok":
-            print(f"replayed: {col.replay()} images corrected")
+            print(f"replayed: {col.votes.replay()} images corrected")
             return 0
         return 0 if rep.ok else 1
 
@@ -194,7 +194,7 @@ def _lab(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="address to bind (default from settings: 127.0.0.1)")
 
     def run(ns: argparse.Namespace) -> int:
-        from .config import load_settings
+        from ..config import load_settings
 
         cfg = load_settings(ns.workspace) if ns.workspace else load_settings()
         env = dict(os.environ)
@@ -228,7 +228,7 @@ def _load_plugins() -> None:
     """Import the modules that register more sub-commands (features, training ...), when present."""
     import importlib
 
-    for mod in ("imagerank.features.cli", "imagerank.training.cli"):
+    for mod in ("imagerank.cli.features", "imagerank.cli.training"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

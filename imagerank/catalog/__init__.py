@@ -1,0 +1,33 @@
+"""The SQLite catalog (floor 1): connection and migrations, the workspace (:class:`Catalog`), and its tables by
+concept: images (scan upsert, status, labels, failures), the vote log (sessions, record, undo, replay, doctor,
+listeners), crops and suggestions."""
+
+from .db import BUSY_TIMEOUT_MS, Database, connect
+from .images import ImageTable, UpsertCounts
+from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from .votes import DoctorReport, Match, Outcome, Session, VoteEvent, VoteLog, pair_key, pair_keys
+from .workspace import DB_NAME, Catalog, CatalogLike, HasCatalog, as_catalog
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DB_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Catalog",
+    "CatalogLike",
+    "Database",
+    "DoctorReport",
+    "HasCatalog",
+    "ImageTable",
+    "Match",
+    "Outcome",
+    "Session",
+    "UpsertCounts",
+    "VoteEvent",
+    "VoteLog",
+    "as_catalog",
+    "connect",
+    "migrate",
+    "pair_key",
+    "pair_keys",
+]

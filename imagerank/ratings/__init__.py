@@ -1,0 +1,32 @@
+"""Ratings (floor 1, below the catalog): OpenSkill Plackett-Luce updates and predictions (:mod:`.openskill`), rating
+priors from a learned scorer (:mod:`.priors`) and the top-k stability estimate (:mod:`.stability`).
+
+``from imagerank import ratings as R`` gives the OpenSkill names: ``R.DEFAULT_MU``, ``R.rate_ranking``,
+``R.ordinal`` ...; numpy and openskill only.
+"""
+
+from .openskill import (
+    BETA,
+    DEFAULT_MU,
+    DEFAULT_SIGMA,
+    MODEL,
+    Rated,
+    expected_sigma_after,
+    ordinal,
+    predict_win_matrix,
+    predict_win_pairs,
+    rate_ranking,
+)
+
+__all__ = [
+    "BETA",
+    "DEFAULT_MU",
+    "DEFAULT_SIGMA",
+    "MODEL",
+    "Rated",
+    "expected_sigma_after",
+    "ordinal",
+    "predict_win_matrix",
+    "predict_win_pairs",
+    "rate_ranking",
+]
