@@ -7,6 +7,7 @@ The front door is :func:`open` (an existing workspace) or :func:`init` (a new on
 
 from __future__ import annotations
 
+from ._util import __version__
 from .collection import Collection, Match, ScanReport, Session, init
 from .collection import open_collection as open
 from .config import Settings, load_settings
@@ -20,10 +21,10 @@ __all__ = [
     "ScanReport",
     "Session",
     "Settings",
+    "__version__",
     "init",
     "list_strategies",
     "load_settings",
     "open",
 ]
 
-__version__ = "0.1.0"

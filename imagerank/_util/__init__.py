@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["stamp", "utcnow"]
+__all__ = ["__version__", "stamp", "utcnow"]
+
+#: The imagerank version (re-exported as ``imagerank.__version__``).
+__version__ = "0.1.0"
 
 
 def utcnow() -> str:

@@ -17,9 +17,9 @@ Near-duplicate groups are the connected components (single linkage; union-find v
 Single linkage chains: A~B and B~C put A and C in one group even if they differ more; groups are sorted by
 size (largest first), ids ascending within a group.
 
-The 2-D map is PCA (Pearson 1901) through numpy's SVD of the centred feature matrix: embeddings when there are
-any, else the 192 bits of the three hashes. UMAP would show clusters more crisply but costs a numba/pynndescent
-dependency and is not deterministic across machines; PCA is enough to see the collection's main axes.
+The 2-D map is PCA (Pearson 1901, :func:`imagerank._util.pca.pca`) of the centred feature matrix: embeddings when
+there are any, else the 192 bits of the three hashes. UMAP would show clusters more crisply but costs a
+numba/pynndescent dependency and is not deterministic across machines; PCA is enough to see the main axes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._util.pca import pca
 from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError, NotFoundError
 from .hashing import HASH_COLUMNS, hash_bits, popcount64
@@ -277,7 +278,7 @@ def similar_images(col: CatalogLike, image_id: int, k: int = 10, *, embeddings: 
 
 # ---------------------------------------------------------------------------------------------- map
 def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project rows of ``X`` (N, D) on their first two principal components (numpy SVD of the centred data).
+    """Project rows of ``X`` (N, D) on their first two principal components (:func:`imagerank._util.pca.pca`).
 
     Returns:
         ((N, 2) float32 coordinates, (2,) explained-variance ratios). Sign convention: each component's
@@ -287,16 +288,9 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(X)
     if n < 2 or X.ndim != 2 or X.shape[1] == 0:
         return np.zeros((n, 2), np.float32), np.zeros(2)
-    Xc = X - X.mean(axis=0)
-    _, s, vt = np.linalg.svd(Xc, full_matrices=False)
-    comps = vt[:2]
-    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
-    comps = comps * signs[:, None]
-    Y = Xc @ comps.T
+    Y, ratio = pca(X, 2)
     if Y.shape[1] < 2:
         Y = np.concatenate([Y, np.zeros((n, 2 - Y.shape[1]))], axis=1)
-    var = s**2
-    ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
     return Y.astype(np.float32), np.pad(ratio, (0, 2 - len(ratio)))
 
 

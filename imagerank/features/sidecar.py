@@ -323,12 +323,9 @@ def _with_keys(columns: Iterable[str], available: Sequence[str]) -> list[str]:
 
 
 def _version() -> str:
-    try:
-        from .. import __version__
+    from .._util import __version__
 
-        return str(__version__)
-    except ImportError:  # pragma: no cover
-        return "unknown"
+    return __version__
 
 
 def normalise_name(name: str) -> str:

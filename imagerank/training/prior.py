@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import ratings as R
+from .._util.pca import pca, standardise_columns
 from ..catalog import Catalog, CatalogLike, VoteEvent, as_catalog
 from ..errors import FeatureError, ImagerankError, InvalidArgumentError, NoVotesError
 from ..ratings.priors import BTPrior, bt_prior
@@ -155,14 +156,9 @@ class LivePriorState:
 
 def live_design(X: np.ndarray) -> np.ndarray:
     """(N, D) features -> (N, min(D, LIVE_COMPONENTS)) float64: columns standardised (constant ones become 0),
-    then projected on their leading principal components (``eigh`` of the D x D scatter matrix)."""
-    X = np.asarray(X, dtype=np.float64)
-    sd = X.std(axis=0)
-    X = np.where(sd > 1e-12, (X - X.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0), 0.0)
-    if X.shape[1] > LIVE_COMPONENTS:
-        _, vecs = np.linalg.eigh(X.T @ X)
-        X = X @ vecs[:, ::-1][:, :LIVE_COMPONENTS]
-    return X
+    then projected on their leading principal components (:func:`imagerank._util.pca.pca`)."""
+    Z = standardise_columns(X)
+    return pca(Z, LIVE_COMPONENTS)[0] if Z.shape[1] > LIVE_COMPONENTS else Z
 
 
 class LivePrior:
