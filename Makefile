@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[all,dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,9 +36,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
+# ruff, mypy and the import-linter layers contract (pyproject.toml, docs/architecture.md)
 lint: install
 	$(VENV)/bin/ruff check imagerank tests benchmarks
 	$(VENV)/bin/mypy imagerank benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) benchmarks/bench_core.py
