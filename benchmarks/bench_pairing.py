@@ -5,7 +5,8 @@ and ``prior`` (ratings seeded from a ranker prior, 3,000 images with some votes,
 A pick is ``select_pairs(ctx, strategy, n)`` with the session's seen-pair set, as ``Collection.next_pairs``
 calls it; the panel asks for 1-4 pairs at a time. The last line times ``Collection.next_pairs`` itself on a
 fresh 100,000-image catalog (the pool is loaded once and cached, as in a session). The last lines time the live
-prior's refit (``Collection.refit_prior``, every 250 votes in a session) with 3,000 votes on 512-d features.
+prior's refit (``Collection.refit_prior``, every 250 votes in a session) with 3,000 votes on 512-d features, and
+how long a vote waits while such a refit runs on the live prior's background thread.
 
 Run:  python benchmarks/bench_pairing.py
 """
@@ -118,6 +119,67 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
           f"{1000 * t_warm:.0f} ms warm (confidence {first.confidence:.2f})")
 
 
+def time_votes_during_refit(n: int, votes: int = 3000, dim: int = 512, probe: int = 200) -> None:
+    """How long a vote waits while the live prior refits: ``probe`` votes (``Collection.vote``, one pair each, the
+    panel's path) timed one by one with no refit running, and again while a refit runs on the background thread
+    that the live prior uses (started as the 250th vote of a session starts it). Prints median, 99th percentile and
+    max wait in ms, side by side, and how long the refit took."""
+    import threading
+
+    from imagerank.collection import init
+    from imagerank.training.features import FeatureMatrix
+    from imagerank.training.prior import LivePriorState, live_design
+
+    rng = np.random.default_rng(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp)
+        col.settings = col.settings.replace(prior_refit_every=0)
+        _fake_catalog(col, n)
+        ids = col.pool().ids.astype(np.int64)
+        X = rng.standard_normal((n, dim))
+        utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)
+        u = dict(zip(ids.tolist(), utility.tolist()))
+        with col.deferred_prior():
+            for _ in range(votes):
+                (a, b), = col.next_pairs(1)
+                col.vote(a, b, "left" if u[a] > u[b] else "right")
+        name = f"synthetic-{dim}"
+        col.prior.state = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
+        col.refit_prior(name)  # calibrated once; the background refits below are warm ones, as in a session
+
+        def timed_votes(stop: threading.Event | None) -> list[float]:
+            waits = []
+            for _ in range(probe):
+                if stop is not None and stop.is_set():
+                    break
+                (a, b), = col.next_pairs(1)
+                t = time.perf_counter()
+                col.vote(a, b, "left" if u[a] > u[b] else "right")
+                waits.append(1000 * (time.perf_counter() - t))
+            return waits
+
+        quiet = timed_votes(None)
+        done = threading.Event()
+        took: list[float] = []
+
+        def refit() -> None:
+            t = time.perf_counter()
+            col.prior.refit(name, swap=True)  # what the background refit after every 250th vote runs
+            took.append(time.perf_counter() - t)
+            done.set()
+
+        worker = threading.Thread(target=refit)
+        worker.start()
+        during = timed_votes(done)
+        worker.join()
+        assert col.doctor().ok
+        col.close()
+    for label, w in (("no refit", quiet), ("during a refit", during)):
+        print(f"vote latency at {n:,} images, {label}: median {np.median(w):.1f} ms, p99 "
+              f"{np.percentile(w, 99):.1f} ms, max {max(w):.1f} ms ({len(w)} votes)")
+    print(f"  (the background refit took {1000 * took[0]:.0f} ms)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pick cost per strategy")
     ap.add_argument("--sizes", default="5000,100000")
@@ -136,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     time_collection(100_000, args.repeats)
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)
+    for n in (int(s) for s in args.sizes.split(",")):
+        time_votes_during_refit(n)
     return 0
 
 

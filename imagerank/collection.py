@@ -50,8 +50,7 @@ class Collection:
         self.catalog = catalog
         self.thumbs = ThumbnailCache(catalog)
         self.pairs = PoolCache(catalog)
-        self.prior: LivePrior = LivePrior(catalog, on_scores=self.pairs.set_prior_scores,
-                                          pool_size=lambda: len(self.pairs.get()))
+        self.prior: LivePrior = LivePrior(catalog, on_scores=self.pairs.set_prior_scores)
 
     # ------------------------------------------------------------------ the workspace
     @property

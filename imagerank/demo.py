@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageFilter
 
+from .errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from .collection import Collection
 
@@ -238,10 +240,10 @@ def render_demo_images(
     interruption completes the set. Cost: about 30–50 ms per image on one core.
 
     Raises:
-        ValueError: ``n`` < 1.
+        InvalidArgumentError: ``n`` < 1.
     """
     if n < 1:
-        raise ValueError(f"n: expected at least 1 image, got {n}")
+        raise InvalidArgumentError(f"n: expected at least 1 image, got {n}")
     from tqdm.auto import tqdm
 
     folder = Path(images_dir)

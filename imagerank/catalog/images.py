@@ -210,6 +210,10 @@ class ImageTable:
         return self.db.read_frame("SELECT * FROM failures ORDER BY id")
 
     # ------------------------------------------------------------------ tables
+    def count_active(self) -> int:
+        """The number of active images."""
+        return int(self.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
+
     def active_ids(self) -> np.ndarray:
         """(N,) int64 ids of the active images, ascending."""
         return np.asarray([r[0] for r in self.db.query("SELECT id FROM images WHERE status='active' ORDER BY id")],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from ..errors import SchemaVersionError
+from ..errors import InvalidArgumentError, SchemaVersionError
 from .db import Database
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "migration"]
@@ -21,7 +21,9 @@ def migration(number: int) -> Callable[[Callable[[sqlite3.Connection], None]], C
 
     def register(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
         if number in MIGRATIONS:
-            raise ValueError(f"migration {number} registered twice ({MIGRATIONS[number].__name__}, {fn.__name__})")
+            raise InvalidArgumentError(
+                f"migration {number} registered twice ({MIGRATIONS[number].__name__}, {fn.__name__})"
+            )
         MIGRATIONS[number] = fn
         return fn
 

@@ -27,6 +27,8 @@ from .. import ratings as R
 from .._util import utcnow
 from ..errors import InvalidArgumentError, NotFoundError
 from .db import Database
+from .replay import replay as replay_log
+from .replay import swap_priors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -401,52 +403,7 @@ class VoteLog:
     # ------------------------------------------------------------------ replay
     def _replay(self, conn: Any, *, write: bool) -> tuple[int, list[dict[str, Any]]]:
         """Replay kept rated matches from the priors; returns (matches replayed, differences from stored)."""
-        stored = {
-            r[0]: r
-            for r in conn.execute(
-                "SELECT id, mu, sigma, comparison_count, last_compared_at, prior_mu, prior_sigma FROM images"
-            )
-        }
-        state: dict[int, list[Any]] = {
-            i: [r[5] if r[5] is not None else R.DEFAULT_MU, r[6] if r[6] is not None else R.DEFAULT_SIGMA, 0, None]
-            for i, r in stored.items()
-        }
-        rows = conn.execute(
-            "SELECT m.id, m.created_at, e.image_id, e.rank, e.mu_before, e.sigma_before, e.mu_after, e.sigma_after "
-            "FROM matches m JOIN match_entries e ON e.match_id=m.id WHERE m.undone=0 AND m.rated=1 "
-            "ORDER BY m.id, e.rowid"
-        ).fetchall()
-        entry_updates = []
-        n = 0
-        for mid, grouped in itertools.groupby(rows, key=lambda r: r[0]):
-            group = list(grouped)
-            before = [(state[g[2]][0], state[g[2]][1]) for g in group]
-            after = R.rate_ranking(before, [g[3] for g in group])
-            for g, b, a in zip(group, before, after):
-                st = state[g[2]]
-                st[0], st[1] = a
-                st[2] += 1
-                st[3] = g[1]
-                if (g[4], g[5], g[6], g[7]) != (b[0], b[1], a[0], a[1]):
-                    entry_updates.append((b[0], b[1], a[0], a[1], mid, g[2]))
-            n += 1
-        diffs = []
-        for i, r in stored.items():
-            st = state[i]
-            if (r[1], r[2], r[3]) != (st[0], st[1], st[2]):
-                diffs.append({"image_id": i, "stored": (r[1], r[2], r[3]), "replayed": (st[0], st[1], st[2])})
-        if write:
-            conn.executemany(
-                "UPDATE match_entries SET mu_before=?, sigma_before=?, mu_after=?, sigma_after=? "
-                "WHERE match_id=? AND image_id=?",
-                entry_updates,
-            )
-            conn.executemany(
-                "UPDATE images SET mu=?, sigma=?, comparison_count=?, last_compared_at=? WHERE id=?",
-                [(state[d["image_id"]][0], state[d["image_id"]][1], state[d["image_id"]][2],
-                  state[d["image_id"]][3], d["image_id"]) for d in diffs],
-            )
-        return n, diffs
+        return replay_log(conn, write=write)
 
     def set_priors(self, priors: Iterable[tuple[float, float, int]] | None) -> int:
         """Set prior ratings and replay the vote log from them, in one transaction (a crash leaves either the old
@@ -468,6 +425,19 @@ class VoteLog:
             _, diffs = self._replay(conn, write=True)
         self._fire(VoteEvent("replay"))
         return len(diffs)
+
+    def swap_priors(self, priors: Iterable[tuple[float, float, int]]) -> int:
+        """Like :meth:`set_priors`, but never holds the write lock for long, so votes from another thread go on
+        while thousands of priors change (the live prior's background refit; see
+        :func:`imagerank.catalog.replay.swap_priors`). Every committed state replays exactly; an image voted on
+        during the swap keeps its old prior.
+
+        Returns:
+            The number of images whose stored rating changed.
+        """
+        changed = swap_priors(self.db, priors)
+        self._fire(VoteEvent("replay"))
+        return changed
 
     def replay(self) -> int:
         """Recompute every rating from the priors and the kept matches, and store the result.

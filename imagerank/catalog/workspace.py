@@ -72,8 +72,8 @@ class Catalog:
         root.mkdir(parents=True, exist_ok=True)
         if roots:
             overrides["roots"] = tuple(str(Path(r).expanduser().resolve()) for r in roots)
-        cfg = load_settings(root, **overrides)
-        write_settings(root, cfg)
+        cfg = load_settings(root, **overrides)  # this run: file < IMAGERANK_* environment < overrides
+        write_settings(root, load_settings(root, env=False, **overrides))  # the environment is never written
         for sub in ("sidecars", "thumbs", "exports"):
             (root / sub).mkdir(exist_ok=True)
         return cls(root, cfg, connect(root / DB_NAME))

@@ -19,6 +19,8 @@ from typing import Any, overload
 import numpy as np
 from openskill.models import PlackettLuce
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
     "BETA",
     "DEFAULT_MU",
@@ -62,12 +64,12 @@ def rate_ranking(
         New (mu, sigma) per participant, same order.
 
     Raises:
-        ValueError: fewer than two participants, or ``ranks`` of another length.
+        InvalidArgumentError: fewer than two participants, or ``ranks`` of another length.
     """
     if len(ratings) < 2:
-        raise ValueError(f"a match needs at least 2 images, got {len(ratings)}")
+        raise InvalidArgumentError(f"a match needs at least 2 images, got {len(ratings)}")
     if len(ranks) != len(ratings):
-        raise ValueError(f"ranks: expected {len(ratings)} values, got {len(ranks)}")
+        raise InvalidArgumentError(f"ranks: expected {len(ratings)} values, got {len(ranks)}")
     teams = [[MODEL.rating(mu=float(mu), sigma=float(sigma))] for mu, sigma in ratings]
     out = MODEL.rate(teams, ranks=[float(r) for r in ranks])
     return [(float(t[0].mu), float(t[0].sigma)) for t in out]

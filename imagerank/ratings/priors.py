@@ -63,7 +63,7 @@ def rate_duel(
         ``(mu_a', sigma_a', mu_b', sigma_b')``.
 
     Raises:
-        ValueError: ``outcome`` is not 0, 0.5 or 1.
+        InvalidArgumentError: ``outcome`` is not 0, 0.5 or 1.
     """
     tau2 = R.MODEL.tau * R.MODEL.tau
     beta2 = R.BETA * R.BETA
@@ -88,7 +88,7 @@ def rate_duel(
         de_a = pa * (1 - pa) / 2 + pa * (1 - pa) / 2
         de_b = pb * (1 - pb) / 2 + pb * (1 - pb) / 2
     else:
-        raise ValueError(f"outcome: expected 1.0 (a won), 0.0 (b won) or 0.5 (draw), got {outcome!r}")
+        raise InvalidArgumentError(f"outcome: expected 1.0 (a won), 0.0 (b won) or 0.5 (draw), got {outcome!r}")
     om_a *= va / c
     om_b *= vb / c
     de_a *= va / c**2 * (sa / c)
@@ -122,10 +122,10 @@ def prior_to_rating(
         ``(prior_mu, prior_sigma)``: two (N,) float64 arrays in OpenSkill units.
 
     Raises:
-        ValueError: ``scale`` is not positive.
+        InvalidArgumentError: ``scale`` is not positive.
     """
     if not scale > 0:
-        raise ValueError(f"scale: expected a positive skill SD in OpenSkill units, got {scale!r}")
+        raise InvalidArgumentError(f"scale: expected a positive skill SD in OpenSkill units, got {scale!r}")
     r = float(np.clip(confidence if np.isfinite(confidence) else 0.0, 0.0, MAX_CONFIDENCE))
     zz = np.asarray(z, dtype=np.float64)
     ok = np.isfinite(zz)
@@ -286,7 +286,7 @@ def bt_prior(
 
     Raises:
         NoVotesError: no outcomes.
-        ValueError: shapes disagree.
+        InvalidArgumentError: shapes disagree.
 
     Cost: three L-BFGS fits of D weights on M outcomes plus about 10 prequential replays of the M votes (about
     40 the first time, without ``start``): about 0.1 s for D = 16, M = 3,000.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from . import openskill as R
 
 __all__ = ["default_k", "topk_stability"]
@@ -67,8 +68,8 @@ def topk_stability(
         A float in [0, 1].
 
     Raises:
-        ValueError: shapes differ, ``mu``/``sigma`` are not 1-D or contain NaN, ``sigma`` is negative, ``k`` < 1
-            or ``samples`` < 1.
+        InvalidArgumentError: shapes differ, ``mu``/``sigma`` are not 1-D or contain NaN, ``sigma`` is negative,
+            ``k`` < 1 or ``samples`` < 1.
 
     Cost: O(samples · N) time via ``np.argpartition``, drawn in chunks of about 2M values (16 MB). Images that
     cannot plausibly reach the top-k (``mu + 7 sigma`` below the k-th largest ``mu - 7 sigma``) are not sampled.
@@ -76,17 +77,17 @@ def topk_stability(
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.ndim != 1 or sigma.shape != mu.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"mu and sigma: expected two 1-D arrays of one length, got shapes {mu.shape} and {sigma.shape}"
         )
     if np.isnan(mu).any() or np.isnan(sigma).any():
-        raise ValueError("mu and sigma: expected finite values, got NaN")
+        raise InvalidArgumentError("mu and sigma: expected finite values, got NaN")
     if (sigma < 0).any():
-        raise ValueError(f"sigma: expected values >= 0, got minimum {sigma.min()}")
+        raise InvalidArgumentError(f"sigma: expected values >= 0, got minimum {sigma.min()}")
     if int(k) < 1:
-        raise ValueError(f"k: expected >= 1, got {k}")
+        raise InvalidArgumentError(f"k: expected >= 1, got {k}")
     if int(samples) < 1:
-        raise ValueError(f"samples: expected >= 1, got {samples}")
+        raise InvalidArgumentError(f"samples: expected >= 1, got {samples}")
     k, samples = int(k), int(samples)
     n = mu.shape[0]
     if k >= n:

@@ -174,14 +174,15 @@ class LivePrior:
         catalog: the workspace.
         on_scores: called with image id -> standardised score after each fit (None when cleared); the facade
             hands them to the pairing pool.
-        pool_size: the number of active images (to tell when the cached feature matrix no longer covers them).
+        pool_size: the number of active images (to tell when the cached feature matrix no longer covers them);
+            default a ``COUNT(*)`` on the catalog.
     """
 
     def __init__(self, catalog: Catalog, *, on_scores: ScoresSink | None = None,
                  pool_size: Callable[[], int] | None = None) -> None:
         self.catalog = catalog
         self._on_scores = on_scores or (lambda _scores: None)
-        self._pool_size = pool_size or (lambda: len(catalog.images.active_ids()))
+        self._pool_size = pool_size or catalog.images.count_active
         self.state: LivePriorState | None = None
         #: ``"live"``, ``"ranker"`` (:meth:`apply_ranker`) or None: where the prior of this process came from.
         self.origin: str | None = None
@@ -246,7 +247,7 @@ class LivePrior:
 
     def _refit_quietly(self) -> None:
         try:
-            self.refit(compute=False)
+            self.refit(compute=False, swap=True)
         except ImagerankError as exc:
             self._status = f"no learned prior: {exc}"
         except Exception as exc:  # the vote is stored; a bug in the fit must not lose the session
@@ -254,7 +255,7 @@ class LivePrior:
             self._status = f"live prior refit failed: {type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------------ the three ways a prior changes
-    def refit(self, features: str | None = None, *, compute: bool = True) -> LivePriorReport:
+    def refit(self, features: str | None = None, *, compute: bool = True, swap: bool = False) -> LivePriorReport:
         """Fit the linear Bradley-Terry ranker on the votes so far and make it every image's OpenSkill prior.
 
         The live prior of the ``active`` strategy (the one ``benchmarks/ranking_sim.py`` measures): the features
@@ -272,6 +273,8 @@ class LivePrior:
                 ``"embeddings:<model>__<pretrained>"``; default ``Settings.prior_features``.
             compute: compute cheap features that are not cached yet (a tqdm bar); False raises instead (the vote
                 path never decodes thousands of thumbnails).
+            swap: install the priors with :meth:`VoteLog.swap_priors` (short transactions: votes from other threads
+                never wait long; the background refits use it) instead of one transaction (:meth:`VoteLog.set_priors`).
 
         Returns:
             A :class:`LivePriorReport`.
@@ -282,14 +285,14 @@ class LivePrior:
         """
         features = features or self.catalog.settings.prior_features
         with self._lock:
-            report = self._refit(features, compute)
+            report = self._refit(features, compute, swap)
             self.origin = "live"
             self.votes_since = 0
             self._status = str(report)
             self._report = report
         return report
 
-    def _refit(self, features: str, compute: bool) -> LivePriorReport:
+    def _refit(self, features: str, compute: bool, swap: bool) -> LivePriorReport:
         cat = self.catalog
         t0 = time.perf_counter()
         pairs = vote_pairs(cat)  # first: no votes, no feature pass
@@ -316,7 +319,8 @@ class LivePrior:
             state.calibrated_at = m
         state.prior = bp
         mu, sigma = bp.ratings()
-        changed = cat.votes.set_priors([(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)])
+        priors = [(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)]
+        changed = cat.votes.swap_priors(priors) if swap else cat.votes.set_priors(priors)
         self._on_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),

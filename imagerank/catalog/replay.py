@@ -1,0 +1,137 @@
+"""Replaying the vote log from the priors, and swapping in new priors without making a vote wait.
+
+The stored ratings are *defined* as the replay of every kept rated match, in id order, from each image's prior
+(:mod:`imagerank.ratings`, OpenSkill Plackett-Luce): :func:`replay` recomputes them (and checks them, for
+``doctor``). :func:`swap_priors` is how the live prior installs thousands of new priors while the user votes: the
+ratings that depend on the vote log (images in a kept rated match) are computed from a snapshot outside the write
+lock and written in one short transaction (recomputed under the lock only if a vote came in meanwhile); images
+nobody voted on carry their prior as their rating and are written in small transactions, each row only if the
+image is still unvoted. Every committed state replays exactly, so ``doctor`` stays green even after a crash half
+way; an image voted on during the swap keeps its old prior until the next one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import ratings as R
+from .db import Database
+
+__all__ = ["replay", "swap_priors"]
+
+_IMAGES = "SELECT id, mu, sigma, comparison_count, last_compared_at, prior_mu, prior_sigma FROM images"
+_LOG = (
+    "SELECT m.id, m.created_at, e.image_id, e.rank, e.mu_before, e.sigma_before, e.mu_after, e.sigma_after "
+    "FROM matches m JOIN match_entries e ON e.match_id=m.id WHERE m.undone=0 AND m.rated=1 ORDER BY m.id, e.rowid"
+)
+_LOG_VERSION = "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(undone), 0), COUNT(*) FROM matches"
+
+
+def _start(row: Sequence[Any]) -> list[Any]:
+    """[mu, sigma, comparisons, last_compared_at] of an image before any match: its prior, else the default."""
+    return [row[5] if row[5] is not None else R.DEFAULT_MU, row[6] if row[6] is not None else R.DEFAULT_SIGMA,
+            0, None]
+
+
+def _run(stored: Mapping[int, Sequence[Any]], rows: Sequence[Sequence[Any]]
+         ) -> tuple[int, dict[int, list[Any]], list[tuple[Any, ...]]]:
+    """Replay the match ``rows`` from the priors of ``stored``: (matches, image id -> state, entry updates)."""
+    state = {i: _start(r) for i, r in stored.items()}
+    entry_updates = []
+    n = 0
+    for mid, grouped in itertools.groupby(rows, key=lambda r: r[0]):
+        group = list(grouped)
+        before = [(state[g[2]][0], state[g[2]][1]) for g in group]
+        after = R.rate_ranking(before, [g[3] for g in group])
+        for g, b, a in zip(group, before, after):
+            st = state[g[2]]
+            st[0], st[1] = a
+            st[2] += 1
+            st[3] = g[1]
+            if (g[4], g[5], g[6], g[7]) != (b[0], b[1], a[0], a[1]):
+                entry_updates.append((b[0], b[1], a[0], a[1], mid, g[2]))
+        n += 1
+    return n, state, entry_updates
+
+
+def _diffs(stored: Mapping[int, Sequence[Any]], state: dict[int, list[Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, r in stored.items():
+        st = state[i]
+        if (r[1], r[2], r[3]) != (st[0], st[1], st[2]):
+            out.append({"image_id": i, "stored": (r[1], r[2], r[3]), "replayed": (st[0], st[1], st[2])})
+    return out
+
+
+def _write(conn: sqlite3.Connection, state: dict[int, list[Any]], diffs: list[dict[str, Any]],
+           entry_updates: list[tuple[Any, ...]]) -> None:
+    conn.executemany("UPDATE match_entries SET mu_before=?, sigma_before=?, mu_after=?, sigma_after=? "
+                     "WHERE match_id=? AND image_id=?", entry_updates)
+    conn.executemany("UPDATE images SET mu=?, sigma=?, comparison_count=?, last_compared_at=? WHERE id=?",
+                     [(*state[d["image_id"]], d["image_id"]) for d in diffs])
+
+
+def replay(conn: sqlite3.Connection, *, write: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Replay the kept rated matches from the priors (inside the caller's transaction).
+
+    Returns:
+        (matches replayed, one dict per image whose stored mu/sigma/comparison_count differ from the replay:
+        ``image_id``, ``stored``, ``replayed``); with ``write`` the replay is stored (entries and images).
+    """
+    stored = {r[0]: r for r in conn.execute(_IMAGES)}
+    n, state, entry_updates = _run(stored, conn.execute(_LOG).fetchall())
+    diffs = _diffs(stored, state)
+    if write:
+        _write(conn, state, diffs, entry_updates)
+    return n, diffs
+
+
+def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chunk: int = 500) -> int:
+    """Install new priors ``(prior_mu, prior_sigma, image_id)`` and the ratings that follow, holding the write lock
+    only briefly (see the module docstring): one transaction for the images in the vote log, then transactions of
+    ``chunk`` never-voted images.
+
+    Returns:
+        The number of images whose stored rating changed.
+    """
+    new = {int(i): (float(m), float(s)) for m, s, i in priors}
+    for _ in range(3):  # a vote between the snapshot and the write: take a new snapshot
+        version = tuple(db.query(_LOG_VERSION)[0])
+        rows = db.query(_LOG)
+        voted = {int(r[2]) for r in rows}
+        stored = {r[0]: r for r in db.query(_IMAGES + " WHERE comparison_count > 0 OR id IN "
+                                            "(SELECT image_id FROM match_entries)")}
+        if tuple(db.query(_LOG_VERSION)[0]) != version:
+            continue
+        voted |= set(stored)
+        seeded = {i: (*r[:5], *new.get(i, (r[5], r[6]))) for i, r in stored.items() if i in voted}
+        _, state, entry_updates = _run(seeded, rows)
+        diffs = _diffs(stored, state)
+        with db.atomic() as conn:
+            if tuple(conn.execute(_LOG_VERSION).fetchone()) != version:
+                continue
+            conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
+                             [(*new[i], i) for i in voted if i in new])
+            _write(conn, state, diffs, entry_updates)
+        changed = len(diffs)
+        break
+    else:  # votes keep coming: do it all under the lock, as set_priors does
+        with db.atomic() as conn:
+            voted = {int(r[0]) for r in conn.execute("SELECT DISTINCT image_id FROM match_entries")}
+            conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
+                             [(*new[i], i) for i in voted if i in new])
+            changed = len(replay(conn, write=True)[1])
+    rest = [(m, s, m, s, i, m, s, m, s) for i, (m, s) in new.items() if i not in voted]
+    for k in range(0, len(rest), chunk):
+        with db.atomic() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE images SET prior_mu=?, prior_sigma=?, mu=?, sigma=? WHERE id=? AND comparison_count=0 "
+                "AND (mu IS NOT ? OR sigma IS NOT ? OR prior_mu IS NOT ? OR prior_sigma IS NOT ?)",
+                rest[k:k + chunk],
+            )
+            changed += conn.total_changes - before
+    return changed
