@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..catalog.images import UpsertCounts
 from ..scan import WalkReport, walk_images
 from .thumbs import ThumbnailCache
 
@@ -18,15 +19,11 @@ __all__ = ["ScanReport", "scan_workspace"]
 
 
 @dataclass
-class ScanReport:
-    """What a scan found. Counts are numbers of files; ``errors`` are (path, reason) pairs."""
+class ScanReport(UpsertCounts):
+    """What a scan found: the catalog's upsert counts (added, changed, unchanged, missing, returned, invalid_names),
+    thumbnails built, images found corrupt, wall time in seconds and ``errors`` as (path, reason) pairs. Every
+    file met is counted in exactly one bucket or in ``errors``."""
 
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    returned: int = 0
-    invalid_names: int = 0
     thumbnails_built: int = 0
     corrupt: int = 0
     seconds: float = 0.0
@@ -67,9 +64,7 @@ def scan_workspace(
     s = catalog.settings
     walk = WalkReport()
     found = {f.path: f for f in walk_images(s.roots, s.extensions, recursive=s.recursive, report=walk)}
-    counts = catalog.images.upsert(found)
-    report = ScanReport(counts.added, counts.changed, counts.unchanged, counts.missing, counts.returned,
-                        counts.invalid_names, errors=list(walk.errors))
+    report = ScanReport(**vars(catalog.images.upsert(found)), errors=list(walk.errors))
     if thumbnails:
         run = decode_pass or (lambda: ThumbnailCache(catalog).build(progress=progress))
         report.thumbnails_built, report.corrupt = run()
