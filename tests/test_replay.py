@@ -57,7 +57,7 @@ def test_votes_during_a_swap_are_kept_and_the_log_stays_exact(make_collection) -
 
     def swapper() -> None:
         try:
-            for k in range(8):
+            for _ in range(8):
                 z = rng.standard_normal(len(ids))
                 rounds.append(col.votes.swap_priors([(25 + 2 * float(v), 6.0, i) for v, i in zip(z, ids)]))
         except BaseException as e:  # pragma: no cover - reported below
