@@ -53,8 +53,10 @@ def make_jpegs(folder: Path, n: int, size: tuple[int, int] = (2048, 1536), seed:
 
 
 def _decode_pass(paths: list[Path], thumbs: Path) -> Callable[[], None]:
-    import imagerank.features  # noqa: F401  (registers the extractors)
+    from imagerank.features.registry import extractors_for
     from imagerank.media import DecodeJob, process_job
+
+    extractors = extractors_for(("hashes", "quality"))
 
     jobs = [
         DecodeJob(image_id=i, path=str(p), fingerprint="0-0", thumb_dest=str(thumbs / f"{i}.jpg"),
@@ -64,7 +66,7 @@ def _decode_pass(paths: list[Path], thumbs: Path) -> Callable[[], None]:
 
     def run() -> None:
         for j in jobs:
-            r = process_job(j)
+            r = process_job(j, extractors)
             if not r.ok or r.failures or set(r.features) != {"hashes", "quality"}:
                 raise RuntimeError(f"decode pass failed: {r}")
 
@@ -80,7 +82,8 @@ def _imagededup(paths: list[Path]) -> Callable[[], None] | None:
 
     def run() -> None:
         for p in paths:
-            assert ph.encode_image(image_file=str(p))
+            if not ph.encode_image(image_file=str(p)):
+                raise RuntimeError(f"imagededup could not hash {p}")
 
     return run
 
@@ -115,7 +118,7 @@ def bench_embeddings(paths: list[Path], root: Path, model: str, batch_size: int,
 
     import imagerank
     from imagerank.features.embeddings import ClipEncoder, _items_for, compute_embeddings, load_encoder
-    from imagerank.features.pipeline import EmbeddingSpec
+    from imagerank.features.pipeline import EmbeddingRun, EmbeddingSpec
 
     col = imagerank.init(root / "ws", paths[0].parent)
     col.scan(progress=False)  # thumbnails (the embedding pass reads them)
@@ -143,11 +146,11 @@ def bench_embeddings(paths: list[Path], root: Path, model: str, batch_size: int,
     clock = BatchClock()
     ids = [it[0] for it in items]
     t = time.perf_counter()
-    written, fails = compute_embeddings(col, spec, ids, batch_size=batch_size, num_workers=workers,
+    written, fails = compute_embeddings(col, spec, ids, run=EmbeddingRun(batch_size=batch_size, num_workers=workers),
                                         progress=False, callbacks=[clock])
     end_to_end = len(ids) / (time.perf_counter() - t)
-    assert written == len(ids)
-    assert not fails
+    if written != len(ids) or fails:
+        raise RuntimeError(f"embedding pass: {written} of {len(ids)} rows written, failures {fails[:3]}")
     steady = sum(clock.sizes[1:]) / (clock.ends[-1] - clock.ends[0])
     col.close()
     return {"model_only": model_only, "pipeline": steady, "end_to_end": end_to_end}

@@ -21,10 +21,10 @@ import torch
 from scipy.stats import spearmanr
 
 from imagerank.training.bt import fit_linear_bt
-from imagerank.training.crops import CropModel, evaluate_crops, make_crop_set, train_crop_proposer
+from imagerank.training.crops import CropConfig, CropModel, evaluate_crops, make_crop_set, train_crop_proposer
 from imagerank.training.data import VoteData
 from imagerank.training.features import FeatureMatrix
-from imagerank.training.ranker import fit_ranker
+from imagerank.training.ranker import RankerConfig, fit_ranker
 
 
 def synthetic_votes(n_images: int, n_matches: int, dim: int, seed: int = 0) -> tuple[FeatureMatrix, VoteData,
@@ -48,8 +48,8 @@ def synthetic_votes(n_images: int, n_matches: int, dim: int, seed: int = 0) -> t
 def bench_ranker(device: str, epochs: int) -> dict[str, float]:
     fm, votes, u = synthetic_votes(2000, 10_000, 512)
     t = time.perf_counter()
-    ranker = fit_ranker(fm, votes, max_epochs=epochs, seed=0, progress=False, accelerator=device,
-                        val_fraction=0.1, cold_fraction=0.0)
+    cfg = RankerConfig(max_epochs=epochs, seed=0, accelerator=device, val_fraction=0.1, cold_fraction=0.0)
+    ranker = fit_ranker(fm, votes, cfg, progress=False)
     total = time.perf_counter() - t
     m = ranker.metadata["metrics"]
     rho = spearmanr(ranker.score(fm.X), u).statistic
@@ -85,7 +85,7 @@ def main() -> None:
           f"{time.perf_counter() - t:.2f} s")
 
     print("\n== scoring throughput (MLP 512-64-1, batches of 16,384) ==")
-    ranker = fit_ranker(fm, votes, max_epochs=1, progress=False, accelerator="cpu")
+    ranker = fit_ranker(fm, votes, RankerConfig(max_epochs=1, accelerator="cpu"), progress=False)
     big = np.random.default_rng(1).normal(size=(100_000, 512)).astype(np.float32)
     for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         ranker.score(big[:1000], device=dev)
@@ -99,8 +99,8 @@ def main() -> None:
     n_train, n_test = (200, 100) if ns.quick else (800, 200)
     images, boxes = make_crop_set(n_train + n_test, size=64, seed=0)
     t = time.perf_counter()
-    model = train_crop_proposer(data=(images[:n_train], boxes[:n_train]), max_epochs=4 if ns.quick else 15,
-                                val_fraction=0.1, progress=False, name=None, accelerator="cpu")
+    cfg = CropConfig(max_epochs=4 if ns.quick else 15, val_fraction=0.1, accelerator="cpu")
+    model = train_crop_proposer(data=(images[:n_train], boxes[:n_train]), config=cfg, progress=False, name=None)
     train_s = time.perf_counter() - t
     assert isinstance(model, CropModel)  # background=False: the model itself, not a job
     ev = evaluate_crops(model, images[n_train:], boxes[n_train:])

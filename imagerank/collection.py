@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from .catalog import ImageTable, VoteLog
     from .export import ExportReport
+    from .features.pipeline import EmbeddingRun, FeatureReport
+    from .features.spec import FeatureSpec
     from .training.prior import LivePrior
 
 __all__ = ["DB_NAME", "Collection", "DoctorReport", "Match", "ScanReport", "Session", "init", "open_collection"]
@@ -135,27 +137,22 @@ class Collection:
         quality: bool = True,
         exif: bool = True,
         embeddings: str | Sequence[str] | None = None,
+        features: Sequence[str | FeatureSpec] = (),
         ids: Iterable[int] | None = None,
         force: bool = False,
         scan: bool = False,
-        devices: int | str = 1,
-        strategy: str = "auto",
-        accelerator: str = "auto",
-        batch_size: int = 64,
-        num_workers: int | None = None,
-        precision: str = "32-true",
+        run: EmbeddingRun | None = None,
         skip_failures: bool = True,
         progress: bool = True,
-    ) -> Any:
-        """Compute missing or stale feature sidecars (hashes + quality in the thumbnail's single decode, EXIF,
-        ``embeddings="MODEL:PRETRAINED"``); returns a ``FeatureReport``. See
-        :func:`imagerank.features.pipeline.compute_features`."""
+    ) -> FeatureReport:
+        """Compute missing or stale feature sidecars (hashes + quality + registered ``features`` such as ``"cheap"``
+        in the thumbnail's single decode, EXIF, ``embeddings="MODEL:PRETRAINED"`` run as ``run=EmbeddingRun(...)``);
+        returns a ``FeatureReport``. See :func:`imagerank.features.pipeline.compute_features`."""
         from .features.pipeline import compute_features
 
         return compute_features(
-            self.catalog, hashes=hashes, quality=quality, exif=exif, embeddings=embeddings, ids=ids, force=force,
-            scan=scan, devices=devices, strategy=strategy, accelerator=accelerator, batch_size=batch_size,
-            num_workers=num_workers, precision=precision, skip_failures=skip_failures, progress=progress,
+            self.catalog, hashes=hashes, quality=quality, exif=exif, embeddings=embeddings, features=features,
+            ids=ids, force=force, scan=scan, run=run, skip_failures=skip_failures, progress=progress,
         )
 
     def features_df(self, name: str) -> pd.DataFrame:

@@ -360,10 +360,9 @@ def make_demo(
         json.dumps({"seed": seed, "n": n, "images": [asdict(m) for m in manifest]}, indent=1), encoding="utf-8"
     )
     col = init(root, images)
-    col.scan(progress=progress)
-    from .training.features import feature_matrix
-
-    feature_matrix(col, "cheap", progress=progress)  # cached: the live prior can start after the first 250 votes
+    # the scan's one decode per image also writes the cheap sidecar: the live prior can start after the first 250
+    # votes without a features pass
+    col.scan(progress=progress, extractors=("cheap",))
     return col
 
 
@@ -384,7 +383,7 @@ def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: 
     root = Path(folder)
     if (root / DB_NAME).exists():
         col = open_collection(root)
-        if col.db.query("SELECT COUNT(*) FROM crops")[0][0] > 0:
+        if col.catalog.crops.count() > 0:
             return col, None
         col.close()
     csv_path = write_crop_demo(root / "images", n, size=size, seed=seed)

@@ -152,3 +152,63 @@ def test_pool_sees_another_connections_votes(shared_workspace: Path) -> None:
     assert pool.mu[pool.index_of(ids[0])] == b.image(ids[0])["mu"] > 25.0
     a.close()
     b.close()
+
+
+def test_panel_votes_while_training_and_live_prior_refits_run(make_collection, caplog, monkeypatch) -> None:
+    """Votes from the compare panel (kernel thread) while a ranker trains and the live prior refits (background
+    threads), all on one shared connection: every acknowledged vote is kept, the catalog replays exactly, and no
+    thread raised."""
+    pytest.importorskip("lightning")
+    from imagerank.training import train_ranker
+    from imagerank.widgets import ComparePanel
+
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    caplog.set_level("WARNING", logger="imagerank")
+    col = make_collection(40)
+    panel = ComparePanel(col, strategy="spec", queue_depth=6, refresh_every=4)
+    panel.handle_message({"type": "ready"})
+    acked: list[tuple[str, list[int]]] = []
+    outcomes = ["left", "right", "draw", "left", "skip", "right"]
+
+    def vote(k: int) -> None:
+        p = panel.pairs[0]
+        outcome = outcomes[k % len(outcomes)]
+        panel.handle_message({"type": "vote", "pid": p["pid"], "left": p["left"]["id"], "right": p["right"]["id"],
+                              "outcome": outcome, "ms": 500.0})
+        assert panel.status.get("level") != "error", panel.status
+        kind = {"left": "win", "right": "win", "draw": "draw", "skip": "skip"}[outcome]
+        acked.append((kind, [p["left"]["id"], p["right"]["id"]]))
+
+    for k in range(20):  # enough decisive votes to fit a prior and train on
+        vote(k)
+    col.refit_prior()  # computes the cheap features once
+    col.settings = col.settings.replace(prior_refit_every=10)
+    job = train_ranker(col, "cheap", background=True, name=None)
+    k, during = 20, 0  # votes so far, votes made while the ranker trained
+    while k < 80 or (job.status in ("pending", "running") and k < 400):  # vote while it trains
+        during += job.status == "running"
+        vote(k)
+        k += 1
+        if k % 7 == 0:
+            panel.handle_message({"type": "undo"})  # undo and judge again, under load too
+            assert panel.status.get("level") != "error", panel.status
+            acked.pop()
+    job.wait(timeout=300)
+    col.prior.wait()
+    assert job.error is None, job.traceback
+    assert job.status == "done"
+    assert during > 0, "the ranker finished before the first vote: nothing ran concurrently"
+    stored = []
+    df = col.matches_df()
+    for _, g in df.groupby("match_id", sort=True):
+        g = g.sort_values("position")
+        stored.append((g["kind"].iloc[0], g["image_id"].tolist()))
+    assert stored == acked  # every acknowledged vote, in order, and nothing else
+    assert panel.votes + panel.header["skips"] == len(acked)
+    assert "failed" not in col.prior_status, col.prior_status
+    rep = col.doctor()
+    assert rep.ok, str(rep)
+    assert not thread_errors, thread_errors
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not errors, [r.getMessage() for r in errors]

@@ -311,3 +311,21 @@ def test_widget_files_are_packaged_beside_the_module():
     assert "data-lm-suppress-shortcuts" in esm
     assert "msg:custom" in esm
     assert ".imagerank-compare" in css
+
+
+def test_a_vote_for_an_image_deleted_after_queueing_is_an_error_status(make_collection):
+    col = make_collection(8)
+    panel = ComparePanel(col, strategy="spec", queue_depth=3)
+    p = panel.pairs[0]
+    col.db.execute("DELETE FROM images WHERE id=?", (p["left"]["id"],))
+    panel.handle_message({"type": "vote", "pid": p["pid"], "left": p["left"]["id"], "right": p["right"]["id"],
+                          "outcome": "left"})
+    assert panel.status["level"] == "error"
+    assert "NotFoundError" in panel.status["text"]
+    assert all(p["left"]["id"] not in (q["left"]["id"], q["right"]["id"]) for q in panel.pairs)
+    assert len(panel.pairs) == 3
+    assert kept_matches(col) == []
+    q = panel.pairs[0]  # the panel goes on
+    panel.handle_message({"type": "vote", "pid": q["pid"], "left": q["left"]["id"], "right": q["right"]["id"],
+                          "outcome": "right"})
+    assert len(kept_matches(col)) == 1

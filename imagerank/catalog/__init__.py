@@ -2,9 +2,11 @@
 concept: images (scan upsert, status, labels, failures), the vote log (sessions, record, undo, replay, doctor,
 listeners), crops and suggestions."""
 
+from .crops import Box, CropTable, validate_box
 from .db import BUSY_TIMEOUT_MS, Database, connect
 from .images import ImageTable, UpsertCounts
 from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from .suggestions import SuggestionTable
 from .votes import DoctorReport, Match, Outcome, Session, VoteEvent, VoteLog, pair_key, pair_keys
 from .workspace import DB_NAME, Catalog, CatalogLike, HasCatalog, as_catalog
 
@@ -13,8 +15,10 @@ __all__ = [
     "DB_NAME",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "Box",
     "Catalog",
     "CatalogLike",
+    "CropTable",
     "Database",
     "DoctorReport",
     "HasCatalog",
@@ -22,6 +26,7 @@ __all__ = [
     "Match",
     "Outcome",
     "Session",
+    "SuggestionTable",
     "UpsertCounts",
     "VoteEvent",
     "VoteLog",
@@ -30,4 +35,5 @@ __all__ = [
     "migrate",
     "pair_key",
     "pair_keys",
+    "validate_box",
 ]

@@ -193,17 +193,25 @@ class VoteLog:
 
     @contextmanager
     def session_scope(
-        self, voter: str | None = None, strategy: str | None = None, seed: int | None = None
+        self, voter: str | None = None, strategy: str | None = None, seed: int | None = None, *,
+        note: str | None = None,
     ) -> Iterator[Session]:
         """A new session that is current only inside the block, in this thread (an import, a simulation); the
-        session current before it is current again afterwards, whatever happens in the block."""
+        session current before it is current again afterwards, whatever happens in the block. ``note`` is stored
+        with the session (an import stores the digest of its file: :meth:`sessions_with_note`)."""
         previous = getattr(self._local, "session", None)
         session = self._new_session(voter, strategy, seed)
+        if note is not None:
+            self.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
         self._local.session = session
         try:
             yield session
         finally:
             self._local.session = previous
+
+    def sessions_with_note(self, note: str) -> list[int]:
+        """Ids of the sessions stored with ``note`` (ascending)."""
+        return [int(r[0]) for r in self.db.query("SELECT id FROM sessions WHERE note=? ORDER BY id", (note,))]
 
     def resume_session(self, session_id: int, seed: int | None = None) -> Session:
         """Make an earlier session current again, with the pairs it already judged.
@@ -458,6 +466,14 @@ class VoteLog:
         return DoctorReport(integrity, n, diffs)
 
     # ------------------------------------------------------------------ reading
+    def kept_entries(self, *, include_skips: bool = False) -> np.ndarray:
+        """(M, 3) int64 rows ``(match_id, image_id, rank)`` of every kept (not undone) match, in vote order (match
+        id, then entry order); skips are left out unless ``include_skips``."""
+        where = "m.undone=0" + ("" if include_skips else " AND m.kind != 'skip'")
+        rows = self.db.query("SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON "
+                             f"e.match_id=m.id WHERE {where} ORDER BY m.id, e.rowid")
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
     def matches_df(self, include_undone: bool = False) -> pd.DataFrame:
         """The vote log, one row per match entry: match_id, kind, rated, source, session_id, voter, decision_ms,
         created_at, undone, image_id, rank, position, mu/sigma before and after."""

@@ -14,8 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..config import CONFIG_NAME, Settings, load_settings, write_settings
 from ..errors import WorkspaceNotFoundError
+from .crops import CropTable
 from .db import Database, connect
 from .images import ImageTable
+from .suggestions import SuggestionTable
 from .votes import VoteLog
 
 __all__ = ["DB_NAME", "Catalog", "CatalogLike", "HasCatalog", "as_catalog"]
@@ -29,6 +31,8 @@ class Catalog:
     Attributes:
         images: :class:`~imagerank.catalog.images.ImageTable` (scan upsert, status, labels, failures, reads).
         votes: :class:`~imagerank.catalog.votes.VoteLog` (sessions, record, undo, replay, doctor, listeners).
+        crops: :class:`~imagerank.catalog.crops.CropTable` (normalised boxes per image, user or model).
+        suggestions: :class:`~imagerank.catalog.suggestions.SuggestionTable` (model proposals and decisions).
 
     Thread-safe for one process (the connection is locked); several processes may use one workspace at once
     (SQLite WAL + ``BEGIN IMMEDIATE``).
@@ -40,6 +44,8 @@ class Catalog:
         self.db = db
         self.images = ImageTable(db)
         self.votes = VoteLog(db, settings)
+        self.crops = CropTable(db)
+        self.suggestions = SuggestionTable(db)
 
     @property
     def settings(self) -> Settings:

@@ -1,84 +1,148 @@
-"""``imagerank features`` and ``imagerank duplicates``: the feature pass and its groups from a shell."""
+"""Feature commands: ``features`` (the feature pass), ``duplicates``, ``similar`` and ``feature-map``."""
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
+from typing import Annotated, Literal
 
-from .main import _open, subcommand
+import typer
 
-__all__: list[str] = []
+from ._shared import Workspace, open_workspace, print_frame
+
+__all__ = ["app"]
+
+app = typer.Typer()
 
 
-@subcommand("features", "compute feature sidecars: hashes, quality, EXIF, CLIP embeddings (new/changed files only)")
-def _features(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workspace")
-    p.add_argument("--hashes", action="store_true", help="pHash/dHash/wHash + file digest (single-decode pass)")
-    p.add_argument("--quality", action="store_true", help="blur, exposure, clipping, noise (single-decode pass)")
-    p.add_argument("--exif", action="store_true", help="capture time, camera, lens (file headers only)")
-    p.add_argument(
-        "--embeddings", action="append", metavar="MODEL:PRETRAINED",
-        help="open_clip image embeddings, e.g. ViT-B-32:openai, ViT-B-32:/path/to/open_clip_model.safetensors, "
-        "imagerank-tiny:none (random weights); repeatable",
-    )
-    p.add_argument("--devices", default="1", help="devices (processes) for embeddings (default 1)")
-    p.add_argument("--strategy", default="auto", help="Lightning strategy for embeddings, e.g. ddp (default auto)")
-    p.add_argument("--accelerator", default="auto", help="cpu, cuda, mps or auto (default)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=None, help="DataLoader decode workers (default cores - 1)")
-    p.add_argument("--scan", action="store_true", help="rescan the folders first")
-    p.add_argument("--force", action="store_true", help="recompute current rows too")
-    p.add_argument("--no-skip-failures", action="store_true", help="exit with an error when any image fails")
-    p.add_argument("--no-progress", action="store_true")
+@app.command("features")
+def features(
+    workspace: Workspace,
+    hashes: Annotated[
+        bool, typer.Option("--hashes", help="pHash/dHash/wHash + file digest (single-decode pass)")
+    ] = False,
+    quality: Annotated[
+        bool, typer.Option("--quality", help="blur, exposure, clipping, noise (single-decode pass)")
+    ] = False,
+    exif: Annotated[bool, typer.Option("--exif", help="capture time, camera, lens (file headers only)")] = False,
+    embeddings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--embeddings", metavar="MODEL:PRETRAINED",
+            help="open_clip image embeddings, e.g. ViT-B-32:openai, ViT-B-32:/path/to/open_clip_model.safetensors, "
+            "imagerank-tiny:none (random weights); repeatable",
+        ),
+    ] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option("--feature", metavar="NAME",
+                     help="another registered decode feature, e.g. cheap (the ranker's statistics); repeatable"),
+    ] = None,
+    devices: Annotated[str, typer.Option("--devices", help="devices (processes) for embeddings, or e.g. 0,1")] = "1",
+    strategy: Annotated[str, typer.Option("--strategy", help="Lightning strategy for embeddings, e.g. ddp")] = "auto",
+    accelerator: Annotated[str, typer.Option("--accelerator", help="cpu, cuda, mps or auto")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass")] = 64,
+    num_workers: Annotated[
+        int | None, typer.Option("--num-workers", min=0, help="DataLoader decode workers (default cores - 1)")
+    ] = None,
+    precision: Annotated[str, typer.Option("--precision", help="Lightning precision, e.g. 16-mixed")] = "32-true",
+    scan: Annotated[bool, typer.Option("--scan", help="rescan the folders first")] = False,
+    force: Annotated[bool, typer.Option("--force", help="recompute current rows too")] = False,
+    no_skip_failures: Annotated[
+        bool, typer.Option("--no-skip-failures", help="exit with an error when any image fails")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
+) -> int:
+    """Compute feature sidecars (hashes, quality, EXIF, CLIP).
 
-    def run(ns: argparse.Namespace) -> int:
-        from ..features.pipeline import compute_features
+    New and changed files only (--force: all).
+    With none of --hashes, --quality, --exif, --embeddings, --feature: hashes, quality and EXIF.
+    """
+    from ..features.pipeline import EmbeddingRun
 
-        col = _open(ns)
-        chosen = ns.hashes or ns.quality or ns.exif or bool(ns.embeddings)
-        devices: int | str = int(ns.devices) if str(ns.devices).isdigit() else ns.devices
-        rep = compute_features(
-            col,
-            hashes=ns.hashes or not chosen,
-            quality=ns.quality or not chosen,
-            exif=ns.exif or not chosen,
-            embeddings=ns.embeddings,
-            force=ns.force,
-            scan=ns.scan,
-            devices=devices,
-            strategy=ns.strategy,
-            accelerator=ns.accelerator,
-            batch_size=ns.batch_size,
-            num_workers=ns.num_workers,
-            skip_failures=not ns.no_skip_failures,
-            progress=not ns.no_progress,
+    chosen = hashes or quality or exif or bool(embeddings) or bool(feature)
+    run = EmbeddingRun(devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
+                       accelerator=accelerator, batch_size=batch_size, num_workers=num_workers, precision=precision)
+    with open_workspace(workspace) as col:
+        rep = col.compute_features(
+            hashes=hashes or not chosen, quality=quality or not chosen, exif=exif or not chosen,
+            embeddings=embeddings or None, features=tuple(feature or ()), force=force, scan=scan, run=run,
+            skip_failures=not no_skip_failures, progress=not no_progress,
         )
-        print(rep)
-        for image_id, path, stage, reason in rep.failures[:20]:
-            print(f"  failed: image {image_id} {path} ({stage}): {reason}")
-        if len(rep.failures) > 20:
-            print(f"  ... and {len(rep.failures) - 20} more (see the failures table)")
-        return 0
-
-    p.set_defaults(run=run)
+    typer.echo(str(rep))
+    for image_id, path, stage, reason in rep.failures[:20]:
+        typer.echo(f"  failed: image {image_id} {path} ({stage}): {reason}")
+    if len(rep.failures) > 20:
+        typer.echo(f"  ... and {len(rep.failures) - 20} more (see `imagerank failures`)")
+    return 0
 
 
-@subcommand("duplicates", "print near-duplicate groups (pHash or embedding) and exact duplicates")
-def _duplicates(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workspace")
-    p.add_argument("--method", choices=["phash", "dhash", "whash", "embedding"], default="phash")
-    p.add_argument("--threshold", type=float, default=None, help="bits (hashes) or cosine (embedding)")
-    p.add_argument("--exact", action="store_true", help="byte-identical files only")
+@app.command("duplicates")
+def duplicates(
+    workspace: Workspace,
+    method: Annotated[
+        Literal["phash", "dhash", "whash", "embedding"],
+        typer.Option("--method", help="hash Hamming distance or embedding cosine"),
+    ] = "phash",
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="bits (hashes) or cosine (embedding); default from settings")
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="byte-identical files only")] = False,
+) -> int:
+    """Print near-duplicate or exact-duplicate groups.
 
-    def run(ns: argparse.Namespace) -> int:
-        col = _open(ns)
-        groups = col.exact_duplicates() if ns.exact else col.near_duplicates(ns.method, threshold=ns.threshold)
-        paths = {int(r[0]): r[1] for r in col.db.query("SELECT id, filepath FROM images")}
-        kind = "exact duplicate" if ns.exact else f"near-duplicate ({ns.method})"
-        print(f"{len(groups)} {kind} groups, {sum(len(g) for g in groups)} images")
-        for n, g in enumerate(groups, 1):
-            print(f"group {n}:")
-            for i in g:
-                print(f"  {i:>8}  {paths.get(i)}")
-        return 0
+    By pHash (dHash, wHash) Hamming distance or embedding cosine; largest group first.
+    """
+    with open_workspace(workspace) as col:
+        groups = col.exact_duplicates() if exact else col.near_duplicates(method, threshold=threshold)
+        images = col.images_df()
+    paths = dict(zip(images["id"].astype(int), images["filepath"]))
+    kind = "exact duplicate" if exact else f"near-duplicate ({method})"
+    typer.echo(f"{len(groups)} {kind} groups, {sum(len(g) for g in groups)} images")
+    for n, group in enumerate(groups, 1):
+        typer.echo(f"group {n}:")
+        for image_id in group:
+            typer.echo(f"  {image_id:>8}  {paths.get(image_id)}")
+    return 0
 
-    p.set_defaults(run=run)
+
+@app.command("similar")
+def similar(
+    workspace: Workspace,
+    image_id: Annotated[
+        int, typer.Argument(metavar="IMAGE_ID", help="the image to match (see `imagerank images`)", show_default=False)
+    ],
+    k: Annotated[int, typer.Option("-k", min=1, help="how many neighbours")] = 10,
+) -> int:
+    """Print the images most similar to one image.
+
+    The K active images nearest to IMAGE_ID by embedding cosine (needs `imagerank features --embeddings`).
+    """
+    with open_workspace(workspace) as col:
+        df = col.similar(image_id, k)
+    print_frame(df, ["image_id", "similarity", "filepath"], empty="no other image has an embedding")
+    return 0
+
+
+@app.command("feature-map")
+def feature_map(
+    workspace: Workspace,
+    source: Annotated[
+        str, typer.Option("--source", help="auto (newest embeddings, else hashes), hashes, or <model>__<pretrained>")
+    ] = "auto",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write a CSV here (never overwritten) instead of printing")
+    ] = None,
+) -> int:
+    """Print or write a 2-D map of the images.
+
+    PCA of the embeddings (else of the hash bits): image_id, x, y.
+    """
+    with open_workspace(workspace) as col:
+        df = col.feature_map("pca", source=source)
+    if out is None:
+        print_frame(df, empty="no images to map")
+    else:
+        from ..export import write_csv
+
+        typer.echo(f"wrote {write_csv(df, out)} ({len(df)} images, source {df.attrs.get('source', source)})")
+    return 0

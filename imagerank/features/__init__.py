@@ -1,19 +1,22 @@
-"""Per-image features in parquet sidecars: perceptual hashes, quality metrics, EXIF, CLIP embeddings.
+"""Per-image features in parquet sidecars: perceptual hashes, quality metrics, EXIF, cheap statistics, embeddings.
 
-The extractors of the single-decode pass are registered in :mod:`.registry`: ``hashes`` (:mod:`.hashing`),
-``quality`` (:mod:`.quality`) and ``exif`` (:mod:`.exif`, header only); the pass hands them to
-:class:`imagerank.media.ThumbnailCache`. This package imports numpy and Pillow only; torch, open_clip and
+Every per-image feature is one module with its extractor and a :class:`~.spec.FeatureSpec` (name, extractor run in
+the single-decode pass, parquet schema, metadata, write/read hooks), listed in :mod:`.registry`: ``hashes``
+(:mod:`.hashing`), ``quality`` (:mod:`.quality`), ``exif`` (:mod:`.exif`, read from headers) and ``cheap``
+(:mod:`.cheap`, the ranker's ``cheap-v1`` statistics). The pass hands the extractors to
+:class:`imagerank.media.ThumbnailCache`. Importing this package imports nothing heavy; torch, open_clip and
 Lightning are imported by :mod:`.embeddings` when embeddings are computed.
 
-Writing: ``Collection.compute_features(hashes=True, quality=True, exif=True, embeddings="ViT-B-32:openai")``
-or ``imagerank features WORKSPACE --embeddings ViT-B-32:openai`` (see :func:`.pipeline.compute_features`).
+Writing: ``Collection.compute_features(hashes=True, quality=True, exif=True, embeddings="ViT-B-32:openai",
+features=("cheap",), run=EmbeddingRun(devices=2, strategy="ddp"))`` or ``imagerank features WORKSPACE
+--embeddings ViT-B-32:openai`` (see :func:`.pipeline.compute_features`).
 
 Reading (the API other modules use):
 
-- ``Collection.features_df("hashes" | "quality" | "exif" | "embeddings/<model>__<pretrained>")``: a pandas
-  DataFrame, one row per image (the newest row whose file fingerprint matches the catalog), sorted by
+- ``Collection.features_df("hashes" | "quality" | "exif" | "cheap" | "embeddings/<model>__<pretrained>")``: a
+  pandas DataFrame, one row per image (the newest row whose file fingerprint matches the catalog), sorted by
   ``image_id``, with columns ``image_id`` (int64), ``fingerprint`` (str), ``computed_at`` and the sidecar's own
-  columns (see :data:`.sidecar.SCHEMAS`; quality flags re-derived from the current Settings).
+  columns (the spec's schema; its ``on_read`` hook applied: quality flags re-derived from the current Settings).
 - ``Collection.embeddings(name=None)``: ``(image_ids (N,) int64 ascending, X (N, D) float32 L2-normalised)``;
   ``name`` is ``"<model>__<pretrained>"`` (or ``"embeddings/..."`` / ``"embeddings:..."``), default the only or
   the newest embedding sidecar. ``Collection.embedding_sets()`` lists them with their metadata.
@@ -25,20 +28,39 @@ Reading (the API other modules use):
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from .registry import DECODE_FEATURES, EXTRACTORS
+__all__ = [
+    "EmbeddingRun",
+    "FeatureContext",
+    "FeatureReport",
+    "FeatureSpec",
+    "Sidecar",
+    "compute_features",
+    "get_feature",
+    "list_features",
+    "read_current",
+]
 
-__all__ = ["DECODE_FEATURES", "EXTRACTORS", "FeatureReport", "Sidecar", "compute_features", "read_current"]
+_LAZY = {
+    "EmbeddingRun": ".pipeline",
+    "FeatureReport": ".pipeline",
+    "compute_features": ".pipeline",
+    "FeatureContext": ".spec",
+    "FeatureSpec": ".spec",
+    "get_feature": ".registry",
+    "list_features": ".registry",
+    "Sidecar": ".sidecar",
+    "read_current": ".sidecar",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("FeatureReport", "compute_features"):
-        from . import pipeline
-
-        return getattr(pipeline, name)
-    if name in ("Sidecar", "read_current"):
-        from . import sidecar
-
-        return getattr(sidecar, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'imagerank.features' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -18,9 +18,9 @@ tests and CI use them with the tiny ``imagerank-tiny`` architecture shipped in `
 network access a registry tag fails with a :class:`~imagerank.errors.FeatureError` that says how to pass a local
 file instead.
 
-``devices=N, strategy="ddp"`` (N > 1, not already under a launcher such as torchrun) runs the pass in a child
-``python -m imagerank.features.embeddings JOB.json`` so Lightning's launcher can start the other ranks from a
-clean entry point (this works from notebooks, tests and the CLI alike); every rank writes its own shard.
+``EmbeddingRun(devices=N, strategy="ddp")`` (N > 1, not already under a launcher such as torchrun) runs the pass
+in a child ``python -m imagerank.features.embeddings JOB.json`` so Lightning's launcher can start the other ranks
+from a clean entry point (this works from notebooks, tests and the CLI alike); every rank writes its own shard.
 Vectors agree with a single-process run to float32 rounding (batch composition differs).
 
 Cost: one forward pass per image (ViT-B-32 at 224 px: 4.4 GFLOPs); decoding a 512-px thumbnail is ~2-4 ms per
@@ -36,9 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,9 +49,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .._util.torch import quiet_lightning, resolve_accelerator
 from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
-from .pipeline import EmbeddingSpec, parse_embedding_spec
+from .pipeline import EmbeddingRun, EmbeddingSpec, parse_embedding_spec
 from .sidecar import Sidecar, current_fingerprints, embedding_schema
 
 __all__ = [
@@ -63,7 +62,6 @@ __all__ = [
     "ParquetShardWriter",
     "compute_embeddings",
     "load_encoder",
-    "resolve_accelerator",
     "resolve_weights",
 ]
 
@@ -80,18 +78,6 @@ def _register_configs() -> None:
 
         open_clip.add_model_config(_CONFIG_DIR)
         _registered = True
-
-
-def resolve_accelerator(accelerator: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a CUDA GPU is usable, else ``mps`` (Apple GPU), else ``cpu``."""
-    if accelerator not in ("auto", None):
-        return "cuda" if accelerator == "gpu" else accelerator
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _no_weights_message(spec: EmbeddingSpec, err: BaseException) -> str:
@@ -152,27 +138,6 @@ def resolve_weights(spec: EmbeddingSpec) -> dict[str, Any]:
     return {"checkpoint": path, "preprocess": {k: cfg[k] for k in keys if k in cfg}}
 
 
-@contextmanager
-def _quiet() -> Any:
-    """Silence open_clip's "initialized randomly" and Lightning's banner lines (real errors still raise)."""
-    names = ("root", "lightning.pytorch", "lightning.fabric", "lightning")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*predict_dataloader.*")
-            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-            warnings.filterwarnings("ignore", message=".*num_nodes.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-
-
 def load_encoder(spec: EmbeddingSpec, weights: dict[str, Any] | None = None) -> tuple[torch.nn.Module, Any, dict]:
     """Build ``spec``'s open_clip model (eval mode, CPU) and its inference transform.
 
@@ -194,7 +159,7 @@ def load_encoder(spec: EmbeddingSpec, weights: dict[str, Any] | None = None) -> 
     kwargs: dict[str, Any] = {"pretrained": weights["checkpoint"], "device": "cpu"}
     if weights.get("preprocess"):
         kwargs["force_preprocess_cfg"] = weights["preprocess"]
-    with _quiet(), torch.random.fork_rng(devices=[]):
+    with quiet_lightning(root=True), torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(spec.model, **kwargs)
@@ -438,7 +403,7 @@ def run_job(job: dict[str, Any], callbacks: Sequence[Any] = ()) -> None:
         prefetch_factor=4 if workers else None, persistent_workers=False,
     )
     writer = ParquetShardWriter(Path(job["out_dir"]), job["run"], items, {**job["metadata"], **info}, info["dim"])
-    with _quiet():
+    with quiet_lightning(root=True):
         trainer = L.Trainer(
             accelerator=accelerator, devices=devices, strategy=strategy, precision=job["precision"], logger=False,
             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=job["progress"],
@@ -452,12 +417,7 @@ def compute_embeddings(
     spec: EmbeddingSpec | str,
     ids: Sequence[int],
     *,
-    devices: int | str = 1,
-    strategy: str = "auto",
-    accelerator: str = "auto",
-    batch_size: int = 64,
-    num_workers: int | None = None,
-    precision: str = "32-true",
+    run: EmbeddingRun | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> tuple[int, list[tuple[int | None, str | None, str, str]]]:
@@ -466,11 +426,8 @@ def compute_embeddings(
     Args:
         spec: the encoder (``"MODEL:PRETRAINED"`` or an :class:`EmbeddingSpec`).
         ids: image ids (active ones are embedded; use :func:`imagerank.features.pipeline.stale_ids`).
-        devices, strategy, accelerator, precision: Lightning ``Trainer`` arguments (accelerator ``auto`` picks
-            cuda, then mps, then cpu).
-        batch_size: images per forward pass.
-        num_workers: DataLoader worker processes (default: cores - 1, at least 1, at most 8; 0 = decode in
-            the main process).
+        run: devices, strategy, accelerator, batch size, DataLoader workers and precision
+            (:class:`~imagerank.features.pipeline.EmbeddingRun`; default one device, the best accelerator).
         callbacks: extra Lightning callbacks (single-process runs only).
 
     Returns:
@@ -484,6 +441,7 @@ def compute_embeddings(
     import pyarrow.parquet as pq
 
     spec = parse_embedding_spec(spec)
+    run = run if run is not None else EmbeddingRun()
     items = _items_for(cat, ids)
     if not items:
         return 0, []
@@ -491,8 +449,8 @@ def compute_embeddings(
     sidecar = Sidecar(cat.sidecars_dir, spec.sidecar_name)
     out = sidecar.path
     out.mkdir(parents=True, exist_ok=True)
-    run = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-    items_path = out / f".items-{run}.parquet"
+    tag = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    items_path = out / f".items-{tag}.parquet"
     pq.write_table(pa.table({
         "image_id": pa.array([it[0] for it in items], pa.int64()),
         "fingerprint": [it[1] for it in items],
@@ -501,16 +459,16 @@ def compute_embeddings(
     }), items_path)
     job = {
         "model": spec.model, "pretrained": spec.pretrained, "seed": spec.seed, "weights": weights,
-        "items": str(items_path), "out_dir": str(out), "run": run, "thumb_size": cat.settings.thumb_size,
-        "max_pixels": cat.settings.max_image_pixels, "devices": devices, "strategy": strategy,
-        "accelerator": accelerator, "batch_size": int(batch_size), "num_workers": num_workers,
-        "precision": precision, "progress": bool(progress),
+        "items": str(items_path), "out_dir": str(out), "run": tag, "thumb_size": cat.settings.thumb_size,
+        "max_pixels": cat.settings.max_image_pixels, "devices": run.devices, "strategy": run.strategy,
+        "accelerator": run.accelerator, "batch_size": int(run.batch_size), "num_workers": run.num_workers,
+        "precision": run.precision, "progress": bool(progress),
         "metadata": {"sidecar": spec.sidecar_name, "schema_version": 1, "source_size": cat.settings.thumb_size},
     }
-    job_path = out / f".job-{run}.json"
+    job_path = out / f".job-{tag}.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
     try:
-        if _needs_launch(devices, strategy):
+        if _needs_launch(run.devices, run.strategy):
             env = dict(os.environ)
             env.setdefault("PYTHONWARNINGS", "ignore")
             proc = subprocess.run(
@@ -519,21 +477,21 @@ def compute_embeddings(
             )
             if proc.returncode != 0:
                 raise FeatureError(
-                    f"embeddings: the {devices}-process {strategy} run failed (exit {proc.returncode}): "
+                    f"embeddings: the {run.devices}-process {run.strategy} run failed (exit {proc.returncode}): "
                     f"{(proc.stderr or '').strip()[-1500:]}"
                 )
         else:
             run_job(job, callbacks)
         failures: list[tuple[int | None, str | None, str, str]] = []
-        for f in sorted(out.glob(f".failures-{run}-r*.jsonl")):
+        for f in sorted(out.glob(f".failures-{tag}-r*.jsonl")):
             for line in f.read_text(encoding="utf-8").splitlines():
                 rec = json.loads(line)
                 failures.append((rec["image_id"], rec["filepath"], "embeddings", rec["reason"]))
         written = 0
-        for shard in out.glob(f"part-{run.split('-')[0]}-r*-{run.split('-')[1]}.parquet"):
+        for shard in out.glob(f"part-{tag.split('-')[0]}-r*-{tag.split('-')[1]}.parquet"):
             written += pq.ParquetFile(shard).metadata.num_rows
     finally:
-        leftovers = [*out.glob(f".failures-{run}-r*.jsonl"), *out.glob(f".part-*{run.split('-')[1]}*.tmp")]
+        leftovers = [*out.glob(f".failures-{tag}-r*.jsonl"), *out.glob(f".part-*{tag.split('-')[1]}*.tmp")]
         for f in [items_path, job_path, *leftovers]:
             f.unlink(missing_ok=True)
     cat.images.record_failures(failures)

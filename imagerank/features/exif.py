@@ -29,9 +29,13 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["EXIF_COLUMNS", "exif_extractor", "parse_exif_datetime", "parse_offset", "read_exif"]
+from ..errors import InvalidArgumentError
+from .spec import FeatureContext, FeatureSpec, keyed_schema
+
+__all__ = ["EXIF", "EXIF_COLUMNS", "exif_extractor", "parse_exif_datetime", "parse_offset", "read_exif"]
 
 EXIF_IFD = 0x8769
 # (column, tag id, where): where "exif" = the Exif sub-IFD (old files put some tags in IFD0; both are tried)
@@ -91,7 +95,7 @@ def parse_offset(value: Any) -> int | None:
     """Minutes east of UTC from an EXIF offset (``"+02:00"``, ``"-0530"``, ``"Z"``).
 
     Raises:
-        ValueError: not an offset, or outside -14:00..+14:00.
+        InvalidArgumentError (a ValueError): not an offset, or outside -14:00..+14:00.
     """
     s = _text(value)
     if s is None:
@@ -100,10 +104,10 @@ def parse_offset(value: Any) -> int | None:
         return 0
     m = _OFFSET.match(s)
     if not m:
-        raise ValueError(f"not a UTC offset: {s!r}")
+        raise InvalidArgumentError(f"not a UTC offset: {s!r}")
     minutes = int(m.group(2)) * 60 + int(m.group(3))
     if int(m.group(3)) >= 60 or minutes > 14 * 60:
-        raise ValueError(f"UTC offset out of range: {s!r}")
+        raise InvalidArgumentError(f"UTC offset out of range: {s!r}")
     return -minutes if m.group(1) == "-" else minutes
 
 
@@ -120,26 +124,26 @@ def parse_exif_datetime(value: Any, subsec: Any = None) -> tuple[datetime, int |
         (``"0000:00:00 00:00:00"``, the EXIF way of saying "unknown").
 
     Raises:
-        ValueError: present but not a valid date-time (the message quotes the value).
+        InvalidArgumentError (a ValueError): present but not a valid date-time (the message quotes the value).
     """
     s = _text(value)
     if s is None or set(s) <= set("0: -") or set(s) <= set(" :"):
         return None
     m = _DT.match(s)
     if not m:
-        raise ValueError(f"not an EXIF date-time: {s!r}")
+        raise InvalidArgumentError(f"not an EXIF date-time: {s!r}")
     y, mo, d, hh, mm = (int(m.group(i)) for i in range(1, 6))
     ss = int(m.group(6) or 0)
     try:
         dt = datetime(y, mo, d, hh, mm, min(ss, 59))
     except ValueError as e:
-        raise ValueError(f"not a valid date-time: {s!r} ({e})") from e
+        raise InvalidArgumentError(f"not a valid date-time: {s!r} ({e})") from e
     frac = m.group(7)
     sub = _text(subsec)
     if sub is not None:
         digits = re.sub(r"\D", "", sub)
         if not digits:
-            raise ValueError(f"SubSecTime is not digits: {sub!r}")
+            raise InvalidArgumentError(f"SubSecTime is not digits: {sub!r}")
         frac = digits
     if frac:
         dt = dt.replace(microsecond=int((frac + "000000")[:6]))
@@ -165,7 +169,7 @@ def _number(value: Any) -> float | None:
         value = s.split()[0]
     f = float(value)
     if not math.isfinite(f):
-        raise ValueError(f"not a finite number: {value!r}")
+        raise InvalidArgumentError(f"not a finite number: {value!r}")
     return f
 
 
@@ -231,7 +235,7 @@ def read_exif(path: str, *, now: datetime | None = None) -> dict[str, Any]:
         try:
             v = _number(raw)
             if v is not None and v < 0:
-                raise ValueError(f"negative value {v}")
+                raise InvalidArgumentError(f"negative value {v}")
             if col == "iso" and v is not None:
                 row[col] = round(v)
             else:
@@ -243,7 +247,7 @@ def read_exif(path: str, *, now: datetime | None = None) -> dict[str, Any]:
         o = _number(raw_orient)
         if o is not None:
             if int(o) != o or not 1 <= int(o) <= 8:
-                raise ValueError(f"expected 1..8, got {raw_orient!r}")
+                raise InvalidArgumentError(f"expected 1..8, got {raw_orient!r}")
             row["orientation"] = int(o)
     except (TypeError, ValueError, OverflowError) as e:
         errors.append(f"orientation: {e}"[:200])
@@ -297,3 +301,42 @@ def read_exif(path: str, *, now: datetime | None = None) -> dict[str, Any]:
 def exif_extractor(rgb: Image.Image, job: Any) -> dict[str, Any]:
     """The ``exif`` extractor of the single-decode pass: reads the header of ``job.path`` (pixels unused)."""
     return read_exif(job.path)
+
+
+def exif_metadata(ctx: FeatureContext) -> dict[str, Any]:
+    """The ``exif`` part files' metadata: the reader."""
+    import PIL
+
+    return {"reader": f"Pillow {PIL.__version__}"}
+
+
+#: The ``exif`` sidecar (:data:`EXIF_COLUMNS`). The feature pass reads file headers without decoding
+#: (:func:`imagerank.features.pipeline.run_exif`); the extractor lets a scan's decode read them on the same pass.
+EXIF = FeatureSpec(
+    name="exif",
+    extractor=exif_extractor,
+    schema=keyed_schema([
+        pa.field("has_exif", pa.bool_()),
+        pa.field("captured_at", pa.timestamp("us")),
+        pa.field("utc_offset_min", pa.int32()),
+        pa.field("captured_at_utc", pa.timestamp("us", tz="UTC")),
+        pa.field("capture_time_source", pa.string()),
+        pa.field("captured_in_future", pa.bool_()),
+        pa.field("datetime_original_raw", pa.string()),
+        pa.field("subsec_original_raw", pa.string()),
+        pa.field("offset_original_raw", pa.string()),
+        pa.field("make", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("lens_make", pa.string()),
+        pa.field("lens_model", pa.string()),
+        pa.field("iso", pa.int32()),
+        pa.field("exposure_time", pa.float64()),
+        pa.field("f_number", pa.float64()),
+        pa.field("focal_length", pa.float64()),
+        pa.field("focal_length_35mm", pa.float64()),
+        pa.field("orientation", pa.int8()),
+        pa.field("exif_errors", pa.string()),
+    ]),
+    metadata=exif_metadata,
+    description="capture time (DateTimeOriginal + SubSec + offset), camera, lens, exposure, orientation",
+)

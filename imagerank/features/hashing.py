@@ -21,13 +21,18 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
+
+from ..errors import InvalidArgumentError
+from .spec import FeatureContext, FeatureSpec, keyed_schema
 
 if TYPE_CHECKING:
     from ..media import DecodeJob
 
 __all__ = [
     "DIGEST_BITS",
+    "HASHES",
     "HASH_COLUMNS",
     "HASH_SOURCE",
     "WHASH_SCALE",
@@ -54,11 +59,11 @@ def to_int64(bits: np.ndarray) -> int:
         bits: (8, 8) or (64,) bool array (``ImageHash.hash``).
 
     Raises:
-        ValueError: not 64 bits.
+        InvalidArgumentError: not 64 bits (a ValueError).
     """
     flat = np.asarray(bits, dtype=bool).ravel()
     if flat.size != 64:
-        raise ValueError(f"bits: expected 64 hash bits, got {flat.size}")
+        raise InvalidArgumentError(f"bits: expected 64 hash bits, got {flat.size}")
     return int.from_bytes(np.packbits(flat).tobytes(), "big", signed=True)
 
 
@@ -129,3 +134,30 @@ def hashes_extractor(rgb: Image.Image, job: DecodeJob) -> dict[str, Any]:
     out: dict[str, Any] = dict(hash_image(rgb))
     out["digest"] = file_digest(job.path)
     return out
+
+
+def hashes_metadata(ctx: FeatureContext) -> dict[str, Any]:
+    """The ``hashes`` part files' metadata: the integer convention, wHash scale, digest and imagehash version."""
+    try:
+        import imagehash
+
+        version = imagehash.__version__
+    except (ImportError, AttributeError):  # pragma: no cover
+        version = "unknown"
+    return {
+        "hash_convention": "signed int64 of imagehash's 64 bits, first bit most significant (see hashing.py)",
+        "whash_image_scale": WHASH_SCALE,
+        "digest": "blake2b-128 of the file bytes, hex",
+        "imagehash_version": version,
+        "feature_size": ctx.feature_size,
+    }
+
+
+#: The ``hashes`` sidecar: phash, dhash, whash (signed int64, see the module docstring) and the file digest.
+HASHES = FeatureSpec(
+    name="hashes",
+    extractor=hashes_extractor,
+    schema=keyed_schema([*(pa.field(c, pa.int64()) for c in HASH_COLUMNS), pa.field("digest", pa.string())]),
+    metadata=hashes_metadata,
+    description="perceptual hashes (pHash, dHash, wHash as int64) and a BLAKE2b-128 file digest",
+)

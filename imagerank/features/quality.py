@@ -30,7 +30,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
+
+from .spec import FeatureContext, FeatureSpec, keyed_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +41,10 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..media import DecodeJob
 
-__all__ = ["FLAG_COLUMNS", "METRIC_COLUMNS", "apply_flags", "quality_extractor", "quality_flags", "quality_metrics"]
+__all__ = [
+    "FLAG_COLUMNS", "METRIC_COLUMNS", "QUALITY", "apply_flags", "quality_extractor", "quality_flags",
+    "quality_metrics",
+]
 
 METRIC_COLUMNS: tuple[str, ...] = (
     "laplacian_var", "clip_shadows", "clip_highlights", "luma_mean", "luma_std", "luma_p05", "luma_p50", "luma_p95",
@@ -125,3 +131,38 @@ def apply_flags(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 def quality_extractor(rgb: Image.Image, job: DecodeJob) -> dict[str, Any]:
     """The ``quality`` extractor of the single-decode pass (metrics only; flags are set when rows are written)."""
     return dict(quality_metrics(rgb))
+
+
+def quality_metadata(ctx: FeatureContext) -> dict[str, Any]:
+    """The ``quality`` part files' metadata: luma convention, clipping levels and the flags' thresholds."""
+    s = ctx.settings
+    return {
+        "luma": "Rec. 601 (Pillow convert('L'))",
+        "feature_size": ctx.feature_size,
+        "shadow_level": SHADOW_LEVEL,
+        "highlight_level": HIGHLIGHT_LEVEL,
+        "thresholds": {
+            "blur_threshold": s.blur_threshold,
+            "dark_threshold": s.dark_threshold,
+            "bright_threshold": s.bright_threshold,
+            "clip_fraction_threshold": s.clip_fraction_threshold,
+        },
+    }
+
+
+def _flags_on_write(values: dict[str, Any], ctx: FeatureContext) -> dict[str, Any]:
+    return dict(quality_flags(values, ctx.settings))
+
+
+#: The ``quality`` sidecar: :data:`METRIC_COLUMNS` (float64) and :data:`FLAG_COLUMNS` (bool; set when written and
+#: re-derived from the current Settings when read).
+QUALITY = FeatureSpec(
+    name="quality",
+    extractor=quality_extractor,
+    schema=keyed_schema([*(pa.field(c, pa.float64()) for c in METRIC_COLUMNS),
+                         *(pa.field(c, pa.bool_()) for c in FLAG_COLUMNS)]),
+    metadata=quality_metadata,
+    on_write=_flags_on_write,
+    on_read=apply_flags,
+    description="blur, exposure, clipping and noise metrics with threshold flags",
+)

@@ -1,7 +1,8 @@
 """Parquet sidecars: per-image feature tables beside the catalog, keyed by image id and file fingerprint.
 
-Layout: ``<workspace>/sidecars/<name>/part-<time_ns>-<pid>-<tag>.parquet`` where ``name`` is ``hashes``,
-``quality``, ``exif`` or ``embeddings/<model>__<pretrained>``. Every row has ``image_id`` (int64),
+Layout: ``<workspace>/sidecars/<name>/part-<time_ns>-<pid>-<tag>.parquet`` where ``name`` is a registered
+feature (``hashes``, ``quality``, ``exif``, ``cheap`` ...: :mod:`.registry`, whose specs give the schemas) or
+``embeddings/<model>__<pretrained>``. Every row has ``image_id`` (int64),
 ``fingerprint`` (the file's ``"<size>-<mtime_ns>"`` when it was computed, see
 :func:`imagerank.media.fingerprint`) and ``computed_at`` (UTC timestamp). An incremental run writes a new
 part file (atomically: a hidden temporary file renamed into place); nothing is rewritten in place. File-level
@@ -40,16 +41,17 @@ import pyarrow as pa
 
 from ..catalog import CatalogLike, as_catalog
 from ..errors import FeatureError
+from .spec import KEY_FIELDS
 
 __all__ = [
     "KEY_COLUMNS",
     "META_KEY",
-    "SCHEMAS",
     "SCHEMA_VERSION",
     "Sidecar",
     "current_fingerprints",
     "embedding_schema",
     "features_frame",
+    "known_schema",
     "list_sidecars",
     "normalise_name",
     "read_current",
@@ -58,50 +60,16 @@ __all__ = [
 META_KEY = b"imagerank"
 SCHEMA_VERSION = 1
 KEY_COLUMNS: tuple[str, ...] = ("image_id", "fingerprint", "computed_at")
-_KEY_FIELDS = [
-    pa.field("image_id", pa.int64(), nullable=False),
-    pa.field("fingerprint", pa.string(), nullable=False),
-    pa.field("computed_at", pa.timestamp("ms", tz="UTC")),
-]
+_KEY_FIELDS = list(KEY_FIELDS)
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "hashes": pa.schema(
-        [*_KEY_FIELDS, pa.field("phash", pa.int64()), pa.field("dhash", pa.int64()), pa.field("whash", pa.int64()),
-         pa.field("digest", pa.string())]
-    ),
-    "quality": pa.schema(
-        [*_KEY_FIELDS]
-        + [pa.field(c, pa.float64()) for c in (
-            "laplacian_var", "clip_shadows", "clip_highlights", "luma_mean", "luma_std", "luma_p05", "luma_p50",
-            "luma_p95", "noise_sigma")]
-        + [pa.field(c, pa.bool_()) for c in ("too_blurry", "too_dark", "too_bright", "clipped_highlights")]
-    ),
-    "exif": pa.schema(
-        [
-            *_KEY_FIELDS,
-            pa.field("has_exif", pa.bool_()),
-            pa.field("captured_at", pa.timestamp("us")),
-            pa.field("utc_offset_min", pa.int32()),
-            pa.field("captured_at_utc", pa.timestamp("us", tz="UTC")),
-            pa.field("capture_time_source", pa.string()),
-            pa.field("captured_in_future", pa.bool_()),
-            pa.field("datetime_original_raw", pa.string()),
-            pa.field("subsec_original_raw", pa.string()),
-            pa.field("offset_original_raw", pa.string()),
-            pa.field("make", pa.string()),
-            pa.field("model", pa.string()),
-            pa.field("lens_make", pa.string()),
-            pa.field("lens_model", pa.string()),
-            pa.field("iso", pa.int32()),
-            pa.field("exposure_time", pa.float64()),
-            pa.field("f_number", pa.float64()),
-            pa.field("focal_length", pa.float64()),
-            pa.field("focal_length_35mm", pa.float64()),
-            pa.field("orientation", pa.int8()),
-            pa.field("exif_errors", pa.string()),
-        ]
-    ),
-}
+
+def known_schema(name: str) -> pa.Schema | None:
+    """The schema of the registered feature ``name`` (:mod:`.registry`), or None for other sidecars."""
+    from .registry import FEATURES
+
+    spec = FEATURES.get(name)
+    return None if spec is None else spec.schema
+
 
 _NAME = re.compile(r"^(hashes|quality|exif|embeddings/[A-Za-z0-9._+-]+__[A-Za-z0-9._+-]+|[a-z][a-z0-9_]*)$")
 
@@ -168,7 +136,7 @@ class Sidecar:
         Args:
             rows: dicts with at least ``image_id`` and ``fingerprint`` (``computed_at`` defaults to now), or a
                 table in ``schema``.
-            schema: the table schema (default: :data:`SCHEMAS` of this sidecar's name).
+            schema: the table schema (default: the registered feature's, :func:`known_schema`).
             metadata: JSON-able facts stored under the ``imagerank`` key of the file metadata.
 
         Raises:
@@ -177,7 +145,7 @@ class Sidecar:
         import pyarrow.parquet as pq
 
         if schema is None:
-            schema = SCHEMAS.get(self.name)
+            schema = known_schema(self.name)
             if schema is None and isinstance(rows, pa.Table):
                 schema = rows.schema
             if schema is None:
@@ -255,7 +223,7 @@ class Sidecar:
                 files.append(str(p))
             except Exception as e:
                 warnings.warn(f"skipping unreadable sidecar part {p}: {e}", RuntimeWarning, stacklevel=2)
-        base = SCHEMAS.get(self.name, pa.schema(_KEY_FIELDS))
+        base = known_schema(self.name) or pa.schema(_KEY_FIELDS)
         if not files:
             cols = list(base.names) if columns is None else _with_keys(columns, base.names)
             return base.empty_table().select([c for c in cols if c in base.names])
@@ -399,8 +367,9 @@ def features_frame(col: CatalogLike, name: str, *, current: bool = True) -> Any:
             image whatever its fingerprint.
 
     Returns:
-        ``image_id`` (int64), ``fingerprint``, ``computed_at`` and the sidecar's columns; quality flags are
-        re-derived from the collection's current Settings; an embedding's ``embedding`` column holds (D,)
+        ``image_id`` (int64), ``fingerprint``, ``computed_at`` and the sidecar's columns, passed through the
+        registered feature's ``on_read`` hook (the quality flags are re-derived from the collection's current
+        Settings); an embedding's ``embedding`` column holds (D,)
         float32 arrays. Empty (with the columns) when nothing was computed.
 
     Raises:
@@ -414,8 +383,9 @@ def features_frame(col: CatalogLike, name: str, *, current: bool = True) -> Any:
     name = normalise_name(name)
     table = read_current(cat, name) if current else Sidecar(cat.sidecars_dir, name).read()
     df = table.to_pandas()
-    if name == "quality" and len(df.columns):
-        from .quality import apply_flags
+    from .registry import FEATURES
 
-        apply_flags(df, cat.settings)
+    spec = FEATURES.get(name)
+    if spec is not None and spec.on_read is not None and len(df.columns):
+        df = spec.on_read(df, cat.settings)
     return df.sort_values("image_id", kind="stable").reset_index(drop=True) if "image_id" in df.columns else df

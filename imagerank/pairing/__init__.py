@@ -4,14 +4,19 @@ current by the vote log, and the :class:`PairQueue` that every panel draws its p
 from ..catalog.votes import pair_key, pair_keys
 from .active import active_pairs
 from .pool import PairContext, Pool, PoolCache
+from .queue import OUTCOMES, Pair, PairQueue, Undone
 from .registry import Strategy, get_strategy, list_strategies, next_pairs, register_strategy, select_pairs
 from .strategies import random_pairs, spec_pairs, weighted_choice
 
 __all__ = [
+    "OUTCOMES",
+    "Pair",
     "PairContext",
+    "PairQueue",
     "Pool",
     "PoolCache",
     "Strategy",
+    "Undone",
     "active_pairs",
     "get_strategy",
     "list_strategies",

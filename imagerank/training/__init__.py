@@ -2,8 +2,10 @@
 
 Torch and Lightning are imported by the sub-modules that need them, not here: the names below load on first use.
 
-- :func:`train_ranker`, :func:`evaluate_ranker` (vs OpenSkill), ``Collection.apply_prior`` — the ranker;
-- :func:`train_crop_proposer`, :func:`evaluate_crop_model`, :func:`evaluate_crops` — the crop proposer;
+- :func:`train_ranker` (settings in one :class:`RankerConfig`), :func:`evaluate_ranker` (vs OpenSkill),
+  ``Collection.apply_prior`` — the ranker: ``train_ranker(col, "cheap", RankerConfig(max_epochs=20))``;
+- :func:`train_crop_proposer` (settings in one :class:`CropConfig`), :func:`evaluate_crop_model`,
+  :func:`evaluate_crops` — the crop proposer; :class:`OptimConfig` — the optimiser of both;
 - :func:`feature_matrix` — embeddings or cheap features; :func:`load_votes`, :func:`load_crops` — training data;
 - :func:`import_selection_log`, :func:`import_crop_log` — logs users already have;
 - :func:`save_model`, :func:`load_model`, :func:`list_models` — ``<workspace>/models/``;
@@ -17,6 +19,9 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "CropConfig",
+    "OptimConfig",
+    "RankerConfig",
     "decide",
     "evaluate_crop_model",
     "evaluate_crops",
@@ -37,6 +42,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CropConfig": ".crops",
+    "OptimConfig": ".trainer",
+    "RankerConfig": ".ranker",
     "decide": ".suggest",
     "evaluate_crop_model": ".crops",
     "evaluate_crops": ".crops",

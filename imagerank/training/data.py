@@ -9,8 +9,9 @@ Splits (:func:`split_votes`) are held out *by match* with a fixed seed, so all p
 the same side; optionally a share of images is held out completely ("cold" images: every match touching one is
 kept out of training) to measure how the ranker does on images it never saw.
 
-Crops (:func:`load_crops`, :func:`add_crop`) live in the ``crops`` table as normalised ``x, y, w, h`` in [0, 1]
-of the upright image (after EXIF orientation).
+Crops (:func:`load_crops`, :func:`add_crop`) live in the ``crops`` table (:class:`imagerank.catalog.CropTable`,
+``cat.crops``) as normalised ``x, y, w, h`` in [0, 1] of the upright image (after EXIF orientation);
+:func:`validate_box` is :func:`imagerank.catalog.validate_box`.
 
 The Lightning DataModules that batch these for training are in :mod:`imagerank.training.datamodule`
 (``PreferenceDataModule``, ``CropDataModule``) and are re-exported here lazily, so importing this module does not
@@ -19,15 +20,14 @@ import torch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import CatalogLike, as_catalog
-from ..errors import CropError, NoVotesError
+from ..catalog import CatalogLike, as_catalog, validate_box
+from ..errors import CropError, InvalidArgumentError, NoVotesError
 from .bt import pairwise_arrays
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def load_votes(col: CatalogLike, *, sources: Sequence[str] | None = None, requir
     """
     cat = as_catalog(col)
     df = cat.votes.matches_df(include_undone=True)
-    n_images = int(cat.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
+    n_images = cat.images.count_active()
     if sources is not None:
         df = df[df["source"].isin(list(sources))]
     per_match = df.drop_duplicates("match_id")
@@ -210,9 +210,7 @@ def vote_pairs(col: CatalogLike) -> PairTable:
         A :class:`PairTable` (empty when there are no kept votes; it may hold only draws).
     """
     cat = as_catalog(col)
-    rows = np.array(cat.db.query(
-        "SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON e.match_id=m.id "
-        "WHERE m.undone=0 AND m.kind != 'skip' ORDER BY m.id, e.rowid"), dtype=np.int64).reshape(-1, 3)
+    rows = cat.votes.kept_entries()
     mids = rows[:, 0]
     starts = np.flatnonzero(np.r_[True, mids[1:] != mids[:-1]]) if len(mids) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(mids)])
@@ -273,11 +271,11 @@ def split_votes(votes: VoteData, *, val_fraction: float = 0.2, cold_fraction: fl
     one tied ranking stay together) are drawn for validation. Deterministic for the same votes and seed.
 
     Raises:
-        ValueError: a fraction outside [0, 1).
+        InvalidArgumentError: a fraction outside [0, 1).
     """
     for name, v in (("val_fraction", val_fraction), ("cold_fraction", cold_fraction)):
         if not 0.0 <= v < 1.0:
-            raise ValueError(f"{name}: expected a fraction in [0, 1), got {v!r}")
+            raise InvalidArgumentError(f"{name}: expected a fraction in [0, 1), got {v!r}")
     rng = np.random.default_rng(seed)
     images = votes.image_ids
     n_cold = round(cold_fraction * len(images))
@@ -298,35 +296,6 @@ def split_votes(votes: VoteData, *, val_fraction: float = 0.2, cold_fraction: fl
 
 
 # ---------------------------------------------------------------------------------------------- crops
-def validate_box(x: float, y: float, w: float, h: float, *, tolerance: float = 1e-6) -> tuple[float, float, float,
-                                                                                              float]:
-    """Check a normalised box and return it clipped to [0, 1] (only within ``tolerance``).
-
-    Raises:
-        CropError: a value is not finite, the box has zero (or negative) width or height, or it reaches outside
-            the image by more than ``tolerance``.
-    """
-    vals = (x, y, w, h)
-    try:
-        fx, fy, fw, fh = (float(v) for v in vals)
-    except (TypeError, ValueError) as e:
-        raise CropError(f"box: expected four numbers x, y, w, h, got {vals!r}") from e
-    if not all(math.isfinite(v) for v in (fx, fy, fw, fh)):
-        raise CropError(f"box: expected finite numbers, got {vals!r}")
-    if fw <= 0 or fh <= 0:
-        raise CropError(f"box: zero area (w={fw:g}, h={fh:g}); a crop needs a positive width and height")
-    if fx < -tolerance or fy < -tolerance or fx + fw > 1 + tolerance or fy + fh > 1 + tolerance:
-        raise CropError(
-            f"box: (x={fx:g}, y={fy:g}, w={fw:g}, h={fh:g}) reaches outside the image; normalised boxes need "
-            "0 <= x, 0 <= y, x + w <= 1, y + h <= 1"
-        )
-    fx, fy = max(fx, 0.0), max(fy, 0.0)
-    fw, fh = min(fw, 1.0 - fx), min(fh, 1.0 - fy)
-    if fw <= 0 or fh <= 0:
-        raise CropError(f"box: zero area after clipping to the image, got {vals!r}")
-    return fx, fy, fw, fh
-
-
 def add_crop(
     col: CatalogLike,
     image_id: int,
@@ -366,36 +335,21 @@ def add_crop(
         x, y, w, h = float(x) / W, float(y) / H, float(w) / W, float(h) / H
     elif units not in ("normalised", "normalized", "norm"):
         raise CropError(f"units: expected 'normalised' or 'pixels', got {units!r}")
-    x, y, w, h = validate_box(x, y, w, h)
-    cur = cat.db.execute(
-        "INSERT INTO crops (image_id, x, y, w, h, aspect, source, model, confidence, accepted) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (int(image_id), x, y, w, h, aspect, source, model, confidence, None if accepted is None else int(accepted)),
-    )
-    return int(cur.lastrowid or 0)
+    return cat.crops.add(image_id, (x, y, w, h), source=source, aspect=aspect, model=model, confidence=confidence,
+                         accepted=accepted)
 
 
 def load_crops(col: CatalogLike, *, latest: bool = True, include_model: bool = True) -> pd.DataFrame:
-    """Crops to train on: user crops, and model crops a user accepted; the latest per image with ``latest``.
+    """Crops to train on: user crops (not rejected), and (with ``include_model``) model or imported crops a user
+    accepted, of active images; the latest per image with ``latest``.
 
     Returns:
-        DataFrame with columns crop_id, image_id, x, y, w, h (normalised floats), aspect, source, created_at;
-        only images that are active.
+        DataFrame with columns crop_id, image_id (int64), x, y, w, h (normalised float64), aspect, source,
+        created_at (ISO text, UTC), ordered by crop_id (see :meth:`imagerank.catalog.CropTable.crops_df`).
     """
     cat = as_catalog(col)
-    import pandas as pd
-
-    where = "(c.source = 'user' AND COALESCE(c.accepted, 1) = 1)"
-    if include_model:
-        where += " OR (c.source != 'user' AND c.accepted = 1)"
-    df = pd.read_sql_query(
-        "SELECT c.id AS crop_id, c.image_id, c.x, c.y, c.w, c.h, c.aspect, c.source, c.created_at FROM crops c "
-        f"JOIN images i ON i.id = c.image_id WHERE i.status = 'active' AND ({where}) ORDER BY c.id",
-        cat.db.conn,
-    )
-    if latest:
-        df = df.drop_duplicates("image_id", keep="last").reset_index(drop=True)
-    return df
+    df = cat.crops.crops_df(trainable=True, include_model=include_model, latest=latest)
+    return df[["crop_id", "image_id", "x", "y", "w", "h", "aspect", "source", "created_at"]]
 
 
 def crop_of(col: CatalogLike, image_id: int) -> tuple[float, float, float, float] | None:
@@ -405,14 +359,10 @@ def crop_of(col: CatalogLike, image_id: int) -> tuple[float, float, float, float
         NotFoundError: no such image.
     """
     cat = as_catalog(col)
-    rows = cat.db.query(
-        "SELECT x, y, w, h FROM crops WHERE image_id=? AND COALESCE(accepted, 1)=1 ORDER BY id DESC LIMIT 1",
-        (int(image_id),),
-    )
-    if not rows:
+    box = cat.crops.latest(image_id)
+    if box is None:
         cat.images.get(image_id)  # NotFoundError for an unknown id
-        return None
-    return tuple(float(v) for v in rows[0])  # type: ignore[return-value]
+    return box
 
 
 def __getattr__(name: str) -> Any:

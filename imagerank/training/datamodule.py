@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import NoVotesError
+from ..errors import InvalidArgumentError, NoVotesError
 from .data import Split, VoteData, split_votes
 from .features import FeatureMatrix
 
@@ -76,9 +76,9 @@ class PreferenceDataModule(L.LightningDataModule):
         val_fraction, cold_fraction, seed: see :func:`imagerank.training.data.split_votes`.
         batch_size: judgements per batch.
 
-    After :meth:`setup`: ``split`` (:class:`~imagerank.training.data.Split`, rows of ``votes``), ``train_set``,
-    ``val_set``, ``cold_set`` (:class:`MatchDataset`), ``n_without_features`` (judgements dropped because an
-    image has no feature vector).
+    After :meth:`setup` (or :meth:`prepare_split`): ``split`` (:class:`~imagerank.training.data.Split`, rows of
+    ``votes``), ``train_set``, ``val_set``, ``cold_set`` (:class:`MatchDataset`), ``n_without_features``
+    (judgements dropped because an image has no feature vector).
 
     Raises (from setup):
         NoVotesError: no training judgement says which image is better.
@@ -103,11 +103,22 @@ class PreferenceDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.split: Split | None = None
         self.n_without_features = 0
-        self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
-        if self._ready:
-            return
+        self.prepare_split()
+
+    def prepare_split(self) -> Split:
+        """Drop judgements without features, split the rest and build the datasets (once; later calls return the
+        same split).
+
+        Returns:
+            The :class:`~imagerank.training.data.Split` (rows of ``self.votes``, the judgements kept).
+
+        Raises:
+            NoVotesError: no judgement has features for all its images, or no training judgement is decided.
+        """
+        if self.split is not None:
+            return self.split
         ok = [r for r in range(len(self.votes)) if (self.features.rows(self.votes.entries[r]) >= 0).all()]
         self.n_without_features = len(self.votes) - len(ok)
         if not ok:
@@ -118,20 +129,20 @@ class PreferenceDataModule(L.LightningDataModule):
         votes = VoteData(self.votes.match_ids[ok], [self.votes.entries[r] for r in ok],
                          [self.votes.ranks[r] for r in ok], self.votes.n_skips, self.votes.n_undone,
                          self.votes.n_draws, self.votes.n_tied_rankings)
-        self.votes = votes
-        self.split = split_votes(votes, val_fraction=self.val_fraction, cold_fraction=self.cold_fraction,
-                                 seed=self.seed)
+        split = split_votes(votes, val_fraction=self.val_fraction, cold_fraction=self.cold_fraction, seed=self.seed)
         decisive = votes.decisive()
-        if not decisive[self.split.train].any():
+        if not decisive[split.train].any():
             raise NoVotesError(
-                f"the training part of the split ({len(self.split.train)} of {len(votes)} judgements) has no decided "
+                f"the training part of the split ({len(split.train)} of {len(votes)} judgements) has no decided "
                 "match, only draws; vote for winners or lower val_fraction / cold_fraction"
             )
         X = torch.as_tensor(self.features.X, dtype=torch.float32)
-        self.train_set = MatchDataset(X, *pad_matches(self.split.train.tolist(), votes, self.features))
-        self.val_set = MatchDataset(X, *pad_matches(self.split.val.tolist(), votes, self.features))
-        self.cold_set = MatchDataset(X, *pad_matches(self.split.cold.tolist(), votes, self.features))
-        self._ready = True
+        self.train_set = MatchDataset(X, *pad_matches(split.train.tolist(), votes, self.features))
+        self.val_set = MatchDataset(X, *pad_matches(split.val.tolist(), votes, self.features))
+        self.cold_set = MatchDataset(X, *pad_matches(split.cold.tolist(), votes, self.features))
+        self.votes = votes
+        self.split = split
+        return split
 
     def _loader(self, ds: MatchDataset, shuffle: bool) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None
@@ -181,15 +192,18 @@ class CropDataModule(L.LightningDataModule):
         images, boxes: the data (see :func:`imagerank.training.crops.crop_arrays` for a collection's crops).
         val_fraction: share of images held out (fixed ``seed``).
         flip: mirror training images at random (augmentation).
+
+    Raises:
+        InvalidArgumentError: images and boxes differ in length, or val_fraction is outside [0, 1).
     """
 
     def __init__(self, images: np.ndarray, boxes: np.ndarray, *, val_fraction: float = 0.2, seed: int = 0,
                  batch_size: int = 32, flip: bool = True) -> None:
         super().__init__()
         if len(images) != len(boxes):
-            raise ValueError(f"images and boxes: expected equal lengths, got {len(images)} and {len(boxes)}")
+            raise InvalidArgumentError(f"images and boxes: expected equal lengths, got {len(images)} and {len(boxes)}")
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
+            raise InvalidArgumentError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
         self.images = images
         self.boxes = np.asarray(boxes, np.float32)
         self.val_fraction = val_fraction

@@ -3,48 +3,46 @@
 :func:`feature_matrix` is the one entry point. Its ``source``:
 
 - ``"embeddings:<model>__<pretrained>"``: the L2-normalised vectors of ``sidecars/embeddings/<model>__<pretrained>``
-  written by :mod:`imagerank.features` (read through its reader when that module is present, else straight from
-  the parquet files).
-- ``"cheap"``: :data:`CHEAP_FEATURES`, colour statistics and quality metrics computed from each image's thumbnail
-  (one decode of a cached JPEG, no original is read), cached in ``sidecars/training/cheap-v1.parquet`` keyed by
-  image id and file fingerprint. When the quality sidecar exists (``Collection.features_df("quality")``), its
-  numeric columns are appended and the feature set is named ``cheap-v1+quality``. ``"cheap-v1"`` and
-  ``"cheap-v1+quality"`` ask for one of the two exactly (a trained model asks for its own).
+  written by :mod:`imagerank.features`.
+- ``"cheap"``: :data:`CHEAP_FEATURES`, colour statistics and quality metrics of each image: the ``cheap`` sidecar
+  (:mod:`imagerank.features.cheap`), computed by the single-decode pass like hashes and quality and keyed by image
+  id and file fingerprint (missing and stale rows are computed here unless ``compute=False``). When the quality
+  sidecar exists (``Collection.features_df("quality")``), its numeric columns are appended and the feature set is
+  named ``cheap-v1+quality``. ``"cheap-v1"`` and ``"cheap-v1+quality"`` ask for one of the two exactly (a trained
+  model asks for its own).
 - ``"auto"``: the newest embedding set when one exists (else the one with the most images), else ``"cheap"``.
 
 The feature set's name is stored with every trained model, so a checkpoint is never applied to vectors of another
-kind (see :mod:`imagerank.training.registry`).
+kind (see :mod:`imagerank.training.registry`). Workspaces from before the ``cheap`` sidecar have a private cache
+``sidecars/training/cheap-v1.parquet``: it is never read (the sidecar is computed once instead) and may be deleted.
 """
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
-from ..features.sidecar import features_frame
-from ..media import ThumbnailCache
+from ..features.cheap import CHEAP, CHEAP_FEATURES, CHEAP_SET, cheap_features, cheap_from_thumbnails, has_cheap_features
+from ..features.pipeline import compute_features
+from ..features.sidecar import Sidecar, current_fingerprints, features_frame, read_current
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["CHEAP_FEATURES", "CHEAP_SET", "FeatureMatrix", "cheap_features", "feature_matrix", "list_feature_sets"]
-
-CHEAP_SET = "cheap-v1"
-#: Names of the cheap features, in column order (all float32; ranges in the comments of :func:`cheap_features`).
-CHEAP_FEATURES: tuple[str, ...] = (
-    "r_mean", "g_mean", "b_mean", "r_std", "g_std", "b_std",
-    "luma_mean", "luma_p05", "luma_p50", "luma_p95", "contrast",
-    "sat_mean", "sat_std", "hue_cos", "hue_sin", "colourfulness",
-    "clip_dark", "clip_bright", "log_laplacian_var", "edge_density", "log_noise",
-    "centre_luma_diff", "centre_sat_diff", "log_aspect", "log_megapixels",
-)
-_ANALYSIS_SIDE = 128  # thumbnails are reduced to this longest side before the statistics
+__all__ = [
+    "CHEAP_FEATURES",
+    "CHEAP_SET",
+    "FeatureMatrix",
+    "auto_source",
+    "cheap_features",
+    "feature_matrix",
+    "has_cheap_features",
+    "list_feature_sets",
+]
 
 
 class FeatureMatrix(NamedTuple):
@@ -70,133 +68,41 @@ class FeatureMatrix(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------- cheap features
-def cheap_features(rgb: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """The cheap feature vector of one image.
-
-    Args:
-        rgb: (H, W, 3) uint8 pixels (a thumbnail; reduce it first, statistics are resolution-light).
-        width, height: the original's size in pixels (for aspect and megapixels; the array's size when None).
-
-    Returns:
-        (25,) float32 in :data:`CHEAP_FEATURES` order: channel means and SDs (0–1); luma (Rec. 601) mean,
-        5/50/95th percentiles and RMS contrast (0–1); HSV saturation mean and SD; saturation-weighted mean
-        hue as cos/sin; colourfulness (Hasler & Süsstrunk 2003, 0–1 scale); fractions of pixels with luma
-        <= 2/255 and >= 253/255; log(1 + variance of the 4-neighbour Laplacian of luma in 0–255 units) as
-        sharpness; fraction of pixels with gradient magnitude > 0.1; log of a noise proxy (median absolute
-        Laplacian, Immerkær-style); centre-third minus border luma and saturation; log(width/height);
-        log(megapixels).
-
-    Raises:
-        ValueError: not an (H, W, 3) array with H, W >= 3.
-    """
-    a = np.asarray(rgb)
-    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 3 or a.shape[1] < 3:
-        raise ValueError(f"rgb: expected an (H, W, 3) array with H, W >= 3, got shape {a.shape}")
-    f = a.astype(np.float32) / 255.0
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    mx, mn = f.max(-1), f.min(-1)
-    sat = np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-    # hue in radians (HSV hexcone), weighted by saturation so grey pixels do not vote
-    delta = np.maximum(mx - mn, 1e-6)
-    hue = np.where(mx == r, ((g - b) / delta) % 6, np.where(mx == g, (b - r) / delta + 2, (r - g) / delta + 4))
-    hue = hue * (np.pi / 3)
-    wsum = float(sat.sum()) + 1e-6
-    hue_cos = float((np.cos(hue) * sat).sum() / wsum)
-    hue_sin = float((np.sin(hue) * sat).sum() / wsum)
-    rg, yb = r - g, 0.5 * (r + g) - b
-    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-    l255 = luma * 255.0
-    lap = (-4 * l255[1:-1, 1:-1] + l255[:-2, 1:-1] + l255[2:, 1:-1] + l255[1:-1, :-2] + l255[1:-1, 2:])
-    gx = np.diff(luma, axis=1)[:-1, :]
-    gy = np.diff(luma, axis=0)[:, :-1]
-    grad = np.hypot(gx, gy)
-    H, W = luma.shape
-    cy0, cy1, cx0, cx1 = H // 3, H - H // 3, W // 3, W - W // 3
-    centre = np.zeros_like(luma, dtype=bool)
-    centre[cy0:cy1, cx0:cx1] = True
-    border = ~centre
-    w = float(width or W)
-    h = float(height or H)
-    p05, p50, p95 = np.percentile(luma, [5, 50, 95])
-    vec = [
-        r.mean(), g.mean(), b.mean(), r.std(), g.std(), b.std(),
-        luma.mean(), p05, p50, p95, luma.std(),
-        sat.mean(), sat.std(), hue_cos, hue_sin, colourfulness,
-        (l255 <= 2).mean(), (l255 >= 253).mean(), np.log1p(lap.var()), (grad > 0.1).mean(),
-        np.log1p(np.median(np.abs(lap))),
-        luma[centre].mean() - luma[border].mean(), sat[centre].mean() - sat[border].mean(),
-        np.log(max(w, 1.0) / max(h, 1.0)), np.log(max(w * h, 1.0) / 1e6),
-    ]
-    return np.asarray(vec, dtype=np.float32)
-
-
-def _decode_thumb(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        im.draft("RGB", (_ANALYSIS_SIDE, _ANALYSIS_SIDE))
-        im = im.convert("RGB")
-        im.thumbnail((_ANALYSIS_SIDE, _ANALYSIS_SIDE))
-        return np.asarray(im)
-
-
-def cheap_cache_path(cat: Catalog) -> Path:
-    return cat.sidecars_dir / "training" / f"{CHEAP_SET}.parquet"
+def _compute_cheap(cat: Catalog, wanted: list[int], status: dict[int, str], progress: bool,
+                   skip_failures: bool) -> None:
+    """Bring the ``cheap`` rows of ``wanted`` up to date: active images in the single-decode pass, rejected ones
+    (which the pass does not visit) from their cached thumbnail."""
+    active = [i for i in wanted if status[i] == "active"]
+    if active:
+        compute_features(cat, hashes=False, quality=False, exif=False, features=(CHEAP.name,), ids=active,
+                         skip_failures=skip_failures, progress=progress)
+    rejected = [i for i in wanted if status[i] == "rejected"]
+    if rejected:
+        have = Sidecar(cat.sidecars_dir, CHEAP.name).fingerprints()
+        cur = current_fingerprints(cat, statuses=("rejected",))
+        _, failures = cheap_from_thumbnails(cat, [i for i in rejected if have.get(i) != cur.get(i)])
+        if failures and not skip_failures:
+            i, _, _, reason = failures[0]
+            raise FeatureError(f"cheap features of image {i} failed: {reason}"
+                               + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
 
 
 def _cheap_matrix(cat: Catalog, ids: np.ndarray | None, progress: bool, skip_failures: bool,
                   with_quality: bool | None = None, compute: bool = True) -> FeatureMatrix:
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from ..media import fingerprint
-
-    rows = cat.db.query(
-        "SELECT id, size, mtime_ns, width, height, status FROM images WHERE status IN ('active', 'rejected') "
-        "ORDER BY id"
-    )
-    meta = {int(r[0]): (fingerprint(r[1] or 0, r[2] or 0), r[3], r[4]) for r in rows}
-    wanted = sorted(meta) if ids is None else sorted(int(i) for i in np.asarray(ids).tolist() if int(i) in meta)
-    path = cheap_cache_path(cat)
-    cached: dict[int, tuple[str, np.ndarray]] = {}
-    if path.exists():
-        try:
-            df = pd.read_parquet(path)
-            vals = df[list(CHEAP_FEATURES)].to_numpy(np.float32)
-            for i, fp, v in zip(df["image_id"].to_numpy(), df["fingerprint"].to_numpy(), vals):
-                cached[int(i)] = (str(fp), v)
-        except Exception:  # an unreadable cache is rebuilt, never trusted
-            cached = {}
-    todo = [i for i in wanted if i not in cached or cached[i][0] != meta[i][0]] if compute else []
-    failures = []
-    new = 0
-    for i in tqdm(todo, desc="cheap features", unit="img", disable=not progress or not todo, leave=False):
-        data = ThumbnailCache(cat).read_bytes(i)
-        try:
-            if data is None:
-                raise FeatureError(f"image {i}: no thumbnail could be built (file missing or undecodable)")
-            vec = cheap_features(_decode_thumb(data), meta[i][1], meta[i][2])
-        except Exception as e:
-            if not skip_failures:
-                raise FeatureError(f"cheap features of image {i} failed: {e}") from e
-            failures.append((i, None, "cheap_features", f"{type(e).__name__}: {e}"[:500]))
-            continue
-        cached[i] = (meta[i][0], vec)
-        new += 1
-    cat.images.record_failures(failures)
-    if new:
-        keep = sorted(cached)
-        out = pd.DataFrame(np.stack([cached[i][1] for i in keep]), columns=list(CHEAP_FEATURES))
-        out.insert(0, "fingerprint", [cached[i][0] for i in keep])
-        out.insert(0, "image_id", np.asarray(keep, dtype=np.int64))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        out.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    have = np.asarray([i for i in wanted if i in cached and cached[i][0] == meta[i][0]], dtype=np.int64)
-    X = np.stack([cached[int(i)][1] for i in have]).astype(np.float32) if len(have) else np.zeros(
-        (0, len(CHEAP_FEATURES)), np.float32)
+    rows = cat.db.query("SELECT id, status FROM images WHERE status IN ('active', 'rejected') ORDER BY id")
+    status = {int(r[0]): str(r[1]) for r in rows}
+    wanted = sorted(status) if ids is None else sorted({int(i) for i in np.asarray(ids).tolist() if int(i) in status})
+    if compute and wanted:
+        _compute_cheap(cat, wanted, status, progress, skip_failures)
+    table = read_current(cat, CHEAP.name, CHEAP_FEATURES)  # sorted by image_id
+    tids = np.asarray(table.column("image_id").to_numpy(zero_copy_only=False), dtype=np.int64)
+    keep = np.isin(tids, np.asarray(wanted, dtype=np.int64))
+    have = tids[keep]
+    if len(have):
+        X = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float32)
+                             for c in CHEAP_FEATURES])[keep]
+    else:
+        X = np.zeros((0, len(CHEAP_FEATURES)), np.float32)
     name = CHEAP_SET
     quality = _quality_sidecar(cat) if with_quality is not False else None
     if with_quality and quality is None:
@@ -324,17 +230,19 @@ def feature_matrix(
         source: ``"auto"``, ``"cheap"`` or ``"embeddings:<model>__<pretrained>"`` (see the module docstring).
         ids: restrict to these image ids.
         progress: show a ``tqdm.auto`` bar while computing cheap features.
-        skip_failures: record an image whose thumbnail cannot be decoded in ``failures`` (stage
-            ``cheap_features``) and leave it out; with False raise :class:`FeatureError`.
-        compute: compute cheap features missing from the cache (new or changed images); False returns only the
-            cached ones and never decodes (the live prior's vote path).
+        skip_failures: record an image that cannot be decoded in ``failures`` (stage ``decode`` or ``cheap``) and
+            leave it out; with False raise :class:`FeatureError` (after writing the rows of the others).
+        compute: compute cheap features missing from the ``cheap`` sidecar (new or changed images) in the
+            single-decode pass; False returns only the current rows and never decodes (the live prior's vote
+            path; :func:`has_cheap_features` says whether any were computed).
 
     Returns:
         A :class:`FeatureMatrix` ``(image_ids (N,) int64, X (N, D) float32, name)``; images without features
         are absent from it.
 
     Raises:
-        FeatureError: unknown source, or the embedding sidecar is missing or unreadable.
+        FeatureError: unknown source; the embedding sidecar is missing or unreadable; ``cheap-v1+quality``
+            without a quality sidecar; failures with ``skip_failures=False``.
     """
     cat = as_catalog(col)
     if source == "auto":

@@ -28,12 +28,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog, CatalogLike, as_catalog
-from ..errors import CropError, ImagerankError, ImportLogError, NotFoundError
+from ..errors import CropError, ImagerankError, ImportLogError, InvalidArgumentError, NotFoundError
 from ..media import ThumbnailCache
 from .data import add_crop
 
@@ -103,14 +104,20 @@ class _Resolver:
         self.base = base.resolve()
         self.roots = [Path(r).resolve() for r in cat.settings.roots]
         self.add_unknown = add_unknown
-        self.by_path = {r[1]: int(r[0]) for r in cat.db.query("SELECT id, filepath FROM images")}
+        images = cat.images.images_df()
+        self.by_path = dict(zip(images["filepath"].tolist(), images["id"].astype(int).tolist()))
         self.added: list[int] = []
 
     def __call__(self, value: str) -> int:
-        """Image id for a path value; raises ValueError with the reason."""
+        """Image id for a path value.
+
+        Raises:
+            InvalidArgumentError: the reason the path cannot be imported (empty, outside the allowed folders,
+                missing, not in the catalog, not an image, not decodable).
+        """
         v = (value or "").strip()
         if not v:
-            raise ValueError("empty path")
+            raise InvalidArgumentError("empty path")
         p = Path(v).expanduser()
         if not p.is_absolute():
             p = self.base / p
@@ -120,13 +127,14 @@ class _Resolver:
                 return self.by_path[key]
         real = Path(absolute).resolve()
         if not any(real == d or real.is_relative_to(d) for d in [self.base, *self.roots]):
-            raise ValueError("path lies outside the CSV's folder and the collection's image folders")
+            raise InvalidArgumentError("path lies outside the CSV's folder and the collection's image folders")
         if not real.is_file():
-            raise ValueError("file does not exist")
+            raise InvalidArgumentError("file does not exist")
         if not self.add_unknown:
-            raise ValueError("file is not in the catalog (scan its folder first, or import with add_unknown=True)")
+            raise InvalidArgumentError(
+                "file is not in the catalog (scan its folder first, or import with add_unknown=True)")
         if real.suffix.lower() not in self.cat.settings.extensions:
-            raise ValueError(f"not an image file extension ({real.suffix or 'none'})")
+            raise InvalidArgumentError(f"not an image file extension ({real.suffix or 'none'})")
         st = real.stat()
         key = str(real)
         iid = self.cat.images.add_files([(key, st.st_size, st.st_mtime_ns)])[key]
@@ -135,12 +143,61 @@ class _Resolver:
         self.by_path[key] = iid
         self.added.append(iid)
         if row["status"] != "active":
-            raise ValueError(f"image is {row['status']}: {row.get('status_reason') or 'cannot be decoded'}")
+            reason = row.get("status_reason") or "cannot be decoded"
+            raise InvalidArgumentError(f"image is {row['status']}: {reason}")
         return iid
 
 
 def _record_failures(cat: Catalog, stage: str, path: str, errors: list[RowError]) -> None:
     cat.images.record_failures([(None, path, stage, str(e)[:500]) for e in errors])
+
+
+def _check_width(row: Mapping[Any, Any]) -> None:
+    """Raise :class:`InvalidArgumentError` when a CSV row has more fields than the header (``csv`` keeps them
+    under the key None)."""
+    extra = row.get(None)
+    if extra is not None:
+        raise InvalidArgumentError(f"{len(extra)} more fields than the header has")
+
+
+def _selection_row(row: dict[str, Any], header: list[str], cand_cols: list[str], sep: str, resolve: _Resolver
+                   ) -> tuple[list[int], int]:
+    """The candidates' image ids of one selection-log row and the position of the chosen one.
+
+    Raises:
+        InvalidArgumentError: why the row cannot be imported.
+    """
+    _check_width(row)
+    if "candidates" in header and (row.get("candidates") or "").strip():
+        values = [v for v in (row.get("candidates") or "").split(sep) if v.strip()]
+    else:
+        values = [row[c] for c in cand_cols if (row.get(c) or "").strip()]
+    chosen_value = (row.get("chosen") or "").strip()
+    if not chosen_value:
+        raise InvalidArgumentError("empty 'chosen'")
+    if len(values) < 2:
+        raise InvalidArgumentError(f"a choice needs at least 2 candidates, got {len(values)}")
+    ids = []
+    for v in values:
+        try:
+            ids.append(resolve(v))
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"candidate {v.strip()!r}: {e}") from None
+    if len(set(ids)) != len(ids):
+        raise InvalidArgumentError("the same image is listed twice among the candidates")
+    stripped = [v.strip() for v in values]
+    names = [Path(v).name for v in stripped]
+    if chosen_value in stripped:
+        return ids, stripped.index(chosen_value)
+    if names.count(Path(chosen_value).name) == 1 and "/" not in chosen_value and "\\" not in chosen_value:
+        return ids, names.index(chosen_value)
+    try:
+        cid = resolve(chosen_value)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"chosen {chosen_value!r}: {e}") from None
+    if cid not in ids:
+        raise InvalidArgumentError(f"chosen {chosen_value!r} is not among the candidates")
+    return ids, ids.index(cid)
 
 
 def import_selection_log(
@@ -180,60 +237,26 @@ def import_selection_log(
         )
     digest = hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()
     note = f"import-selections sha256={digest}"
-    seen = cat.db.query("SELECT id FROM sessions WHERE note=?", (note,))
+    seen = cat.votes.sessions_with_note(note)
     if seen and not force:
-        raise ImportLogError(f"{csv_path} was imported before (session {seen[0][0]}); pass force=True to import "
+        raise ImportLogError(f"{csv_path} was imported before (session {seen[0]}); pass force=True to import "
                              "it again (its choices would count twice)")
     resolve = _Resolver(cat, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
     report = ImportReport("selection", str(csv_path), rows=len(rows))
     # the import gets its own session (the user's continues after) and one live-prior refit at its end
-    with cat.votes.session_scope(voter="import", strategy="import") as session, cat.votes.batch():
-        cat.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
-        if True:
-            for line, row in rows:
-                try:
-                    if None in row:
-                        raise ValueError(f"{len(row[None])} more fields than the header has")  # type: ignore[index]
-                    if "candidates" in header and (row.get("candidates") or "").strip():
-                        values = [v for v in (row.get("candidates") or "").split(sep) if v.strip()]
-                    else:
-                        values = [row[c] for c in cand_cols if (row.get(c) or "").strip()]
-                    chosen_value = (row.get("chosen") or "").strip()
-                    if not chosen_value:
-                        raise ValueError("empty 'chosen'")
-                    if len(values) < 2:
-                        raise ValueError(f"a choice needs at least 2 candidates, got {len(values)}")
-                    ids = []
-                    for v in values:
-                        try:
-                            ids.append(resolve(v))
-                        except ValueError as e:
-                            raise ValueError(f"candidate {v.strip()!r}: {e}") from None
-                    if len(set(ids)) != len(ids):
-                        raise ValueError("the same image is listed twice among the candidates")
-                    names = [Path(v.strip()).name for v in values]
-                    if chosen_value in [v.strip() for v in values]:
-                        win = [v.strip() for v in values].index(chosen_value)
-                    elif (names.count(Path(chosen_value).name) == 1 and "/" not in chosen_value
-                          and "\\" not in chosen_value):
-                        win = names.index(chosen_value)
-                    else:
-                        try:
-                            cid = resolve(chosen_value)
-                        except ValueError as e:
-                            raise ValueError(f"chosen {chosen_value!r}: {e}") from None
-                        if cid not in ids:
-                            raise ValueError(f"chosen {chosen_value!r} is not among the candidates")
-                        win = ids.index(cid)
-                    ranks = [0 if k == win else 1 for k in range(len(ids))]
-                    dms = (row.get("decision_ms") or "").strip()
-                    m = cat.votes.record(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
-                                         voter=(row.get("voter") or "").strip() or None,
-                                         decision_ms=float(dms) if dms else None)
-                    report.ids.append(m.id)
-                    report.imported += 1
-                except (ValueError, ImagerankError, OSError) as e:
-                    report.errors.append(RowError(line, str(e)))
+    with cat.votes.session_scope(voter="import", strategy="import", note=note), cat.votes.batch():
+        for line, row in rows:
+            try:
+                ids, win = _selection_row(row, header, cand_cols, sep, resolve)
+                ranks = [0 if k == win else 1 for k in range(len(ids))]
+                dms = (row.get("decision_ms") or "").strip()
+                m = cat.votes.record(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
+                                     voter=(row.get("voter") or "").strip() or None,
+                                     decision_ms=float(dms) if dms else None)
+                report.ids.append(m.id)
+                report.imported += 1
+            except (ValueError, ImagerankError, OSError) as e:
+                report.errors.append(RowError(line, str(e)))
     report.images_added = len(resolve.added)
     _record_failures(cat, "import-selections", str(csv_path), report.errors)
     return report
@@ -247,7 +270,7 @@ def _parse_units(value: str) -> str | None:
         return "pixels"
     if v in ("norm", "normalised", "normalized", "fraction", "relative"):
         return "normalised"
-    raise ValueError(f"units: expected 'px' or 'norm', got {value!r}")
+    raise InvalidArgumentError(f"units: expected 'px' or 'norm', got {value!r}")
 
 
 def import_crop_log(
@@ -288,20 +311,19 @@ def import_crop_log(
     report = ImportReport("crop", str(csv_path), rows=len(rows))
     for line, row in rows:
         try:
-            if None in row:
-                raise ValueError(f"{len(row[None])} more fields than the header has")  # type: ignore[index]
+            _check_width(row)
             raw = [row.get(c) for c in ("x", "y", wcol, hcol)]
             try:
                 box = [float((v or "").strip()) for v in raw]
             except ValueError:
-                raise ValueError(f"box values must be numbers, got {raw}") from None
+                raise InvalidArgumentError(f"box values must be numbers, got {raw}") from None
             u = forced or _parse_units(row.get("units") or "")
             if u is None:
                 u = "normalised" if all(0.0 <= v <= 1.0 for v in box) else "pixels"
             try:
                 iid = resolve(row.get(path_col) or "")
-            except ValueError as e:
-                raise ValueError(f"{(row.get(path_col) or '').strip()!r}: {e}") from None
+            except InvalidArgumentError as e:
+                raise InvalidArgumentError(f"{(row.get(path_col) or '').strip()!r}: {e}") from None
             aspect = (row.get("aspect") or "").strip() or None
             report.ids.append(add_crop(cat, iid, box, units=u, source=source, aspect=aspect, accepted=True))
             report.imported += 1

@@ -37,7 +37,7 @@ from ..catalog import Catalog, CatalogLike, VoteEvent, as_catalog
 from ..errors import FeatureError, ImagerankError, InvalidArgumentError, NoVotesError
 from ..ratings.priors import BTPrior, bt_prior
 from .data import vote_pairs
-from .features import FeatureMatrix, auto_source, cheap_cache_path, feature_matrix
+from .features import FeatureMatrix, auto_source, feature_matrix, has_cheap_features
 
 __all__ = [
     "LIVE_COMPONENTS",
@@ -190,8 +190,11 @@ class LivePrior:
         self._status = "no learned prior yet"
         self._report: Any = None
         self._lock = threading.RLock()  # one fit at a time
+        self._thread_lock = threading.Lock()  # the background thread's bookkeeping; never held during a fit
         self._thread: threading.Thread | None = None
+        self._running = False
         self._again = False
+        self._listeners: list[Callable[[], None]] = []
         self.unsubscribe = catalog.votes.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ what the user sees
@@ -203,9 +206,27 @@ class LivePrior:
 
     @property
     def report(self) -> Any:
-        """The last :class:`LivePriorReport` or :class:`PriorReport` of this process, None before one."""
+        """The last :class:`LivePriorReport` or :class:`PriorReport` of this process, None before one (after a
+        refit in flight)."""
         self.wait()
         return self._report
+
+    @property
+    def refitting(self) -> bool:
+        """Whether a background refit is running now."""
+        return self._running
+
+    def on_refit(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (on the refit's thread) after each background refit, successful or not, so a panel
+        can show the new status; returns a function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def peek(self) -> tuple[str, Any]:
+        """``(status, report)`` as they are now, without waiting for a refit in flight (a panel's header after a
+        vote must not wait); the status says when a refit is running."""
+        status = self._status + (" (refitting now)" if self.refitting else "")
+        return status, self._report
 
     def wait(self, timeout: float | None = 60.0) -> None:
         """Block until a background refit in flight has finished (at most ``timeout`` seconds)."""
@@ -230,20 +251,27 @@ class LivePrior:
         if event.kind == "batch":
             self._refit_quietly()
             return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+        with self._thread_lock:  # never the fit lock: a vote must not wait for a fit
+            if self._running:
                 self._again = True
                 return
+            self._running = True
             self._thread = threading.Thread(target=self._background, name="imagerank-live-prior", daemon=True)
             self._thread.start()
 
     def _background(self) -> None:
         while True:
             self._refit_quietly()
-            with self._lock:
+            with self._thread_lock:
                 if not self._again:
-                    return
+                    self._running = False
+                    break
                 self._again = False
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a panel that failed to redraw must not break the next refit
+                log.exception("live prior listener %r failed", listener)
 
     def _refit_quietly(self) -> None:
         try:
@@ -327,7 +355,7 @@ class LivePrior:
                                bool(calibrate), changed, time.perf_counter() - t0)
 
     def _design(self, source: str, compute: bool) -> FeatureMatrix:
-        if not compute and source.startswith("cheap") and not cheap_cache_path(self.catalog).exists():
+        if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):
             raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
                                "`imagerank prior` once (cheap colour and quality features)")
         fm = feature_matrix(self.catalog, source, progress=compute, compute=compute)

@@ -4,17 +4,15 @@ Model: utility ``s(x)`` from a linear layer or a small MLP over standardised fea
 Bradley-Terry loss, N-way rankings the Plackett-Luce loss (both from :mod:`imagerank.training.bt`). The
 :class:`RankerModule` (LightningModule) is handed its network and optimiser configuration; :func:`train_ranker` is
 the one-call front door that returns a fitted :class:`Ranker` (or a :class:`~imagerank.training.jobs.TrainingJob`
-running in a background thread).
+running in a background thread). Every setting of a fit lives in one :class:`RankerConfig`:
+``train_ranker(col, "cheap", RankerConfig(max_epochs=20), background=True)``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +23,14 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
+from .._util.torch import cpu_threads, quiet_lightning, resolve_accelerator
 from ..catalog import CatalogLike, as_catalog
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InvalidArgumentError
 from .bt import bradley_terry_loss, plackett_luce_ranks_loss
-from .data import VoteData, load_votes
+from .data import Split, VoteData, load_votes
 from .datamodule import PreferenceDataModule
 from .features import FeatureMatrix, feature_matrix
+from .trainer import FitConfig, OptimConfig, SplitModule, history_of, make_trainer, versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,33 +41,13 @@ __all__ = [
     "NetConfig",
     "OptimConfig",
     "Ranker",
+    "RankerConfig",
     "RankerModule",
     "Standardize",
     "build_ranker_net",
     "fit_ranker",
     "train_ranker",
 ]
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Optimiser settings: ``name`` ``adamw`` or ``sgd``; learning rate; decoupled weight decay."""
-
-    name: str = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-
-    def build(self, params: Any) -> torch.optim.Optimizer:
-        """The optimiser over ``params``.
-
-        Raises:
-            ValueError: unknown optimiser name.
-        """
-        if self.name == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=0.9)
-        raise ValueError(f"optimizer name: expected 'adamw' or 'sgd', got {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +63,51 @@ class NetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RankerConfig(FitConfig):
+    """How a ranker is fitted: the :class:`~imagerank.training.trainer.FitConfig` settings plus the network and the
+    held-out images; the one settings object :func:`train_ranker` and :func:`fit_ranker` take (frozen; derive a
+    variant with ``dataclasses.replace(cfg, max_epochs=5)``).
+
+    Attributes:
+        max_epochs: passes over the training judgements (default 30).
+        seed: seeds the split, the network's initialisation and the batch order.
+        batch_size: judgements per batch (default 256).
+        val_fraction: share of judgements (by match) held out for validation, in [0, 1).
+        cold_fraction: share of judged images held out completely (every match touching one leaves training: the
+            cold-start test), in [0, 1); see :func:`imagerank.training.data.split_votes`.
+        optimizer: default AdamW, lr 3e-3, weight decay 1e-4.
+        accelerator, fast_dev_run: see :class:`~imagerank.training.trainer.FitConfig`.
+        num_threads: torch CPU threads while fitting (default 1, fastest for these small networks).
+        network: ``linear`` or ``mlp``; hidden (units), depth (hidden layers), dropout (probability): the MLP's
+            (see :class:`NetConfig`).
+
+    Raises:
+        InvalidArgumentError: a value out of range or an unknown network.
+    """
+
+    network: str = "mlp"
+    hidden: int = 64
+    depth: int = 1
+    dropout: float = 0.1
+    cold_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.network not in ("linear", "mlp"):
+            raise InvalidArgumentError(f"network: expected 'linear' or 'mlp', got {self.network!r}")
+        if self.hidden < 1 or self.depth < 1:
+            raise InvalidArgumentError(f"hidden, depth: expected >= 1, got {self.hidden!r}, {self.depth!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidArgumentError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.cold_fraction < 1.0:
+            raise InvalidArgumentError(f"cold_fraction: expected a fraction in [0, 1), got {self.cold_fraction!r}")
+
+    def net_config(self, in_dim: int) -> NetConfig:
+        """The :class:`NetConfig` of this network over ``in_dim`` features."""
+        return NetConfig(int(in_dim), self.network, self.hidden, self.depth, self.dropout)
 
 
 class Standardize(nn.Module):
@@ -113,10 +138,10 @@ def build_ranker_net(cfg: NetConfig) -> nn.Sequential:
     """The network for ``cfg``: Standardize, then linear or MLP layers, then a (…, 1) utility.
 
     Raises:
-        ValueError: unknown kind, or in_dim < 1.
+        InvalidArgumentError: unknown kind, or in_dim < 1.
     """
     if cfg.in_dim < 1:
-        raise ValueError(f"in_dim: expected >= 1 feature, got {cfg.in_dim}")
+        raise InvalidArgumentError(f"in_dim: expected >= 1 feature, got {cfg.in_dim}")
     layers: list[nn.Module] = [Standardize(cfg.in_dim)]
     if cfg.kind == "linear":
         layers.append(nn.Linear(cfg.in_dim, 1))
@@ -127,11 +152,11 @@ def build_ranker_net(cfg: NetConfig) -> nn.Sequential:
             d = cfg.hidden
         layers.append(nn.Linear(d, 1))
     else:
-        raise ValueError(f"kind: expected 'linear' or 'mlp', got {cfg.kind!r}")
+        raise InvalidArgumentError(f"kind: expected 'linear' or 'mlp', got {cfg.kind!r}")
     return nn.Sequential(*layers)
 
 
-class RankerModule(L.LightningModule):
+class RankerModule(SplitModule):
     """LightningModule of the ranker: Bradley-Terry loss on pairs, Plackett-Luce loss on N-way rankings.
 
     Args:
@@ -191,29 +216,8 @@ class RankerModule(L.LightningModule):
                      batch_size=bs)
         return loss
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optim_config.build(self.parameters())
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    """``device`` or the best available: ``cuda``, then Apple ``mps``, then ``cpu``."""
-    if device:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -259,6 +263,9 @@ class Ranker:
 
         Args:
             X: (N, D) float features of this ranker's feature set.
+            batch_size: rows per forward pass.
+            device: torch device (``cpu``, ``cuda``, ``mps`` ...); None: the best available
+                (:func:`imagerank._util.torch.resolve_accelerator`).
 
         Returns:
             (N,) float32 utilities on the log-odds scale: P(a beats b) = sigmoid(s_a - s_b).
@@ -272,7 +279,7 @@ class Ranker:
                 f"features: this ranker expects (N, {self.feature_dim}) rows of {self.feature_set!r}, got shape "
                 f"{X.shape}"
             )
-        dev = pick_device(device)
+        dev = torch.device(resolve_accelerator(device))
         net = self.net.to(dev).eval()
         out = []
         with torch.inference_mode():
@@ -326,16 +333,17 @@ class Ranker:
                 f"matches={self.metadata.get('data', {}).get('n_train', '?')}{acc_s})")
 
 
-def _quick_metrics(ranker: Ranker, fm: FeatureMatrix, dm: PreferenceDataModule) -> dict[str, float]:
-    """Pairwise accuracy and log-loss of ``ranker`` on the train / val / cold parts of the split
-    (:func:`imagerank.training.evaluate.pair_metrics`)."""
+
+
+def _quick_metrics(ranker: Ranker, fm: FeatureMatrix, votes: VoteData, split: Split) -> dict[str, float]:
+    """Pairwise accuracy and log-loss of ``ranker`` on the train / val / cold parts of ``split`` (rows of
+    ``votes``; :func:`imagerank.training.evaluate.pair_metrics`)."""
     from .evaluate import pair_metrics
 
-    assert dm.split is not None
     scores = ranker.score(fm.X)
     out: dict[str, float] = {}
     for part in ("train", "val", "cold"):
-        pairs = dm.votes.pairs(getattr(dm.split, part))
+        pairs = votes.pairs(getattr(split, part))
         d = scores[fm.rows(pairs.a)] - scores[fm.rows(pairs.b)]
         m = pair_metrics(1.0 / (1.0 + np.exp(-d.astype(np.float64))), pairs.y)
         out[f"{part}_accuracy"] = m.accuracy
@@ -344,214 +352,102 @@ def _quick_metrics(ranker: Ranker, fm: FeatureMatrix, dm: PreferenceDataModule) 
     return out
 
 
-def versions() -> dict[str, str]:
-    """Versions of imagerank, torch, lightning and open_clip (for model metadata)."""
-    import importlib.metadata as md
-
-    out = {}
-    for dist in ("imagerank", "torch", "lightning", "open_clip_torch", "torchmetrics"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(n)`` (process-wide), restoring the previous count after; None: unchanged.
-
-    Small networks train fastest on one thread: their ops are too short to split, and on a busy machine a second
-    intra-op thread waiting for a core slows every op down (measured: a 512-64-1 MLP epoch took 15x longer with
-    2 threads than with 1 while another process used one of the two cores).
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's informational chatter (GPU/TPU lines, tips, "few workers" hints) while training;
-    real warnings and errors still show."""
-    names = ("lightning.pytorch", "lightning.fabric", "lightning_utilities")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            for msg in (".*does not have many workers.*", ".*LeafSpec.*", ".*litlogger.*", ".*Total length of.*",
-                        ".*The number of training batches.*", ".*module\\(s\\) in eval mode.*"):
-                warnings.filterwarnings("ignore", message=msg)
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-
-
-def make_trainer(
-    max_epochs: int,
-    *,
-    callbacks: Sequence[Any] = (),
-    progress: bool = True,
-    n_batches: int = 1,
-    accelerator: str = "auto",
-    logger: Any = False,
-    fast_dev_run: bool | int = False,
-    has_val: bool = True,
-) -> L.Trainer:
-    """A Trainer configured the imagerank way: no Lightning checkpoints (the registry saves explicitly), no
-    logger unless given (a CSVLogger into the workspace), a TQDM bar refreshing ~10 times per epoch."""
-    from lightning.pytorch.callbacks import TQDMProgressBar
-
-    cbs = list(callbacks)
-    if progress:
-        cbs.append(TQDMProgressBar(refresh_rate=max(1, n_batches // 10)))
-    return L.Trainer(
-        max_epochs=max_epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        callbacks=cbs,
-        log_every_n_steps=max(1, min(50, n_batches)),
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if has_val else 0,
-        fast_dev_run=fast_dev_run,
-        deterministic=False,
-    )
-
-
 def fit_ranker(
     fm: FeatureMatrix,
     votes: VoteData,
+    config: RankerConfig | None = None,
     *,
-    max_epochs: int = 30,
-    seed: int = 0,
-    network: str = "mlp",
-    hidden: int = 64,
-    depth: int = 1,
-    dropout: float = 0.1,
-    optimizer: OptimConfig | None = None,
-    batch_size: int = 256,
-    val_fraction: float = 0.2,
-    cold_fraction: float = 0.1,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
-    accelerator: str = "auto",
-    fast_dev_run: bool | int = False,
     logger: Any = False,
-    num_threads: int | None = 1,
 ) -> Ranker:
     """Fit a ranker on ready features and judgements (the core of :func:`train_ranker`, no collection needed).
 
-    Args: as :func:`train_ranker`; ``fm`` (:class:`~imagerank.training.features.FeatureMatrix`) and ``votes``
-    (:class:`~imagerank.training.data.VoteData`) are the data; ``logger`` a Lightning logger or False;
-    ``num_threads`` CPU threads for torch while fitting (see :func:`cpu_threads`; None leaves torch's setting).
+    Args:
+        fm: (N, D) feature vectors (:class:`~imagerank.training.features.FeatureMatrix`).
+        votes: the judgements (:class:`~imagerank.training.data.VoteData`).
+        config: a :class:`RankerConfig` (default ``RankerConfig()``).
+        callbacks: Lightning callbacks (a :class:`~imagerank.training.jobs.TrainingJob`'s progress callback).
+        progress: Lightning's TQDM progress bar.
+        logger: a Lightning logger, or False.
 
     Returns:
-        The fitted :class:`Ranker` (on the CPU) with its metadata (split, metrics, data size, versions).
+        The fitted :class:`Ranker` (on the CPU) with its metadata (config, split, metrics, data size, versions).
 
     Raises:
         NoVotesError: no judgement with features, or no decided match in the training part.
     """
+    cfg = config or RankerConfig()
     t0 = time.perf_counter()
-    dm = PreferenceDataModule(fm, votes, val_fraction=val_fraction, cold_fraction=cold_fraction, seed=seed,
-                              batch_size=batch_size)
-    dm.setup("fit")
-    assert dm.split is not None
-    L.seed_everything(seed, workers=True, verbose=False)
-    cfg = NetConfig(int(fm.X.shape[1]), network, hidden, depth, dropout)
-    net = build_ranker_net(cfg)
+    dm = PreferenceDataModule(fm, votes, val_fraction=cfg.val_fraction, cold_fraction=cfg.cold_fraction,
+                              seed=cfg.seed, batch_size=cfg.batch_size)
+    split = dm.prepare_split()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    net_cfg = cfg.net_config(fm.X.shape[1])
+    net = build_ranker_net(net_cfg)
     net[0].fit(fm.X)  # type: ignore[operator]
-    module = RankerModule(net, optimizer or OptimConfig(), feature_set=fm.name)
-    n_batches = max(1, math.ceil(len(dm.train_set) / batch_size))
-    with quiet_lightning(), cpu_threads(num_threads):
-        trainer = make_trainer(max_epochs, callbacks=callbacks, progress=progress, n_batches=n_batches,
-                               accelerator=accelerator, logger=logger, fast_dev_run=fast_dev_run,
+    module = RankerModule(net, cfg.optimizer, feature_set=fm.name)
+    with quiet_lightning(), cpu_threads(cfg.threads()):
+        trainer = make_trainer(cfg, n_train=len(dm.train_set), callbacks=callbacks, progress=progress, logger=logger,
                                has_val=len(dm.val_set) > 0)
         trainer.fit(module, datamodule=dm)
     fit_seconds = time.perf_counter() - t0
-    ranker = Ranker(module.net.cpu().eval(), cfg, fm.name)
-    with cpu_threads(num_threads):
-        metrics = _quick_metrics(ranker, fm, dm)
+    ranker = Ranker(module.net.cpu().eval(), net_cfg, fm.name)
+    with cpu_threads(cfg.threads()):
+        metrics = _quick_metrics(ranker, fm, dm.votes, split)
     ranker.metadata = {
         "kind": "ranker",
         "feature_set": fm.name,
-        "feature_dim": cfg.in_dim,
-        "net": cfg.to_dict(),
+        "feature_dim": net_cfg.in_dim,
+        "net": net_cfg.to_dict(),
         "optimizer": asdict(module.optim_config),
+        "fit_config": cfg.to_dict(),
         "data": {
             "n_images_with_features": len(fm.image_ids), "n_judgements": len(dm.votes),
-            "n_train": len(dm.split.train), "n_val": len(dm.split.val), "n_cold": len(dm.split.cold),
+            "n_train": len(split.train), "n_val": len(split.val), "n_cold": len(split.cold),
             "n_skips_excluded": votes.n_skips, "n_undone_excluded": votes.n_undone, "n_draws": votes.n_draws,
             "n_without_features": dm.n_without_features,
         },
-        "split": {**dm.split.to_dict(), "train_match_ids": np.unique(dm.split.train_match_ids).tolist()},
+        "split": {**split.to_dict(), "train_match_ids": np.unique(split.train_match_ids).tolist()},
         "metrics": metrics,
         "epochs": int(trainer.current_epoch),
-        "max_epochs": max_epochs,
-        "seed": seed,
+        "max_epochs": cfg.max_epochs,
+        "seed": cfg.seed,
         "device": str(trainer.strategy.root_device),
         "train_seconds": round(fit_seconds, 3),
         "versions": versions(),
     }
-    for cb in callbacks:
-        if hasattr(cb, "rows"):
-            ranker.history = list(cb.rows)
+    ranker.history = history_of(callbacks)
     return ranker
 
 
 def train_ranker(
     col: CatalogLike,
     features: str | FeatureMatrix = "auto",
+    config: RankerConfig | None = None,
     *,
-    max_epochs: int = 30,
-    seed: int = 0,
-    network: str = "mlp",
-    hidden: int = 64,
-    depth: int = 1,
-    dropout: float = 0.1,
-    optimizer: OptimConfig | None = None,
-    batch_size: int = 256,
-    val_fraction: float = 0.2,
-    cold_fraction: float = 0.1,
     background: bool = False,
     progress: bool = True,
     name: str | None = "ranker",
     on_progress: Callable[[dict[str, Any]], None] | None = None,
-    accelerator: str = "auto",
-    fast_dev_run: bool | int = False,
     csv_log: bool = False,
-    num_threads: int | None = 1,
 ) -> Ranker | TrainingJob:
     """Train a ranker on the collection's votes and return it (saved under ``models/<name>/`` unless name None).
 
+    ``train_ranker(col, "cheap", RankerConfig(max_epochs=20), background=True)``.
+
     Args:
-        col: the collection (votes from its match log; see :func:`imagerank.training.data.load_votes`).
+        col: the collection or catalog (votes from its match log; see :func:`imagerank.training.data.load_votes`).
         features: ``"auto"``, ``"cheap"``, ``"embeddings:<model>__<pretrained>"`` or a ready FeatureMatrix.
-        max_epochs: passes over the training judgements.
-        seed: seeds the split, the network's initialisation and the batch order.
-        network, hidden, depth, dropout: the :class:`NetConfig` (``linear`` or ``mlp``).
-        optimizer: default AdamW lr 3e-3, weight decay 1e-4.
-        val_fraction, cold_fraction: held-out judgements and held-out images (cold start), see ``split_votes``.
+        config: a :class:`RankerConfig` (epochs, seed, network, optimiser, split, device, threads); default
+            ``RankerConfig()``. With ``fast_dev_run`` nothing is saved.
         background: run in a thread and return a :class:`~imagerank.training.jobs.TrainingJob` at once
             (``job.wait()`` returns the Ranker; ``job.live_plot()`` shows the loss curve). The progress bar is
             off in the background (the live plot replaces it).
         progress: Lightning's TQDM progress bar (foreground only).
+        name: the model's name under ``models/``; None: not saved.
         on_progress: called with ``{"epoch", "step", "train_loss", "val_loss"}`` as training goes.
         csv_log: write Lightning's CSVLogger into ``<workspace>/models/logs``.
-        num_threads: torch CPU threads while fitting (default 1, fastest for these small networks; see
-            :func:`cpu_threads`).
 
     Returns:
         The fitted :class:`Ranker`, or a TrainingJob with ``background=True``.
@@ -561,6 +457,7 @@ def train_ranker(
         FeatureError: the feature set is unavailable.
     """
     cat = as_catalog(col)
+    cfg = config or RankerConfig()
     from .jobs import TrainingJob
 
     def run(callbacks: Sequence[Any]) -> Ranker:
@@ -572,13 +469,9 @@ def train_ranker(
             from lightning.pytorch.loggers import CSVLogger
 
             logger = CSVLogger(str(cat.models_dir / "logs"), name=name or "ranker")
-        ranker = fit_ranker(fm, votes, max_epochs=max_epochs, seed=seed, network=network, hidden=hidden, depth=depth,
-                            dropout=dropout, optimizer=optimizer, batch_size=batch_size, val_fraction=val_fraction,
-                            cold_fraction=cold_fraction, callbacks=callbacks, progress=progress and not background,
-                            accelerator=accelerator, fast_dev_run=fast_dev_run, logger=logger,
-                            num_threads=num_threads)
+        ranker = fit_ranker(fm, votes, cfg, callbacks=callbacks, progress=progress and not background, logger=logger)
         ranker.name = name
-        if name and not fast_dev_run:
+        if name and not cfg.fast_dev_run:
             ranker.save(cat, name)
         return ranker
 

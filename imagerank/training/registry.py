@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import CatalogLike, as_catalog
-from ..errors import CheckpointError, NotFoundError
+from ..errors import CheckpointError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,10 +39,10 @@ def model_dir(col: CatalogLike | str | os.PathLike[str], name: str) -> Path:
     """``<workspace>/models/<name>``.
 
     Raises:
-        ValueError: ``name`` is not a plain folder name (letters, digits, ``._-``, no path separators).
+        InvalidArgumentError: ``name`` is not a plain folder name (letters, digits, ``._-``, no path separators).
     """
     if not _NAME.match(name or "") or name in (".", ".."):
-        raise ValueError(f"name: expected a plain model name (letters, digits, '._-'), got {name!r}")
+        raise InvalidArgumentError(f"name: expected a plain model name (letters, digits, '._-'), got {name!r}")
     return _root(col) / name
 
 
@@ -113,11 +113,11 @@ def read_meta(col: CatalogLike | str | os.PathLike[str], name: str) -> dict[str,
         raise NotFoundError(f"no model {name!r} in {_root(col)} (known: {known or 'none'})")
     try:
         meta = json.loads((d / META).read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-        return meta
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"model {name!r}: {d / META} is unreadable ({e})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"model {name!r}: {d / META} is unreadable (not a JSON object)")
+    return meta
 
 
 def load_model(
@@ -154,9 +154,11 @@ def load_model(
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers / truncation
         raise CheckpointError(f"model {name!r}: {path} is corrupt or unreadable ({type(e).__name__}: {e})") from e
-    from .ranker import pick_device
+    import torch
 
-    dev = pick_device(device)
+    from .._util.torch import resolve_accelerator
+
+    dev = torch.device(resolve_accelerator(device))
     try:
         if kind == "ranker":
             from .ranker import NetConfig, Ranker, build_ranker_net

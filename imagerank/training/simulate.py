@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..catalog import CatalogLike, as_catalog
-from ..errors import NoVotesError
+from ..errors import InvalidArgumentError, NoVotesError
 from ..pairing import next_pairs
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class FeatureJudge:
         """The judge's true utility of every image with cheap features (unit SD), indexed by image id.
 
         Raises:
-            ValueError: a weight names an unknown feature.
+            InvalidArgumentError: a weight names an unknown feature.
         """
         cat = as_catalog(col)
         import pandas as pd
@@ -67,7 +67,7 @@ class FeatureJudge:
 
         unknown = sorted(set(self.weights) - set(CHEAP_FEATURES))
         if unknown:
-            raise ValueError(f"weights: unknown feature(s) {unknown}; known: {', '.join(CHEAP_FEATURES)}")
+            raise InvalidArgumentError(f"weights: unknown feature(s) {unknown}; known: {', '.join(CHEAP_FEATURES)}")
         fm = feature_matrix(cat, CHEAP_SET)
         X = fm.X.astype(np.float64)
         std = X.std(0)
@@ -192,7 +192,7 @@ def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 
     :func:`imagerank.training.imports.import_crop_log`)."""
     from PIL import Image
 
-    from .crops import make_crop_set
+    from .crop_metrics import make_crop_set
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

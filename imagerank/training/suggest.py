@@ -10,21 +10,22 @@ stay in the log as negative feedback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import Catalog, CatalogLike, as_catalog
-from ..errors import NotFoundError
+from ..catalog import Catalog, CatalogLike, as_catalog, validate_box
+from ..catalog.suggestions import DECISIONS
+from ..errors import InvalidArgumentError
 from ..pairing import next_pairs
-from .data import add_crop, validate_box
+from .data import add_crop
 
-__all__ = ["Suggestion", "decide", "suggest_crops", "suggest_winners", "suggestions_df"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-DECISIONS = ("approve", "edit", "reject")
+__all__ = ["DECISIONS", "Suggestion", "decide", "suggest_crops", "suggest_winners", "suggestions_df"]
 
 
 @dataclass
@@ -55,12 +56,6 @@ class Suggestion:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def _insert(cat: Catalog, kind: str, model: str, payload: dict[str, Any], confidence: float | None) -> int:
-    cur = cat.db.execute("INSERT INTO suggestions (kind, model, payload, confidence) VALUES (?,?,?,?)",
-                         (kind, model, json.dumps(payload), confidence))
-    return int(cur.lastrowid or 0)
-
-
 def _attach_crops(cat: Catalog, items: list[Suggestion], proposer: Any, model_name: str) -> None:
     targets = [s.crop_image for s in items if s.crop_image is not None]
     if not targets:
@@ -73,8 +68,8 @@ def _attach_crops(cat: Catalog, items: list[Suggestion], proposer: Any, model_na
         s.crop = (float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]))
         s.crop_confidence = float(r["confidence"])
         s.crop_model = model_name
-        s.crop_id = _insert(cat, "crop", model_name, {"image_id": s.crop_image, "box": list(s.crop)},
-                            s.crop_confidence)
+        s.crop_id = cat.suggestions.add("crop", model_name, {"image_id": s.crop_image, "box": list(s.crop)},
+                                        s.crop_confidence)
 
 
 def suggest_winners(
@@ -119,8 +114,8 @@ def suggest_winners(
         p /= p.sum()
         k = int(np.argmax(s))
         sug = Suggestion(g, g[k], float(p[k]), crop_image=g[k] if proposer is not None else None)
-        sug.winner_id = _insert(cat, "winner", model_name, {"image_ids": g, "winner": g[k],
-                                                            "scores": [float(v) for v in s]}, sug.confidence)
+        sug.winner_id = cat.suggestions.add("winner", model_name, {"image_ids": g, "winner": g[k],
+                                                                   "scores": [float(v) for v in s]}, sug.confidence)
         items.append(sug)
     if proposer is not None:
         _attach_crops(cat, items, proposer, proposer.name or "crops")
@@ -154,24 +149,22 @@ def decide(
         The item with ``decision`` and ``result`` (``match_id`` and / or ``crop_id`` created) filled in.
 
     Raises:
-        ValueError: unknown decision, an edited winner not among the images, or the item already decided.
+        InvalidArgumentError: unknown decision, an edited winner not among the images, or the item already decided.
+        NotFoundError: the item's suggestion rows do not exist.
         CropError: an edited box outside the image or of zero area.
     """
     cat = as_catalog(col)
     if decision not in DECISIONS:
-        raise ValueError(f"decision: expected approve, edit or reject, got {decision!r}")
+        raise InvalidArgumentError(f"decision: expected approve, edit or reject, got {decision!r}")
     if item.decision is not None:
-        raise ValueError(f"this suggestion was already decided ({item.decision})")
+        raise InvalidArgumentError(f"this suggestion was already decided ({item.decision})")
     for sid in (item.winner_id, item.crop_id):
-        if sid is not None:
-            row = cat.db.query("SELECT decision FROM suggestions WHERE id=?", (sid,))
-            if not row:
-                raise NotFoundError(f"suggestion {sid} does not exist")
-            if row[0][0] is not None:
-                raise ValueError(f"suggestion {sid} was already decided ({row[0][0]})")
+        before = None if sid is None else cat.suggestions.decision_of(sid)
+        if before is not None:
+            raise InvalidArgumentError(f"suggestion {sid} was already decided ({before})")
     chosen = item.winner if winner is None else int(winner)
     if chosen is not None and chosen not in item.image_ids:
-        raise ValueError(f"winner: {chosen} is not among the images shown {item.image_ids}")
+        raise InvalidArgumentError(f"winner: {chosen} is not among the images shown {item.image_ids}")
     crop_box = item.crop if box is None else validate_box(*box)
     match_id = crop_row = None
     if decision != "reject":
@@ -185,25 +178,20 @@ def decide(
             crop_row = add_crop(cat, item.crop_image, crop_box, source="user" if edited else "model",
                                 model=None if edited else item.crop_model, aspect=aspect,
                                 confidence=None if edited else item.crop_confidence, accepted=True)
-    now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-    with cat.db.atomic() as conn:
+    with cat.db.atomic():  # both rows decided together
         if item.winner_id is not None:
-            payload: dict[str, Any] | None = {"winner": chosen} if decision == "edit" else None
-            conn.execute(f"UPDATE suggestions SET decision=?, decided_payload=?, match_id=?, decided_at={now_sql} "
-                         "WHERE id=?", (decision, json.dumps(payload) if payload else None, match_id, item.winner_id))
+            cat.suggestions.decide(item.winner_id, decision, match_id=match_id,
+                                   decided_payload={"winner": chosen} if decision == "edit" else None)
         if item.crop_id is not None:
-            payload = {"box": list(crop_box)} if decision == "edit" and crop_box is not None else None
-            conn.execute(f"UPDATE suggestions SET decision=?, decided_payload=?, crop_id=?, decided_at={now_sql} "
-                         "WHERE id=?", (decision, json.dumps(payload) if payload else None, crop_row, item.crop_id))
+            edited_box = {"box": list(crop_box)} if decision == "edit" and crop_box is not None else None
+            cat.suggestions.decide(item.crop_id, decision, crop_id=crop_row, decided_payload=edited_box)
     item.decision = decision
     item.result = {"match_id": match_id, "crop_id": crop_row, "winner": chosen, "box": crop_box}
     return item
 
 
-def suggestions_df(col: CatalogLike) -> Any:
-    """The suggestions log as a DataFrame (one row per suggestion, payloads as JSON text)."""
-    cat = as_catalog(col)
-    import pandas as pd
-
-    return pd.read_sql_query("SELECT * FROM suggestions ORDER BY id", cat.db.conn)
+def suggestions_df(col: CatalogLike) -> pd.DataFrame:
+    """The suggestions log as a DataFrame, one row per suggestion ordered by id, payloads as JSON text (columns:
+    :meth:`imagerank.catalog.SuggestionTable.suggestions_df`)."""
+    return as_catalog(col).suggestions.suggestions_df()
 

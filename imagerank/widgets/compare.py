@@ -24,13 +24,10 @@ protocol: tests call it with message dicts and read the replies it returns, with
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +35,10 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .. import ratings as R
-from ..errors import ImagerankError, NotFoundError
-from ..pairing import get_strategy, pair_key, weighted_choice
+from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
+from ..pairing import OUTCOMES, PairQueue, get_strategy
 from ..ratings.stability import default_k, topk_stability
+from .common import as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -51,24 +48,10 @@ __all__ = ["OUTCOMES", "ComparePanel"]
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("left", "right", "draw", "skip")
 Message = tuple[dict[str, Any], list[bytes]]
 
-_RETIRED_KEEP = 256  # pairs no longer queued whose late votes are still accepted
-_UNDO_KEEP = 1000
 _SKIPPED_KEEP = 20
 _ZOOM_MIN, _ZOOM_MAX = 64, 4096
-
-
-@dataclass
-class _Pair:
-    pid: int
-    left: int
-    right: int
-
-    @property
-    def ids(self) -> tuple[int, int]:
-        return (self.left, self.right)
 
 
 class ComparePanel(anywidget.AnyWidget):
@@ -92,7 +75,10 @@ class ComparePanel(anywidget.AnyWidget):
 
     Raises:
         StrategyNotFoundError: ``strategy`` (or the settings' default) is not a registered strategy.
-        ValueError: ``queue_depth``, ``refresh_every`` or ``stability_samples`` out of range.
+        InvalidArgumentError: ``queue_depth``, ``refresh_every`` or ``stability_samples`` out of range.
+
+    The queue itself (pairs, retired pairs, undo stack, refill, opponents for new images) is
+    :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` whose check loads each image's thumbnail.
     """
 
     _esm = Path(__file__).parent / "compare.js"
@@ -119,53 +105,77 @@ class ComparePanel(anywidget.AnyWidget):
         stability_samples: int = 200,
         voter: str | None = None,
     ) -> None:
-        if not 1 <= int(queue_depth) <= 64:
-            raise ValueError(f"queue_depth: expected 1..64 pairs, got {queue_depth!r}")
-        if int(refresh_every) < 1:
-            raise ValueError(f"refresh_every: expected >= 1 votes, got {refresh_every!r}")
-        if int(stability_samples) < 1:
-            raise ValueError(f"stability_samples: expected >= 1, got {stability_samples!r}")
-        name = strategy or collection.session.strategy
-        get_strategy(name)  # unknown names fail here, loudly, with the list of known ones
-        super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth))
-        self.collection = collection
-        self.strategy = name
-        self.refresh_every = int(refresh_every)
-        self.stability_samples = int(stability_samples)
-        self.voter = voter
-        self._queue: list[_Pair] = []
-        self._retired: OrderedDict[int, _Pair] = OrderedDict()
-        self._voted: set[int] = set()
-        self._undo: list[tuple[int, _Pair]] = []
-        self._next_pid = 1
-        self._ready = False
-        self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
+        if not 1 <= as_int(queue_depth, "queue_depth") <= 64:
+            raise InvalidArgumentError(f"queue_depth: expected 1..64 pairs, got {queue_depth!r}")
+        if as_int(refresh_every, "refresh_every") < 1:
+            raise InvalidArgumentError(f"refresh_every: expected >= 1 votes, got {refresh_every!r}")
+        if as_int(stability_samples, "stability_samples") < 1:
+            raise InvalidArgumentError(f"stability_samples: expected >= 1, got {stability_samples!r}")
+        self._rng = np.random.default_rng()
         self._thumbs: dict[int, bytes] = {}
         self._names: dict[int, str] = {}
+        self.collection = collection
+        # Unknown strategy names fail here, loudly, with the list of known ones (before any widget exists).
+        self.pair_queue = PairQueue(collection, int(queue_depth), strategy, check=self._usable, voter=voter,
+                                    rng=self._rng)
+        super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth))
+        self.refresh_every = int(refresh_every)
+        self.stability_samples = int(stability_samples)
+        self._ready = False
+        self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
         self._stats: dict[str, Any] = {}
         self._stability: float | None = None
         self._k = 0
         self._since_refresh = 0
-        self._votes = 0
-        self._skips = 0
         self._status_seq = 0
         self._outbox: list[Message] | None = None
-        self._rng = np.random.default_rng()
+        self.observe(self._on_depth, names="queue_depth")
         self.on_msg(self._on_custom_msg)
+        # the header's "taste prior" line follows the live prior's background refits as they land
+        self._unsubscribe_prior = collection.prior.on_refit(self._on_prior_refit)
         self._fill()
         self._refresh()
         self._publish()
 
+    def close(self) -> None:
+        """Stop following the live prior and close the widget."""
+        unsubscribe = getattr(self, "_unsubscribe_prior", None)  # absent when __init__ refused its arguments
+        if unsubscribe is not None:
+            unsubscribe()
+        super().close()
+
+    def _on_prior_refit(self) -> None:
+        self.header = self._header()
+
     # ------------------------------------------------------------------ public, for tests and notebooks
+    @property
+    def strategy(self) -> str:
+        """The pairing strategy's name."""
+        return self.pair_queue.strategy
+
+    @strategy.setter
+    def strategy(self, name: str) -> None:
+        get_strategy(name)
+        self.pair_queue.strategy = name
+
+    @property
+    def voter(self) -> str | None:
+        """The name stored with each match (None: the session's voter)."""
+        return self.pair_queue.voter
+
+    @voter.setter
+    def voter(self, name: str | None) -> None:
+        self.pair_queue.voter = name
+
     @property
     def queue(self) -> list[tuple[int, int]]:
         """The queued pairs as (left id, right id), front first (the front one is on screen)."""
-        return [p.ids for p in self._queue]
+        return [p.ids for p in self.pair_queue]
 
     @property
     def votes(self) -> int:
         """Judgements made in this panel (wins and draws; skips are counted apart)."""
-        return self._votes
+        return self.pair_queue.votes
 
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one message from the browser (see the module docstring) and return the replies it sent.
@@ -188,7 +198,7 @@ class ComparePanel(anywidget.AnyWidget):
                 "broken": self._on_broken,
             }.get(str(kind))
             if handler is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"message type: expected ready, vote, undo, rescan, flag, zoom or broken, got {kind!r}"
                 )
             handler(content)
@@ -204,6 +214,11 @@ class ComparePanel(anywidget.AnyWidget):
     # ------------------------------------------------------------------ comm plumbing
     def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
         self.handle_message(content, buffers)
+
+    def _on_depth(self, change: dict[str, Any]) -> None:
+        self.pair_queue.depth = int(change["new"])
+        self._fill()
+        self._publish()
 
     def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         bufs = list(buffers or [])
@@ -223,70 +238,50 @@ class ComparePanel(anywidget.AnyWidget):
         self._send_images(ids)
         self._held = set(ids)
 
-    def _lookup(self, pid: int) -> _Pair | None:
-        for p in self._queue:
-            if p.pid == pid:
-                return p
-        return self._retired.get(pid)
-
     def _on_vote(self, m: dict[str, Any]) -> None:
-        pid = _as_int(m.get("pid"), "pid")
+        pid = as_int(m.get("pid"), "pid")
         outcome = m.get("outcome")
         if outcome not in OUTCOMES:
-            raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
-        pair = self._lookup(pid)
+            raise InvalidArgumentError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        q = self.pair_queue
+        pair = q.get(pid)
         if pair is None:
             self._report(f"a vote for pair {pid}, which this panel no longer knows, was ignored", "warning")
             return
-        if pid in self._voted:
+        if q.is_judged(pid):
             self._report(f"pair {pid} was already judged (in another view); the second vote was ignored", "warning")
             self._publish()
             return
-        if "left" in m and (m.get("left"), m.get("right")) != (pair.left, pair.right):
-            raise ValueError(f"vote for pair {pid}: the browser shows {m.get('left')} vs {m.get('right')}, "
-                             f"Python queued {pair.left} vs {pair.right}")
-        ms = m.get("ms")
-        decision_ms = float(ms) if isinstance(ms, (int, float)) and 0 <= ms < 86_400_000 else None
-        match = self.collection.vote(pair.left, pair.right, outcome, decision_ms=decision_ms, voter=self.voter)
-        self._voted.add(pid)
-        self._undo.append((match.id, pair))
-        del self._undo[:-_UNDO_KEEP]
-        self._retire(pair)
-        if outcome == "skip":
-            self._skips += 1
-        else:
-            self._votes += 1
+        shown = (m.get("left"), m.get("right")) if "left" in m else None
+        try:
+            q.record(pair, str(outcome), m.get("ms"), shown=shown)
+        except NotFoundError:  # an image left the catalog: its pairs left the queue; show the new front
+            self._publish()
+            raise
+        if outcome != "skip":
             self._stats["comparisons"] = self._stats.get("comparisons", 0) + 1
-        self._fill()
+        self._warn_if_starved()
         self._since_refresh += 1
         if self._since_refresh >= self.refresh_every:
             self._refresh()
         self._publish()
 
     def _on_undo(self, m: dict[str, Any]) -> None:
-        if not self._undo:
-            self._report("nothing to undo in this panel")
-            self._emit({"type": "undone", "pid": None})
-            return
-        mid, pair = self._undo.pop()
         try:
-            match = self.collection.undo(mid)
+            done = self.pair_queue.undo()
         except NotFoundError as e:
             self._report(f"undo: {e}", "warning")
             self._emit({"type": "undone", "pid": None})
             self._publish()
             return
-        self._voted.discard(pair.pid)
-        if match is not None and match.kind == "skip":
-            self._skips -= 1
-        else:
-            self._votes -= 1
+        if done is None:
+            self._report("nothing to undo in this panel")
+            self._emit({"type": "undone", "pid": None})
+            return
+        if done.match.kind != "skip":
             self._stats["comparisons"] = max(0, self._stats.get("comparisons", 0) - 1)
-        self._retired.pop(pair.pid, None)
-        if all(self._usable(i) is None for i in pair.ids):
-            self._queue.insert(0, pair)
-            while len(self._queue) > self.queue_depth:
-                self._retire(self._queue[-1])
+        pair = done.pair
+        if done.requeued:
             self._send_images(pair.ids)  # the browser may have let them go
             self._report(f"undone: {self._name(pair.left)} vs {self._name(pair.right)} is back")
             self._emit({"type": "undone", "pid": pair.pid})
@@ -297,47 +292,32 @@ class ComparePanel(anywidget.AnyWidget):
         self._publish()
 
     def _on_rescan(self, m: dict[str, Any]) -> None:
-        before = self.collection.pool()
-        known = set(before.ids.tolist())
+        known = set(self.collection.pool().ids.tolist())
         report = self.collection.scan(progress=False)
-        pool = self.collection.pool()
-        new_ids = [int(i) for i in pool.ids.tolist() if int(i) not in known]
-        keep = self._queue[:1] if self._queue and all(pool.index_of(i) is not None for i in self._queue[0].ids) else []
-        for p in self._queue:
-            if p not in keep:
-                self._retire(p)
-        self._queue = keep
-        queued_new = 0
-        for nid in new_ids:
-            if len(self._queue) >= self.queue_depth:
-                break
-            opp = self._opponent(nid, pool)
-            if opp is None or self._usable(nid) is not None or self._usable(opp) is not None:
-                continue
-            left, right = (nid, opp) if self._rng.random() < 0.5 else (opp, nid)
-            self._queue.append(self._new_pair(left, right))
-            queued_new += 1
+        new_ids = [int(i) for i in self.collection.pool().ids.tolist() if int(i) not in known]
+        self.pair_queue.clear(keep_front=True)  # the pair on screen stays
+        queued_new = self.pair_queue.introduce(new_ids)
         self._fill()
         self._refresh()
         self._publish()
-        self._report(f"{report}; {len(new_ids)} new image(s), {queued_new} queued next")
+        self._report(f"{report}; {len(new_ids)} new image(s), {len(queued_new)} queued next")
 
     def _on_flag(self, m: dict[str, Any]) -> None:
         if m.get("ids") is not None:
-            ids = [_as_int(i, "ids") for i in m["ids"]]
+            ids = [as_int(i, "ids") for i in m["ids"]]
         else:
-            pair = self._lookup(_as_int(m.get("pid"), "pid"))
+            pair = self.pair_queue.get(as_int(m.get("pid"), "pid"))
             if pair is None:
-                raise ValueError(f"flag: no queued pair {m.get('pid')!r}")
+                raise InvalidArgumentError(f"flag: no queued pair {m.get('pid')!r}")
             ids = list(pair.ids)
         for i in ids:
             self.collection.images.add_label(i, "flag", note="flagged for review in the compare panel")
         self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
 
     def _on_zoom(self, m: dict[str, Any]) -> None:
-        image_id = _as_int(m.get("id"), "id")
-        width = min(max(_as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
-        height = min(max(_as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
+        image_id = as_int(m.get("id"), "id")
+        width = min(max(as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
+        height = min(max(as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
         try:
             data, size, original = self._zoom_jpeg(image_id, width, height)
         except (OSError, ValueError, SyntaxError, NotFoundError) as e:
@@ -352,7 +332,7 @@ class ComparePanel(anywidget.AnyWidget):
         )
 
     def _on_broken(self, m: dict[str, Any]) -> None:
-        image_id = _as_int(m.get("id"), "id")
+        image_id = as_int(m.get("id"), "id")
         self._thumbs.pop(image_id, None)
         self.collection.build_thumbnails([image_id], progress=False, force=True)
         reason = self._usable(image_id)
@@ -360,99 +340,55 @@ class ComparePanel(anywidget.AnyWidget):
             self._send_images([image_id])
             return
         self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
-        self._drop_pairs_with({image_id})
+        self.pair_queue.drop_images({image_id})
         self._fill()
         self._publish()
 
     # ------------------------------------------------------------------ queue
-    def _new_pair(self, left: int, right: int) -> _Pair:
-        pair = _Pair(self._next_pid, int(left), int(right))
-        self._next_pid += 1
-        return pair
-
-    def _retire(self, pair: _Pair) -> None:
-        if pair in self._queue:
-            self._queue.remove(pair)
-        self._retired[pair.pid] = pair
-        while len(self._retired) > _RETIRED_KEEP:
-            self._retired.popitem(last=False)
-
-    def _drop_pairs_with(self, ids: set[int]) -> None:
-        for p in list(self._queue):
-            if p.left in ids or p.right in ids:
-                self._retire(p)
-
     def _fill(self) -> None:
-        """Top the queue up to ``queue_depth`` with pairs whose files exist and whose thumbnails decode."""
-        for _ in range(6):
-            need = self.queue_depth - len(self._queue)
-            if need <= 0:
-                return
-            avoid = [p.ids for p in self._queue]
-            fresh = self.collection.next_pairs(need, strategy=self.strategy, avoid=avoid)
-            if not fresh:
-                break
-            for left, right in fresh:
-                bad = [i for i in (left, right) if self._usable(i) is not None]
-                if bad:
-                    self._drop_pairs_with(set(bad))
-                    continue
-                self._queue.append(self._new_pair(left, right))
-        if len(self._queue) < self.queue_depth and len(self.collection.pool()) < 2:
+        """Top the queue up (see :meth:`PairQueue.fill`); say so when there is too little to pair."""
+        self.pair_queue.fill()
+        self._warn_if_starved()
+
+    def _warn_if_starved(self) -> None:
+        q = self.pair_queue
+        if len(q) < q.depth and len(q.pool()) < 2:
             self._report("fewer than two active images: add images to the workspace folders and press R", "warning")
 
     def _usable(self, image_id: int) -> str | None:
-        """None when the image can be shown (thumbnail bytes cached); else the reason it was skipped."""
+        """The queue's check: None when the image can be shown (thumbnail bytes cached); else the reason it was
+        skipped (a missing file is marked ``missing``, an undecodable one ``corrupt``; both are reported)."""
         if image_id in self._thumbs:
             return None
-        rows = self.collection.db.query("SELECT filepath, filename, status, status_reason FROM images WHERE id=?",
-                                        (int(image_id),))
-        if not rows:
+        try:
+            row = self.collection.images.get(image_id)
+        except NotFoundError:
             return "not in the catalog"
-        path, name, status, reason = rows[0]
-        self._names[int(image_id)] = name
-        if status != "active":
-            return f"status {status}" + (f" ({reason})" if reason else "")
-        if not os.path.exists(path):
+        self._names[int(image_id)] = row["filename"]
+        if row["status"] != "active":
+            return f"status {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
+        if not os.path.exists(row["filepath"]):
             self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
-            self._skip(image_id, "file not found")
+            self._skip(image_id, "file not found", row["filepath"])
             return "file not found"
         data = self.collection.thumbnail_bytes(image_id)
         if data is None:
-            row = self.collection.db.query("SELECT status, status_reason FROM images WHERE id=?", (int(image_id),))
-            why = (row[0][1] if row and row[0][1] else None) or "no thumbnail could be made"
-            self._skip(image_id, f"cannot be decoded: {why}")
+            why = self.collection.images.get(image_id)["status_reason"] or "no thumbnail could be made"
+            self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
             return "cannot be decoded"
         self._thumbs[int(image_id)] = data
         return None
 
-    def _skip(self, image_id: int, reason: str) -> None:
+    def _skip(self, image_id: int, reason: str, path: str | None = None) -> None:
         name = self._name(image_id)
-        path = self.collection.db.query("SELECT filepath FROM images WHERE id=?", (int(image_id),))
-        self.collection.images.record_failures([(int(image_id), path[0][0] if path else None, "compare", reason)])
+        if path is None:
+            try:
+                path = self.collection.images.get(image_id)["filepath"]
+            except NotFoundError:
+                path = None
+        self.collection.images.record_failures([(int(image_id), path, "compare", reason)])
         self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
         self._report(f"skipped {name}: {reason}", "warning")
-
-    def _opponent(self, image_id: int, pool: Pool) -> int | None:
-        """An opponent for a new image: weight sigma / (|mu - mu_new| + 1) (the spec heuristic's second pick)."""
-        k = pool.index_of(image_id)
-        if k is None or len(pool) < 2:
-            return None
-        w = pool.sigma / (np.abs(pool.mu - pool.mu[k]) + 1.0)
-        w[k] = 0.0
-        seen = self.collection.session.seen
-        queued = {pair_key(*p.ids) for p in self._queue}
-        for _ in range(8):
-            total = w.sum()
-            if total <= 0:
-                return None
-            j = weighted_choice(self._rng, w)
-            opp = int(pool.ids[j])
-            key = pair_key(int(image_id), opp)
-            if key not in seen and key not in queued:
-                return opp
-            w[j] = 0.0
-        return None
 
     # ------------------------------------------------------------------ state
     def _name(self, image_id: int) -> str:
@@ -464,9 +400,7 @@ class ComparePanel(anywidget.AnyWidget):
     def _load_names(self, ids: Iterable[int]) -> None:
         missing = [int(i) for i in ids if int(i) not in self._names]
         if missing:
-            q = ",".join("?" * len(missing))
-            for r in self.collection.db.query(f"SELECT id, filename FROM images WHERE id IN ({q})", tuple(missing)):
-                self._names[int(r[0])] = r[1]
+            self._names.update(self.collection.images.names(missing))
 
     def _image_state(self, image_id: int, pool: Pool) -> dict[str, Any]:
         d: dict[str, Any] = {"id": int(image_id), "name": self._name(image_id)}
@@ -495,12 +429,7 @@ class ComparePanel(anywidget.AnyWidget):
         if self.blind or n == 0:
             self.top = []
             return
-        ordinal = R.ordinal(pool.mu, pool.sigma)
-        m = min(10, n)
-        # The leaderboard's order (ordinal descending, then id): everything tied with the m-th best competes.
-        cut = np.partition(ordinal, n - m)[n - m]
-        idx = np.flatnonzero(ordinal >= cut)
-        idx = idx[np.lexsort((pool.ids[idx], -ordinal[idx]))][:m]
+        idx, ordinal = top_by_ordinal(pool, 10)  # the leaderboard's order
         self._load_names(pool.ids[idx].tolist())
         self.top = [
             {"rank": r + 1, "id": int(pool.ids[i]), "name": self._name(int(pool.ids[i])),
@@ -510,9 +439,10 @@ class ComparePanel(anywidget.AnyWidget):
 
     def _header(self) -> dict[str, Any]:
         s = self._stats
+        prior_status, prior_report = self.collection.prior.peek()  # never waits for a refit in flight
         return {
-            "votes": self._votes,
-            "skips": self._skips,
+            "votes": self.pair_queue.votes,
+            "skips": self.pair_queue.skips,
             "comparisons": int(s.get("comparisons", 0)),
             "images": int(s.get("images", 0)),
             "active": int(s.get("active", 0)),
@@ -522,14 +452,12 @@ class ComparePanel(anywidget.AnyWidget):
             "k": self._k,
             "strategy": self.strategy,
             "session": self.collection.session.id,
-            "prior": self.collection.prior_status,
-            "prior_confidence": _prior_confidence(self.collection.prior_report),
+            "prior": prior_status,
+            "prior_confidence": prior_confidence(prior_report),
         }
 
     def _wanted_ids(self) -> list[int]:
-        ids: list[int] = []
-        for p in self._queue:
-            ids.extend(p.ids)
+        ids = self.pair_queue.image_ids()
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
@@ -564,40 +492,18 @@ class ComparePanel(anywidget.AnyWidget):
         with self.hold_sync():
             self.pairs = [
                 {"pid": p.pid, "left": self._image_state(p.left, pool), "right": self._image_state(p.right, pool)}
-                for p in self._queue
+                for p in self.pair_queue
             ]
             self.header = self._header()
-            self.can_undo = len(self._undo)
+            self.can_undo = self.pair_queue.can_undo
 
     # ------------------------------------------------------------------ zoom
     def _zoom_jpeg(self, image_id: int, width: int, height: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
         """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90)."""
-        from PIL import Image
-
-        from ..media import decode_image
-
         row = self.collection.image(image_id)
         path = row["filepath"]
         if not os.path.exists(path):
             self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
-        rgb, w, h = decode_image(path, max(width, height), self.collection.settings.max_image_pixels)
-        rgb.thumbnail((width, height), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        rgb.save(buf, "JPEG", quality=90)
-        return buf.getvalue(), rgb.size, (w, h)
+        return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
 
-
-def _as_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected an integer, got {value!r}") from None
-
-
-def _prior_confidence(report: Any) -> float | None:
-    """The learned prior's confidence (0..1) for the header, None when no prior was fitted in this process."""
-    c = getattr(report, "confidence", None)
-    return None if c is None else round(float(c), 2)

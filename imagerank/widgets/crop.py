@@ -20,7 +20,7 @@ import io
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CropError
+from ..errors import CropError, InvalidArgumentError
 from ..training.data import add_crop, crop_of, validate_box
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class CropPanel:
         saved: list of ``(image_id, box, crop_id)`` saved so far.
 
     Raises:
-        ValueError: unknown aspect, or no image ids.
+        InvalidArgumentError: unknown aspect, or no image ids.
     """
 
     def __init__(
@@ -99,11 +99,11 @@ class CropPanel:
         from jupyter_bbox_widget import BBoxWidget
 
         if aspect not in ASPECTS:
-            raise ValueError(f"aspect: expected one of {list(ASPECTS)}, got {aspect!r}")
+            raise InvalidArgumentError(f"aspect: expected one of {list(ASPECTS)}, got {aspect!r}")
         self.col = col
         self.ids = [int(image_ids)] if isinstance(image_ids, int) else [int(i) for i in image_ids]
         if not self.ids:
-            raise ValueError("image_ids: expected at least one image id")
+            raise InvalidArgumentError("image_ids: expected at least one image id")
         self.on_save = on_save
         self.store = store
         self.saved: list[tuple[int, tuple[float, float, float, float], int | None]] = []
@@ -221,10 +221,10 @@ class CropPanel:
         """Switch the aspect preset and snap the current box to it.
 
         Raises:
-            ValueError: unknown preset.
+            InvalidArgumentError: unknown preset.
         """
         if name not in ASPECTS:
-            raise ValueError(f"aspect: expected one of {list(ASPECTS)}, got {name!r}")
+            raise InvalidArgumentError(f"aspect: expected one of {list(ASPECTS)}, got {name!r}")
         self.aspect = name
         if self.aspect_buttons.value != name:
             self.aspect_buttons.value = name
@@ -248,7 +248,7 @@ class CropPanel:
         elif units == "display":
             px = (float(x), float(y), float(w), float(h))
         else:
-            raise ValueError(f"units: expected 'normalised' or 'display', got {units!r}")
+            raise InvalidArgumentError(f"units: expected 'normalised' or 'display', got {units!r}")
         self._set_px(fit_aspect(px, ASPECTS[self.aspect], W, H))
 
     def box(self) -> tuple[float, float, float, float] | None:

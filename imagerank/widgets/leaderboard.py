@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from ..errors import ImagerankError
+from ..errors import ImagerankError, InvalidArgumentError
 from ..export import EXPORT_MODES
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class LeaderboardView(W.VBox):
     *Refresh*) after voting to re-read the catalog.
 
     Raises:
-        ValueError: ``page_size`` is not one of the offered sizes.
+        InvalidArgumentError: ``page_size`` is not one of the offered sizes.
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class LeaderboardView(W.VBox):
         voted_only: bool = False,
     ) -> None:
         if page_size not in PAGE_SIZES:
-            raise ValueError(f"page_size: expected one of {PAGE_SIZES}, got {page_size!r}")
+            raise InvalidArgumentError(f"page_size: expected one of {PAGE_SIZES}, got {page_size!r}")
         self.collection = collection
         self.thumb_px = int(thumb_px)
         self.include_inactive = bool(include_inactive)
@@ -152,11 +152,11 @@ class LeaderboardView(W.VBox):
         """Sort by ``column`` (a key of :data:`COLUMNS` other than ``thumbnail``); the same column again reverses.
 
         Raises:
-            ValueError: unknown or unsortable column.
+            InvalidArgumentError: unknown or unsortable column.
         """
         if column not in COLUMNS or COLUMNS[column][1] is None:
             sortable = [k for k, v in COLUMNS.items() if v[1] is not None]
-            raise ValueError(f"column: expected one of {', '.join(sortable)}, got {column!r}")
+            raise InvalidArgumentError(f"column: expected one of {', '.join(sortable)}, got {column!r}")
         if ascending is None:
             ascending = not self.ascending if column == self.sort_column else COLUMNS[column][2]
         self.sort_column, self.ascending = column, bool(ascending)
@@ -264,7 +264,7 @@ class LeaderboardView(W.VBox):
             out = self.collection.to_csv(path)
         except (ImagerankError, OSError, ValueError) as e:
             return self._say(f"CSV failed: {e}", ok=False)
-        n = int(self.collection.db.query("SELECT COUNT(*) FROM images")[0][0])  # the rows to_csv wrote
+        n = int(self.collection.stats()["images"])  # the rows to_csv wrote: every image
         return self._say(f"wrote {n:,} rows to {out}")
 
 

@@ -17,6 +17,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidArgumentError
 from ..training.suggest import Suggestion, decide, suggest_crops, suggest_winners
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class ReviewPanel:
         items, position, decisions: the queue, the index shown, and the decided items.
 
     Raises:
-        ValueError: neither items nor a model to make them.
+        InvalidArgumentError: neither items nor a model to make them.
     """
 
     def __init__(
@@ -94,7 +95,8 @@ class ReviewPanel:
                     ids = [int(i) for i in col.pool().ids[:n]]
                 items = suggest_crops(col, proposer, ids)
             else:
-                raise ValueError("ReviewPanel: pass items, or a ranker and / or a proposer to make suggestions")
+                raise InvalidArgumentError(
+                    "ReviewPanel: pass items, or a ranker and / or a proposer to make suggestions")
         self.items: list[Suggestion] = list(items)
         self.position = 0
         self.decisions: list[Suggestion] = []
@@ -197,7 +199,7 @@ class ReviewPanel:
     def _decide(self, decision: str, **kw: Any) -> Suggestion:
         item = self.current
         if item is None:
-            raise ValueError("nothing left to review")
+            raise InvalidArgumentError("nothing left to review")
         decide(self.col, item, decision, **kw)
         self.decisions.append(item)
         self.position += 1

@@ -13,7 +13,7 @@ from features_support import write_collection
 import imagerank
 from imagerank.errors import FeatureError
 from imagerank.features.neighbors import embedding_sets
-from imagerank.features.pipeline import EmbeddingSpec, parse_embedding_spec
+from imagerank.features.pipeline import EmbeddingRun, EmbeddingSpec, parse_embedding_spec
 from imagerank.features.sidecar import Sidecar
 
 pytest.importorskip("open_clip")
@@ -29,7 +29,9 @@ def _col(tmp_path: Path, thumbnails: bool = True, n: int = 8) -> imagerank.Colle
 
 def _embed(col: imagerank.Collection, spec: str = TINY, **kw: object) -> object:
     kw.setdefault("num_workers", 0)
-    return col.compute_features(hashes=False, quality=False, exif=False, embeddings=spec, progress=False, **kw)
+    run = {k: kw.pop(k) for k in list(kw) if k in EmbeddingRun.__dataclass_fields__}
+    return col.compute_features(hashes=False, quality=False, exif=False, embeddings=spec, progress=False,
+                                run=EmbeddingRun(**run), **kw)  # type: ignore[arg-type]
 
 
 def test_parse_spec() -> None:

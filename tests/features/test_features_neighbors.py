@@ -15,6 +15,7 @@ import imagerank
 from imagerank.errors import FeatureError, NotFoundError
 from imagerank.features.hashing import hamming
 from imagerank.features.neighbors import connected_groups, cosine_pairs, hamming_pairs, pca_2d
+from imagerank.features.pipeline import EmbeddingRun
 
 
 def test_hamming_pairs_equal_brute_force() -> None:
@@ -99,7 +100,7 @@ def test_map_from_hashes(dup_col: imagerank.Collection) -> None:
 
 def test_embedding_groups_similar_and_map(dup_col: imagerank.Collection) -> None:
     dup_col.compute_features(hashes=False, quality=False, exif=False, embeddings="imagerank-tiny:none",
-                             num_workers=0, progress=False)
+                             run=EmbeddingRun(num_workers=0), progress=False)
     ids, X = dup_col.embeddings()
     assert X.dtype == np.float32
     assert len(ids) == 17

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,7 +136,8 @@ def test_extractor_failure_is_recorded_and_others_kept(col: imagerank.Collection
     def broken(rgb: Image.Image, job: thumbnails.DecodeJob) -> dict:
         raise RuntimeError("quality exploded")
 
-    monkeypatch.setitem(registry.EXTRACTORS, "quality", broken)
+    monkeypatch.setitem(registry.FEATURES, "quality", dataclasses.replace(registry.get_feature("quality"),
+                                                                          extractor=broken))
     rep = col.compute_features(exif=False, progress=False)
     assert rep.computed == {"hashes": 11, "quality": 0}
     assert len(rep.failures) == 11

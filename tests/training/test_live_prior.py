@@ -9,6 +9,8 @@ from scipy import stats
 
 import imagerank
 from imagerank.errors import ConfigError, FeatureError, NoVotesError
+from imagerank.features.pipeline import EmbeddingRun
+from imagerank.features.sidecar import Sidecar
 from imagerank.training.data import load_votes, vote_pairs
 from imagerank.training.features import feature_matrix
 from imagerank.training.prior import LIVE_COMPONENTS, live_design
@@ -160,6 +162,7 @@ def test_panel_votes_refit_the_prior_and_the_header_says_so(small_col) -> None:
         panel.handle_message({"type": "vote", "pid": p["pid"], "left": p["left"]["id"], "right": p["right"]["id"],
                               "outcome": outcome, "ms": 500.0})
         assert panel.status.get("level") != "error", panel.status
+    col.prior.wait()  # the 10th vote started a refit off the vote path; the header follows when it lands
     assert panel.header["prior"].startswith("live prior from 10 votes")
     assert panel.header["prior_confidence"] is not None
     assert col.doctor().ok
@@ -171,7 +174,7 @@ def test_auto_features_prefer_clip_embeddings(small_col) -> None:
     simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
     assert col.refit_prior().features == "cheap-v1"  # no embeddings yet
     col.compute_features(hashes=False, quality=False, exif=False, embeddings="imagerank-tiny:none", progress=False,
-                         num_workers=0)
+                         run=EmbeddingRun(num_workers=0))
     report = col.refit_prior(compute=False)  # the new embedding set replaces the cached cheap features
     assert report.features == "embeddings:imagerank-tiny__none"
     assert report.n_images == 30
@@ -230,7 +233,6 @@ def test_priors_and_ratings_change_together_or_not_at_all(small_col, monkeypatch
 
 
 def test_the_vote_path_never_computes_features_for_new_images(small_col) -> None:
-    from imagerank.training.features import cheap_cache_path as _cache_path
     from imagerank.training.simulate import write_preference_images
 
     col = small_col(30)
@@ -241,7 +243,7 @@ def test_the_vote_path_never_computes_features_for_new_images(small_col) -> None
     col.settings = col.settings.replace(roots=(*col.settings.roots, str(col.root / "more")))
     col.scan(progress=False)
     assert len(col.pool()) == 35
-    cache = _cache_path(col)
+    cache = Sidecar(col.sidecars_dir, "cheap").path  # the cheap sidecar's folder: a new part file changes its mtime
     stamp = cache.stat().st_mtime_ns
     assert col.refit_prior(compute=False).n_images == 30  # the 5 new images wait for an explicit refit
     assert cache.stat().st_mtime_ns == stamp

@@ -13,6 +13,7 @@ import imagerank
 from imagerank.demo import crop_demo_collection
 from imagerank.errors import NoVotesError
 from imagerank.training.crops import (
+    CropConfig,
     CropModel,
     boundary_displacement,
     box_iou_xywh,
@@ -30,7 +31,8 @@ from imagerank.training.registry import load_model
 
 def test_proposer_beats_both_baselines_on_the_generated_set() -> None:
     images, boxes = make_crop_set(520, size=64, seed=0)
-    model = train_crop_proposer(data=(images[:400], boxes[:400]), max_epochs=10, seed=0, progress=False, name=None)
+    model = train_crop_proposer(data=(images[:400], boxes[:400]), config=CropConfig(max_epochs=10, seed=0),
+                                progress=False, name=None)
     ev = evaluate_crops(model, images[400:], boxes[400:])
     prop, centre, sal = ev.row("proposer"), ev.row("centre"), ev.row("saliency")
     # measured: proposer ~0.80 mean IoU, saliency ~0.58, centre ~0.26; BDE 0.026 vs 0.07 / 0.16
@@ -67,8 +69,8 @@ def test_metrics_and_baselines_by_hand() -> None:
 
 def test_clip_patch_backbone_smoke() -> None:
     images, boxes = make_crop_set(8, size=32, seed=1)
-    model = train_crop_proposer(data=(images, boxes), backbone="clip", clip_model="ViT-B-32", clip_pretrained=None,
-                                fast_dev_run=True, batch_size=4, progress=False, name=None)
+    cfg = CropConfig(backbone="clip", clip_model="ViT-B-32", clip_pretrained=None, fast_dev_run=True, batch_size=4)
+    model = train_crop_proposer(data=(images, boxes), config=cfg, progress=False, name=None)
     out, conf = model.propose(images[:2])
     assert out.shape == (2, 4)
     assert conf.shape == (2,)
@@ -85,7 +87,7 @@ def test_training_from_collection_crops_and_registry(tmp_path: Path) -> None:
     ids, images, boxes = crop_arrays(col, size=48)
     assert images.shape == (40, 48, 48, 3)
     assert boxes.shape == (40, 4)
-    model = train_crop_proposer(col, image_size=48, max_epochs=2, progress=False, name="crops")
+    model = train_crop_proposer(col, CropConfig(image_size=48, max_epochs=2), progress=False, name="crops")
     assert isinstance(model, CropModel)
     assert (col.models_dir / "crops" / "meta.json").exists()
     loaded = load_model(col, "crops")
@@ -109,7 +111,7 @@ def test_training_from_collection_crops_and_registry(tmp_path: Path) -> None:
 def test_no_crops_is_a_clear_error(tmp_path: Path) -> None:
     col = imagerank.init(tmp_path / "ws")
     with pytest.raises(NoVotesError, match="no crops yet"):
-        train_crop_proposer(col, max_epochs=1, progress=False)
+        train_crop_proposer(col, CropConfig(max_epochs=1), progress=False)
     with pytest.raises(ValueError, match="collection or data"):
         train_crop_proposer()
     col.close()

@@ -26,10 +26,10 @@ def test_no_votes_gives_a_clear_message(small_col) -> None:
         load_votes(col)
     assert "vote in notebooks/01_vote.ipynb" in str(e.value)
     assert "import-selections" in str(e.value)
-    from imagerank.training.ranker import train_ranker
+    from imagerank.training.ranker import RankerConfig, train_ranker
 
     with pytest.raises(NoVotesError, match="no votes yet"):
-        train_ranker(col, "cheap", max_epochs=1, progress=False, name=None)
+        train_ranker(col, "cheap", RankerConfig(max_epochs=1), progress=False, name=None)
 
 
 def test_only_skips_count_as_no_votes(small_col) -> None:
@@ -186,6 +186,35 @@ def test_crop_validation_and_storage(small_col) -> None:
     assert validate_box(0, 0, 1, 1 + 1e-9) == (0.0, 0.0, 1.0, 1.0)
 
 
+def test_crop_and_suggestion_tables_in_the_catalog(small_col) -> None:
+    from imagerank.errors import InvalidArgumentError, NotFoundError
+
+    col = small_col(2)
+    cat = col.catalog
+    a, b = _ids(col)
+    with pytest.raises(NotFoundError):
+        cat.crops.add(10_000, (0.1, 0.1, 0.5, 0.5))
+    first = cat.crops.add(a, (0.1, 0.1, 0.5, 0.5))
+    cat.crops.add(a, (0.2, 0.2, 0.5, 0.5), source="model", accepted=False)
+    assert cat.crops.latest(a) == pytest.approx((0.1, 0.1, 0.5, 0.5))  # a rejected crop is not the image's crop
+    assert cat.crops.latest(b) is None
+    assert cat.crops.count() == 2
+    assert len(cat.crops.crops_df()) == 2
+    assert cat.crops.crops_df(trainable=True, latest=True)["crop_id"].tolist() == [first]
+    sid = cat.suggestions.add("winner", "ranker", {"image_ids": [a, b], "winner": a}, 0.7)
+    with pytest.raises(InvalidArgumentError, match="kind"):
+        cat.suggestions.add("mood", "ranker", {})
+    assert cat.suggestions.decision_of(sid) is None
+    cat.suggestions.decide(sid, "edit", decided_payload={"winner": b})
+    with pytest.raises(InvalidArgumentError, match="already decided"):
+        cat.suggestions.decide(sid, "approve")
+    with pytest.raises(NotFoundError):
+        cat.suggestions.decide(sid + 1, "approve")
+    log = cat.suggestions.suggestions_df()
+    assert log["decision"].tolist() == ["edit"]
+    assert log["decided_at"].notna().all()
+
+
 def test_cheap_features_and_cache(pref_col, monkeypatch) -> None:
     rgb = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
     v = cheap_features(rgb, 500, 400)
@@ -200,10 +229,10 @@ def test_cheap_features_and_cache(pref_col, monkeypatch) -> None:
     assert fm.X.shape == (120, len(CHEAP_FEATURES))
     assert np.isfinite(fm.X).all()
     assert (fm.X.std(0) > 0).sum() >= 20
-    import imagerank.training.features as F
+    import imagerank.features.cheap as F
 
     monkeypatch.setattr(F, "cheap_features", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
-    again = feature_matrix(pref_col, "cheap")  # served from sidecars/training/cheap-v1.parquet
+    again = feature_matrix(pref_col, "cheap")  # served from the cheap sidecar (sidecars/cheap/part-*.parquet)
     assert np.array_equal(again.X, fm.X)
     assert fm.rows(np.array([fm.image_ids[3], 10**6])).tolist() == [3, -1]
     with pytest.raises(imagerank.errors.FeatureError, match="expected 'auto'"):
@@ -225,3 +254,39 @@ def test_cheap_features_take_the_quality_sidecar_when_present(small_col) -> None
     plain = feature_matrix(col, "cheap-v1")  # a model trained on cheap-v1 still gets exactly its features
     assert plain.name == "cheap-v1"
     assert plain.X.shape == (6, len(CHEAP_FEATURES))
+
+
+def test_cheap_features_are_a_sidecar_with_stale_rows_recomputed(small_col) -> None:
+    from imagerank.features.cheap import has_cheap_features
+    from imagerank.features.sidecar import Sidecar
+
+    col = small_col(8)
+    ids = _ids(col)
+    old = col.sidecars_dir / "training" / "cheap-v1.parquet"  # the cache of older versions: never read
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"not parquet")
+    assert not has_cheap_features(col)
+    assert len(feature_matrix(col, "cheap-v1", compute=False).image_ids) == 0  # compute=False never decodes
+    col.images.set_status(ids[0], "rejected", "test")  # rejected images are not decoded: their thumbnail serves
+    fm = feature_matrix(col, "cheap-v1")
+    assert fm.image_ids.tolist() == ids
+    assert has_cheap_features(col)
+    df = col.features_df("cheap")
+    assert df["image_id"].tolist() == ids
+    assert list(df.columns[3:]) == list(CHEAP_FEATURES)
+    w, h = col.images.get(ids[1])["width"], col.images.get(ids[1])["height"]
+    assert df["log_megapixels"].iloc[1] == pytest.approx(math.log(w * h / 1e6), abs=1e-5)  # the original's size
+    assert Sidecar(col.sidecars_dir, "cheap").metadata()["feature_set"] == "cheap-v1"
+    # a changed file makes its row stale: only that image is recomputed
+    path = col.images.get(ids[2])["filepath"]
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(path)
+    col.scan(progress=False)
+    parts = len(Sidecar(col.sidecars_dir, "cheap").parts())
+    assert len(feature_matrix(col, "cheap-v1", compute=False).image_ids) == 7
+    again = feature_matrix(col, "cheap-v1")
+    assert again.image_ids.tolist() == ids
+    assert len(Sidecar(col.sidecars_dir, "cheap").parts()) == parts + 1
+    assert again.X[2, CHEAP_FEATURES.index("r_mean")] > 0.7
+    np.testing.assert_array_equal(np.delete(again.X, 2, axis=0), np.delete(fm.X, 2, axis=0))

@@ -17,7 +17,7 @@ import imagerank
 from imagerank.errors import CheckpointError, FeatureError, NotFoundError
 from imagerank.training.evaluate import evaluate_ranker, pair_metrics
 from imagerank.training.prior import clear_prior, prior_from_scores
-from imagerank.training.ranker import Ranker, train_ranker
+from imagerank.training.ranker import Ranker, RankerConfig, train_ranker
 from imagerank.training.registry import list_models, load_model, save_model
 from imagerank.training.simulate import FeatureJudge, simulated_votes
 
@@ -29,7 +29,7 @@ def trained(pref_ws: Path, tmp_path_factory: pytest.TempPathFactory):
     col = clone(pref_ws, root / "ws")
     col.settings = col.settings.replace(prior_refit_every=0)  # plain OpenSkill ratings: no live prior
     report = simulated_votes(col, 2000, FeatureJudge(noise=0.6), seed=11)
-    ranker = train_ranker(col, "cheap", max_epochs=25, seed=0, progress=False, name="ranker")
+    ranker = train_ranker(col, "cheap", RankerConfig(max_epochs=25, seed=0), progress=False, name="ranker")
     col.close()
     return root / "ws", report, ranker
 
@@ -37,7 +37,8 @@ def trained(pref_ws: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_fast_dev_run_smoke_linear_and_mlp(pref_col) -> None:
     simulated_votes(pref_col, 60, seed=2)
     for network in ("linear", "mlp"):
-        r = train_ranker(pref_col, "cheap", network=network, fast_dev_run=True, progress=False, name="smoke")
+        r = train_ranker(pref_col, "cheap", RankerConfig(network=network, fast_dev_run=True), progress=False,
+                         name="smoke")
         assert isinstance(r, Ranker)
         assert r.net_config.kind == network
         s = r.score_images(pref_col)
@@ -162,7 +163,7 @@ def test_checkpoint_from_a_different_feature_set(trained, tmp_path: Path) -> Non
     d = col.sidecars_dir / "embeddings" / "tiny__none"
     d.mkdir(parents=True)
     pd.DataFrame({"image_id": ids, "embedding": list(emb)}).to_parquet(d / "part-0.parquet")
-    r = train_ranker(col, "auto", fast_dev_run=True, progress=False, name=None)
+    r = train_ranker(col, "auto", RankerConfig(fast_dev_run=True), progress=False, name=None)
     assert r.feature_set == "embeddings:tiny__none"
     assert r.feature_dim == 16
     save_model(col, "emb", r)
@@ -171,7 +172,7 @@ def test_checkpoint_from_a_different_feature_set(trained, tmp_path: Path) -> Non
     with pytest.raises(CheckpointError, match=r"expects \(N, 16\)"):
         r.score(np.zeros((3, 25), np.float32))
     with pytest.raises(FeatureError, match="no embedding sidecar 'other__x'"):
-        train_ranker(col, "embeddings:other__x", fast_dev_run=True, progress=False, name=None)
+        train_ranker(col, "embeddings:other__x", RankerConfig(fast_dev_run=True), progress=False, name=None)
     col.close()
 
 
@@ -197,7 +198,8 @@ def test_corrupt_checkpoints_are_refused(trained, tmp_path: Path) -> None:
 def test_background_job_with_live_curve(pref_col) -> None:
     simulated_votes(pref_col, 300, seed=4)
     rows = []
-    job = train_ranker(pref_col, "cheap", max_epochs=3, background=True, name="bg", on_progress=rows.append)
+    job = train_ranker(pref_col, "cheap", RankerConfig(max_epochs=3), background=True, name="bg",
+                       on_progress=rows.append)
     widget = job.live_plot()
     ranker = job.wait(timeout=120)
     assert job.status == "done"

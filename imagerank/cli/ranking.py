@@ -1,0 +1,119 @@
+"""Reading the ranking: ``leaderboard``, ``export``, ``csv``, ``images`` and ``show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import typer
+
+from ._shared import MinComparisons, Workspace, open_workspace, print_frame, usage_error
+
+__all__ = ["app"]
+
+app = typer.Typer()
+
+_BOARD_COLUMNS = ["rank", "image_id", "mu", "sigma", "ordinal", "comparison_count", "filename"]
+
+
+@app.command("leaderboard")
+def leaderboard(
+    workspace: Workspace,
+    top: Annotated[int, typer.Option("-n", "--top", min=1, help="how many images to print")] = 20,
+    min_comparisons: MinComparisons = 0,
+    include_inactive: Annotated[
+        bool, typer.Option("--include-inactive", help="rank missing, corrupt and rejected images too")
+    ] = False,
+) -> int:
+    """Print the top images by ordinal mu - 3*sigma.
+
+    Columns: rank, image_id, mu, sigma, ordinal, comparison_count, filename.
+    """
+    with open_workspace(workspace) as col:
+        board = col.leaderboard(limit=top, min_comparisons=min_comparisons, include_inactive=include_inactive)
+    print_frame(board, _BOARD_COLUMNS, empty="no images")
+    return 0
+
+
+@app.command("export")
+def export(
+    workspace: Workspace,
+    top: Annotated[int | None, typer.Option("--top", min=1, metavar="N", help="export the top N")] = None,
+    above: Annotated[
+        float | None, typer.Option("--above", metavar="ORDINAL", help="export every image whose ordinal is >= this")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="destination folder (default WORKSPACE/exports/...)")
+    ] = None,
+    mode: Annotated[
+        Literal["copy", "symlink", "hardlink"], typer.Option("--mode", help="how to write")
+    ] = "copy",
+    min_comparisons: MinComparisons = 0,
+) -> int:
+    """Export the best images as 0001_name.ext files.
+
+    The top N (--top) or every image whose ordinal is above a threshold (--above).
+    Exactly one of --top and --above is required. Source files are never modified.
+    """
+    if (top is None) == (above is None):
+        raise usage_error("exactly one of --top N and --above ORDINAL is required", "--top / --above")
+    with open_workspace(workspace) as col:
+        if top is not None:
+            rep = col.export_top(top, out, mode=mode, min_comparisons=min_comparisons)
+        else:  # exactly one is set (checked above)
+            rep = col.export_above(cast(float, above), out, mode=mode, min_comparisons=min_comparisons)
+    typer.echo(str(rep))
+    for path in rep.missing:
+        typer.echo(f"  missing source: {path}")
+    for path, why in rep.failed:
+        typer.echo(f"  failed: {path}: {why}")
+    return 0
+
+
+@app.command("csv")
+def csv(
+    workspace: Workspace,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV path (default WORKSPACE/exports/leaderboard-<time>.csv)")
+    ] = None,
+) -> int:
+    """Write the leaderboard of every image to a CSV file.
+
+    An existing file is never overwritten (exit status 2).
+    """
+    with open_workspace(workspace) as col:
+        typer.echo(f"wrote {col.to_csv(out)}")
+    return 0
+
+
+@app.command("images")
+def images(
+    workspace: Workspace,
+    status: Annotated[
+        Literal["active", "missing", "corrupt", "rejected"] | None,
+        typer.Option("--status", help="only images with this status"),
+    ] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=0, help="print at most N (0: all)")] = 0,
+) -> int:
+    """List the catalog's images by id.
+
+    Columns: id, status, mu, sigma, ordinal, comparison_count, filepath.
+    """
+    with open_workspace(workspace) as col:
+        df = col.images_df(status)
+    print_frame(df.head(limit) if limit else df,
+                ["id", "status", "mu", "sigma", "ordinal", "comparison_count", "filepath"], empty="no images")
+    return 0
+
+
+@app.command("show")
+def show(
+    workspace: Workspace,
+    image_id: Annotated[int, typer.Argument(metavar="IMAGE_ID", help="image id (see `imagerank images`)")],
+) -> int:
+    """Print one image's catalog row as key: value lines."""
+    with open_workspace(workspace) as col:
+        row = col.image(image_id)
+    for key, value in row.items():
+        typer.echo(f"{key:>18}: {value}")
+    return 0
