@@ -44,6 +44,7 @@ def test_swap_equals_set_priors(make_collection, tmp_path) -> None:  # type: ign
         assert _state(a).equals(_state(b))
         assert b.doctor().ok
         assert b.votes.swap_priors(priors) == 0  # nothing to change the second time
+        assert b.db.query("PRAGMA synchronous")[0][0] == 2  # votes are fsynced again (FULL) after the swap
     finally:
         a.close()
         b.close()

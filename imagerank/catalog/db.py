@@ -119,6 +119,18 @@ class Database:
                     raise DatabaseReadOnlyError(f"the catalog {self.path} is read-only: {e}") from e
                 raise
 
+    @contextmanager
+    def relaxed_sync(self) -> Iterator[None]:
+        """Inside this block (holding the lock, outside any transaction) commits are not fsynced
+        (``synchronous=NORMAL``): for bulk writes that can be recomputed, never for votes. WAL still orders them,
+        and the next ``FULL`` commit syncs them too."""
+        with self.lock:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self.conn.execute("PRAGMA synchronous=FULL")
+
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         """Run one statement (autocommit outside ``atomic``)."""
         with self.lock:

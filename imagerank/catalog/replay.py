@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,10 +37,11 @@ def _start(row: Sequence[Any]) -> list[Any]:
             0, None]
 
 
-def _run(stored: Mapping[int, Sequence[Any]], rows: Sequence[Sequence[Any]]
-         ) -> tuple[int, dict[int, list[Any]], list[tuple[Any, ...]]]:
-    """Replay the match ``rows`` from the priors of ``stored``: (matches, image id -> state, entry updates)."""
-    state = {i: _start(r) for i, r in stored.items()}
+def _run(stored: Mapping[int, Sequence[Any]], rows: Sequence[Sequence[Any]],
+         state: dict[int, list[Any]] | None = None) -> tuple[int, dict[int, list[Any]], list[tuple[Any, ...]]]:
+    """Replay the match ``rows`` from the priors of ``stored`` (or go on from ``state``, a replay up to an earlier
+    match): (matches, image id -> [mu, sigma, comparisons, last_compared_at], entry updates)."""
+    state = {i: _start(r) for i, r in stored.items()} if state is None else state
     entry_updates = []
     n = 0
     for mid, grouped in itertools.groupby(rows, key=lambda r: r[0]):
@@ -89,44 +91,58 @@ def replay(conn: sqlite3.Connection, *, write: bool) -> tuple[int, list[dict[str
     return n, diffs
 
 
-def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chunk: int = 500) -> int:
+def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chunk: int = 200) -> int:
     """Install new priors ``(prior_mu, prior_sigma, image_id)`` and the ratings that follow, holding the write lock
-    only briefly (see the module docstring): one transaction for the images in the vote log, then transactions of
-    ``chunk`` never-voted images.
+    only briefly (see the module docstring).
+
+    1. Images in the vote log: the replay from their new priors is computed from a snapshot *outside* the write
+       lock; inside one transaction, matches appended since the snapshot (votes that came in meanwhile) are
+       replayed on top (a few, cheap), then priors, ratings and match entries are written. Only when a match was
+       undone meanwhile is the whole log replayed under the lock.
+    2. Never-voted images (rating = prior): transactions of ``chunk`` rows, each row written only if the image is
+       still unvoted (else it keeps its old prior and the ratings that follow from it).
 
     Returns:
         The number of images whose stored rating changed.
     """
     new = {int(i): (float(m), float(s)) for m, s, i in priors}
-    for _ in range(3):  # a vote between the snapshot and the write: take a new snapshot
-        version = tuple(db.query(_LOG_VERSION)[0])
-        rows = db.query(_LOG)
-        voted = {int(r[2]) for r in rows}
-        stored = {r[0]: r for r in db.query(_IMAGES + " WHERE comparison_count > 0 OR id IN "
-                                            "(SELECT image_id FROM match_entries)")}
-        if tuple(db.query(_LOG_VERSION)[0]) != version:
-            continue
-        voted |= set(stored)
-        seeded = {i: (*r[:5], *new.get(i, (r[5], r[6]))) for i, r in stored.items() if i in voted}
-        _, state, entry_updates = _run(seeded, rows)
-        diffs = _diffs(stored, state)
-        with db.atomic() as conn:
-            if tuple(conn.execute(_LOG_VERSION).fetchone()) != version:
-                continue
-            conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
-                             [(*new[i], i) for i in voted if i in new])
-            _write(conn, state, diffs, entry_updates)
-        changed = len(diffs)
-        break
-    else:  # votes keep coming: do it all under the lock, as set_priors does
-        with db.atomic() as conn:
+    version = tuple(db.query(_LOG_VERSION)[0])  # (last match id, matches undone, matches)
+    rows = [r for r in db.query(_LOG) if r[0] <= version[0]]  # a vote between the two reads comes in below
+    stored: dict[int, Sequence[Any]] = {
+        r[0]: r for r in db.query(_IMAGES + " WHERE id IN (SELECT DISTINCT image_id FROM match_entries)")}
+    seeded = {i: (*r[:5], *new.get(i, (r[5], r[6]))) for i, r in stored.items()}
+    _, state, entry_updates = _run(seeded, rows)
+    with db.atomic() as conn:
+        now = tuple(conn.execute(_LOG_VERSION).fetchone())
+        if now[1] != version[1] or now[2] - version[2] != _appended(conn, version[0]):
+            # an undo (or a match we cannot place) since the snapshot: replay the whole log under the lock
             voted = {int(r[0]) for r in conn.execute("SELECT DISTINCT image_id FROM match_entries")}
             conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
                              [(*new[i], i) for i in voted if i in new])
             changed = len(replay(conn, write=True)[1])
+        else:
+            if now != version:  # votes appended since the snapshot: go on from the snapshot's replay
+                more = conn.execute(_LOG.replace("ORDER BY", "AND m.id > ? ORDER BY"), (version[0],)).fetchall()
+                touched = {int(r[2]) for r in more}
+                q = ",".join("?" * len(touched))
+                for r in conn.execute(_IMAGES + f" WHERE id IN ({q})", tuple(touched)):
+                    stored[r[0]] = r  # their current values, for the comparison below
+                    if r[0] not in state:  # voted on for the first time meanwhile
+                        seeded[r[0]] = (*r[:5], *new.get(r[0], (r[5], r[6])))
+                        state[r[0]] = _start(seeded[r[0]])
+                _, state, more_updates = _run(seeded, more, state)
+                entry_updates += more_updates
+            diffs = _diffs(stored, state)
+            conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
+                             [(*new[i], i) for i in state if i in new])
+            _write(conn, state, diffs, entry_updates)
+            changed = len(diffs)
+            voted = set(state)
     rest = [(m, s, m, s, i, m, s, m, s) for i, (m, s) in new.items() if i not in voted]
     for k in range(0, len(rest), chunk):
-        with db.atomic() as conn:
+        # No fsync per chunk (synchronous=NORMAL just for it: WAL keeps the order, the next vote's commit syncs
+        # it; a chunk lost in a power cut leaves old priors with their consistent ratings); votes keep FULL.
+        with db.lock, db.relaxed_sync(), db.atomic() as conn:
             before = conn.total_changes
             conn.executemany(
                 "UPDATE images SET prior_mu=?, prior_sigma=?, mu=?, sigma=? WHERE id=? AND comparison_count=0 "
@@ -134,4 +150,10 @@ def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chu
                 rest[k:k + chunk],
             )
             changed += conn.total_changes - before
+        time.sleep(0.001)  # Python's locks are not fair: let a waiting vote in before the next chunk
     return changed
+
+
+def _appended(conn: sqlite3.Connection, after_id: int) -> int:
+    """How many matches have an id above ``after_id``."""
+    return int(conn.execute("SELECT COUNT(*) FROM matches WHERE id > ?", (after_id,)).fetchone()[0])
