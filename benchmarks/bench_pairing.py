@@ -119,6 +119,51 @@ def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
           f"{1000 * t_warm:.0f} ms warm (confidence {first.confidence:.2f})")
 
 
+def time_votes_through_the_first_refit(n: int, votes: int = 250, dim: int = 512) -> None:
+    """The first live-prior refit of a process, started by the 250th vote as in a session (features read from an
+    embedding sidecar, standardised and reduced by PCA, the prior calibrated, the priors swapped in): every vote
+    from the 250th until the refit has landed is timed. Prints median and max wait in ms and the refit's time."""
+    from imagerank.collection import init
+    from imagerank.features.sidecar import Sidecar, embedding_schema
+
+    rng = np.random.default_rng(3)
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp, prior_refit_every=votes, prior_features="embeddings:synthetic__none")
+        _fake_catalog(col, n)
+        ids = col.pool().ids.astype(np.int64)
+        X = rng.standard_normal((n, dim)).astype(np.float32)
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        Sidecar(col.sidecars_dir, "embeddings/synthetic__none").write(
+            [{"image_id": int(i), "fingerprint": "0-0", "embedding": x, "source": "bench"} for i, x in zip(ids, X)],
+            schema=embedding_schema(dim), metadata={"model": "synthetic", "pretrained": None, "dim": dim})
+        utility = X @ rng.standard_normal(dim) / np.sqrt(dim) * 5 + rng.standard_normal(n)
+        u = dict(zip(ids.tolist(), utility.tolist()))
+        import threading
+
+        landed = threading.Event()
+        col.prior.on_refit(landed.set)
+        waits = []
+        t_refit = time.perf_counter()
+        for k in range(votes + 1_000_000):
+            (a, b), = col.next_pairs(1)
+            t = time.perf_counter()
+            col.vote(a, b, "left" if u[a] > u[b] else "right")
+            if k + 1 >= votes:
+                if k + 1 == votes:
+                    t_refit = time.perf_counter()
+                waits.append(1000 * (time.perf_counter() - t))
+                if landed.is_set():
+                    break
+        took = time.perf_counter() - t_refit
+        col.settings = col.settings.replace(prior_refit_every=0)  # no further refits while we check and close
+        status = col.prior_status
+        assert col.doctor().ok
+        col.close()
+    print(f"first live-prior refit at {n:,} images ({dim}-d embeddings read from the sidecar), started by vote "
+          f"{votes}: {len(waits)} votes during it, wait median {np.median(waits):.1f} ms, max {max(waits):.1f} ms; "
+          f"the refit took about {took:.1f} s ({status[:60]})")
+
+
 def time_votes_during_refit(n: int, votes: int = 3000, dim: int = 512, probe: int = 200) -> None:
     """How long a vote waits while the live prior refits: ``probe`` votes (``Collection.vote``, one pair each, the
     panel's path) timed one by one with no refit running, and again while a refit runs on the background thread
@@ -200,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         time_refit(n)
     for n in (int(s) for s in args.sizes.split(",")):
         time_votes_during_refit(n)
+    for n in (800, *(int(s) for s in args.sizes.split(","))):
+        time_votes_through_the_first_refit(n)
     return 0
 
 

@@ -310,18 +310,41 @@ class Collection:
     def export_top(self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
                    min_comparisons: int = 0) -> ExportReport:
         """Copy (or symlink / hardlink) the top ``n`` of the leaderboard as ``0001_name.ext`` ... See
-        :func:`imagerank.export.export_images`; ``min_comparisons`` as in :meth:`leaderboard`."""
+        :func:`imagerank.export.export_images`; ``min_comparisons`` as in :meth:`leaderboard`.
+
+        Every rank is attempted; images that could not be written are listed in the report's ``failed``.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not a whole number >= 1. ExportError: unknown ``mode``, or the folder
+                cannot be created.
+        """
+        import numbers
+
+        from .errors import InvalidArgumentError
         from .export import export_images
 
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise InvalidArgumentError(f"n: expected a whole number of images >= 1, got {n!r}")
+        n = int(n)
         board = self.leaderboard(limit=n, min_comparisons=min_comparisons)
         return export_images(board, out_dir or self.exports_dir / f"top{n}-{stamp()}", mode=mode)
 
     def export_above(self, threshold: float, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
                      min_comparisons: int = 0) -> ExportReport:
         """Export every active image whose ordinal ``mu - 3*sigma`` is >= ``threshold`` (and, with
-        ``min_comparisons``, that was voted on at least that often)."""
+        ``min_comparisons``, that was voted on at least that often); see :meth:`export_top`.
+
+        Raises:
+            InvalidArgumentError: ``threshold`` is not a number (or NaN). ExportError: as in :meth:`export_top`.
+        """
+        import math
+        import numbers
+
+        from .errors import InvalidArgumentError
         from .export import export_images
 
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or math.isnan(threshold):
+            raise InvalidArgumentError(f"threshold: expected a number (an ordinal), got {threshold!r}")
         board = self.leaderboard(min_comparisons=min_comparisons)
         board = board[board["ordinal"] >= threshold]
         return export_images(board, out_dir or self.exports_dir / f"above{threshold:g}-{stamp()}", mode=mode)
@@ -329,8 +352,10 @@ class Collection:
     def to_csv(self, path: str | os.PathLike[str] | None = None, *, include_inactive: bool = True) -> Path:
         """Write the leaderboard (all images by default) to CSV; never overwrites an existing file.
 
+        Written to a temporary name first: a failure (a full disk) leaves no file behind.
+
         Raises:
-            ExportError: ``path`` exists already.
+            ExportError: ``path`` exists already, or it cannot be written (the file system's reason).
         """
         from .export import write_csv
 
@@ -357,6 +382,7 @@ def init(
 
     Raises:
         ConfigError: a bad setting. DatabaseReadOnlyError: the folder is not writable.
+        StorageError: the disk is full or failing (writing ``imagerank.toml`` or the catalog).
     """
     roots = [images] if isinstance(images, (str, os.PathLike)) else list(images)
     overrides: dict[str, Any] = {"recursive": recursive, **settings}
@@ -365,11 +391,21 @@ def init(
     return Collection(Catalog.create(workspace, roots, **overrides))
 
 
-def open_collection(workspace: str | os.PathLike[str], **overrides: Any) -> Collection:
+def open_collection(workspace: str | os.PathLike[str], *, read_only: bool = False, **overrides: Any) -> Collection:
     """Open an existing workspace folder (its database migrated to the current schema).
+
+    Args:
+        workspace: the workspace folder.
+        read_only: open the catalog for reading only (SQLite ``mode=ro``): works on a workspace you may not
+            write to (another user's, a read-only mount); leaderboards, stats, CSV and exports elsewhere work,
+            and every write (a vote, a scan, a status) raises :class:`~imagerank.errors.DatabaseReadOnlyError`.
+            The schema is not migrated then: a catalog written by an older imagerank must be opened writable once.
+        **overrides: :class:`~imagerank.config.Settings` fields for this process.
 
     Raises:
         WorkspaceNotFoundError: no ``imagerank.db`` / ``imagerank.toml`` there.
-        DatabaseReadOnlyError: the catalog cannot be written.
+        DatabaseReadOnlyError: the catalog cannot be written (with ``read_only``: it needs migrating, or
+            cannot be read without writing its ``-shm`` file).
+        StorageError: the disk is full or failing (SQLite's reason in the message).
     """
-    return Collection(Catalog.open(workspace, **overrides))
+    return Collection(Catalog.open(workspace, read_only=read_only, **overrides))

@@ -31,6 +31,7 @@ over the flat one), then explicit keyword overrides (what the CLI passes). The e
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -42,7 +43,7 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import tomli_w
 
-from .errors import ConfigError
+from .errors import ConfigError, StorageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -577,7 +578,8 @@ def write_settings(workspace: str | os.PathLike[str], settings: Settings) -> Pat
     the file documents itself; unknown keys from :attr:`Settings.extra` where they were). Written atomically.
 
     Raises:
-        ConfigError: an ``extra`` value TOML cannot hold.
+        ConfigError: an ``extra`` value TOML cannot hold. StorageError: the file cannot be written (disk full,
+            I/O error, no permission: the reason is in the message); the previous file is left as it was.
     """
     try:
         text = tomli_w.dumps(_toml_doc(settings))
@@ -585,6 +587,13 @@ def write_settings(workspace: str | os.PathLike[str], settings: Settings) -> Pat
         raise ConfigError(f"cannot write the settings as TOML: {e}") from e
     path = Path(workspace) / CONFIG_NAME
     tmp = path.with_name(f".{CONFIG_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(_HEADER + text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:  # a temporary file renamed over the old one: never a half-written imagerank.toml
+        tmp.write_text(_HEADER + text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        err = StorageError(f"cannot write the settings {path}: {e.strerror or e}; the previous file is unchanged")
+        err.errno = e.errno
+        raise err from e
     return path

@@ -20,6 +20,7 @@ __all__ = [
     "NoVotesError",
     "NotFoundError",
     "SchemaVersionError",
+    "StorageError",
     "StrategyNotFoundError",
     "WorkspaceNotFoundError",
 ]
@@ -44,6 +45,15 @@ class WorkspaceNotFoundError(ImagerankError, FileNotFoundError):
 
 class DatabaseReadOnlyError(ImagerankError, PermissionError):
     """The catalog database (or its folder) cannot be written."""
+
+
+class StorageError(ImagerankError, OSError):
+    """The disk refused a write or a read: full (``database or disk is full``, ``ENOSPC``), an I/O error, a quota.
+
+    The message names the file (the catalog, ``imagerank.toml`` ...) and the system's own reason; what failed was
+    not stored (a vote that raised this was not recorded). Free some space or fix the disk and run it again.
+    ``errno`` is set when the cause was an ``OSError`` with one.
+    """
 
 
 class SchemaVersionError(ImagerankError):

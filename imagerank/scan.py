@@ -1,17 +1,36 @@
 """Discover image files under the workspace roots (stat only: no file is opened or read).
 
 The walk follows symbolic links to folders but remembers every folder's (device, inode), so a symlink loop is
-visited once. Folders that cannot be listed and non-UTF-8 file names are reported, never fatal.
+visited once. Folders that cannot be listed and non-UTF-8 file names are reported, never fatal. Paths are kept as
+walked from the root (a symlinked sub-folder keeps the link's path); the workspace stores its roots resolved.
+
+Nothing is skipped silently: hidden folders, macOS ``._`` resource files and image files whose suffix is not in
+the workspace's extensions (``.tiff``, RAW files ...) are listed in :attr:`WalkReport.skipped` with the reason.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["FileStat", "WalkReport", "display_path", "walk_images"]
+__all__ = ["IMAGE_SUFFIXES", "RAW_SUFFIXES", "FileStat", "WalkReport", "display_path", "walk_images"]
+
+#: Camera RAW suffixes: reported when skipped (imagerank decodes no RAW file itself).
+RAW_SUFFIXES: frozenset[str] = frozenset({
+    ".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".k25", ".kdc", ".mef", ".mos", ".mrw",
+    ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f",
+})
+#: Suffixes of image files that are reported when the workspace's extensions leave them out.
+IMAGE_SUFFIXES: frozenset[str] = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".avif",
+    ".jxl", ".jp2", ".j2k", ".psd", ".ppm", ".pgm", ".pbm", ".tga", ".ico",
+}) | RAW_SUFFIXES
+
+SKIP_HIDDEN = "hidden folder (its name starts with '.'): not walked"
+SKIP_APPLEDOUBLE = "macOS resource file ('._' name), not an image"
 
 
 @dataclass(frozen=True)
@@ -26,9 +45,18 @@ class FileStat:
 
 @dataclass
 class WalkReport:
-    """Problems met while walking: (path, reason) pairs."""
+    """What a walk met besides the files it yielded.
+
+    Attributes:
+        errors: (path, reason) of folders and files that could not be read.
+        skipped: (path, reason) of what was left out on purpose: hidden folders, ``._`` files, image files whose
+            suffix is not among the extensions.
+        skipped_extensions: lower-case suffix -> number of image files skipped for it (``{".tiff": 7}``).
+    """
 
     errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_extensions: Counter[str] = field(default_factory=Counter)
 
 
 def display_path(path: str) -> str:
@@ -49,7 +77,8 @@ def walk_images(
         roots: folders to walk (absolute or relative; yielded paths are absolute).
         extensions: suffixes with the dot, lower case (``.jpg``).
         recursive: descend into sub-folders.
-        report: collects unreadable folders, broken links and missing roots.
+        report: collects unreadable folders, broken links and missing roots (``errors``), and hidden folders,
+            ``._`` files and image files with other suffixes (``skipped``, ``skipped_extensions``).
 
     Files with names that are not valid UTF-8 are yielded with ``valid_name=False`` and a
     :func:`display_path` so the caller can record them.
@@ -91,10 +120,21 @@ def walk_images(
             name = entry.name
             try:
                 if entry.is_dir():  # follows symlinks; loops are cut by seen_dirs
-                    if recursive and not name.startswith("."):
+                    if recursive and name.startswith("."):
+                        report.skipped.append((display_path(entry.path), SKIP_HIDDEN))
+                    elif recursive:
                         subdirs.append(entry.path)
                     continue
-                if not name.lower().endswith(exts) or name.startswith("._"):
+                lower = name.lower()
+                if not lower.endswith(exts):
+                    suffix = os.path.splitext(lower)[1]
+                    if suffix in IMAGE_SUFFIXES and not name.startswith("._"):
+                        report.skipped.append((display_path(entry.path), f"extension {suffix} is not in the "
+                                               "workspace's extensions"))
+                        report.skipped_extensions[suffix] += 1
+                    continue
+                if name.startswith("._"):
+                    report.skipped.append((display_path(entry.path), SKIP_APPLEDOUBLE))
                     continue
                 est = entry.stat()  # follows symlinks
             except OSError as e:

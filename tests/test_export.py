@@ -178,3 +178,150 @@ def test_min_comparisons_leaves_out_images_only_a_prior_ranks(make_collection, t
     assert len(os.listdir(tmp_path / "cli")) == 3
     with pytest.raises(SystemExit):
         main(["leaderboard", ws, "--min-comparisons", "-1"])
+
+
+# ----------------------------------------------------------------- faults (issue 16)
+def _full_disk_copy(fail_on: set[int]):  # type: ignore[no-untyped-def]
+    """A stand-in for ``shutil.copy2`` that writes a few bytes and then fails with ENOSPC on the given calls."""
+    import errno
+    import shutil
+
+    real = shutil.copy2
+    calls = [0]
+
+    def copy2(src, dst, *a, **k):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        if calls[0] in fail_on:
+            with open(dst, "wb") as fh:
+                fh.write(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    return copy2
+
+
+def test_export_full_disk_partway_leaves_no_partial_file_and_goes_on(  # type: ignore[no-untyped-def]
+    make_collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imagerank.export as export_mod
+
+    col = make_collection(4)
+    ids = _ranked(col)
+    out = tmp_path / "out"
+    monkeypatch.setattr(export_mod.shutil, "copy2", _full_disk_copy({2}))
+    rep = col.export_top(4, out)
+    assert sorted(os.listdir(out)) == ["0001_img_0000.jpg", "0003_img_0002.jpg", "0004_img_0003.jpg"]
+    assert len(rep.failed) == 1
+    failure = rep.failed[0]
+    assert failure.rank == 2
+    assert failure.source == col.image(ids[1])["filepath"]
+    assert "No space left on device" in failure.reason
+    assert "1 failed" in str(rep)
+    for _, dest in rep.written:  # whole files only under the final names
+        assert Path(dest).stat().st_size > 100
+    monkeypatch.undo()  # the disk has room again: the same export fills the gap
+    rep = col.export_top(4, out)
+    assert not rep.failed
+    assert "0002_img_0001.jpg" in os.listdir(out)
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
+
+
+def test_csv_full_disk_leaves_nothing_and_works_again(  # type: ignore[no-untyped-def]
+    make_collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    col = make_collection(3)
+    _ranked(col)
+    real = pd.DataFrame.to_csv
+
+    def full(self, buf, *a, **k):  # type: ignore[no-untyped-def]
+        buf.write("rank,image_id\n1,")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    path = tmp_path / "csv" / "board.csv"
+    with pytest.raises(ExportError, match="No space left on device") as e:
+        col.to_csv(path)
+    assert str(path) in str(e.value)
+    assert os.listdir(path.parent) == []  # no 0-byte board.csv, no temporary file
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real)
+    assert col.to_csv(path) == path  # not refused as "exists"
+    assert list(pd.read_csv(path)["rank"]) == [1, 2, 3]
+    assert os.listdir(path.parent) == ["board.csv"]
+
+
+def test_long_utf8_names_are_capped_in_bytes_and_later_ranks_exported(tmp_path: Path) -> None:
+    long_name = "é" * 124 + ".jpg"  # 252 UTF-8 bytes: fits the folder, not with a 0001_ prefix
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / long_name).write_bytes(b"long")
+    (src / "b.jpg").write_bytes(b"bee")
+    board = pd.DataFrame({"rank": [1, 2], "filepath": [str(src / long_name), str(src / "b.jpg")],
+                          "filename": [long_name, "b.jpg"]})
+    for _ in range(2):  # the second time with a de-duplication suffix
+        rep = export_images(board, tmp_path / "out")
+        assert not rep.failed
+        assert len(rep.written) == 2
+    names = sorted(os.listdir(tmp_path / "out"))
+    assert len(names) == 4
+    assert "0002_b.jpg" in names
+    assert "0002_b-1.jpg" in names
+    long_out = [n for n in names if n.startswith("0001_")]
+    assert len(long_out) == 2
+    for n in long_out:
+        assert len(n.encode("utf-8")) <= 255
+        assert n.endswith(".jpg")
+        assert (tmp_path / "out" / n).read_bytes() == b"long"
+
+
+def test_safe_name_caps_bytes_without_splitting_characters_and_keeps_the_extension() -> None:
+    for name in ("é" * 124 + ".jpg", "a" * 300 + ".jpeg", "\U0001f600" * 100 + ".png", "漢" * 90 + ".webp"):
+        out = safe_name(name)
+        assert len(out.encode("utf-8")) <= 200
+        assert os.path.splitext(out)[1] == os.path.splitext(name)[1]
+        assert out.encode("utf-8").decode("utf-8") == out
+        assert name.startswith(os.path.splitext(out)[0])  # whole characters only
+    assert len(safe_name("é" * 124 + ".jpg", max_bytes=50).encode()) <= 50
+    assert safe_name(".jpg") == "image.jpg"  # not "jpg"
+    assert safe_name("..jpg") == "image.jpg"
+    assert safe_name("photo.jpg") == "photo.jpg"
+    assert safe_name("README") == "README"
+
+
+@pytest.mark.parametrize("n", [0, -5])
+def test_export_top_non_positive_n_is_an_argument_error(  # type: ignore[no-untyped-def]
+    make_collection, tmp_path: Path, n: int
+) -> None:
+    from imagerank.errors import InvalidArgumentError
+
+    col = make_collection(3)
+    with pytest.raises(InvalidArgumentError, match=rf"n: expected .*>= 1, got {n}"):
+        col.export_top(n, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InvalidArgumentError, match="threshold"):
+        col.export_above(float("nan"), tmp_path / "out")
+
+
+def test_copy_without_hard_links_still_never_overwrites(  # type: ignore[no-untyped-def]
+    make_collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def no_links(*a, **k):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EPERM, "Operation not permitted")  # what FAT and some network file systems say
+
+    col = make_collection(2)
+    _ranked(col)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0001_img_0000.jpg").write_bytes(b"precious")
+    monkeypatch.setattr(os, "link", no_links)
+    rep = col.export_top(2, out)
+    assert not rep.failed
+    assert (out / "0001_img_0000.jpg").read_bytes() == b"precious"
+    assert sorted(os.listdir(out)) == ["0001_img_0000-1.jpg", "0001_img_0000.jpg", "0002_img_0001.jpg"]
+    path = col.to_csv(tmp_path / "b.csv")
+    with pytest.raises(ExportError, match="exists"):
+        col.to_csv(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(["b.csv", "out", "ws", "ws-images"])

@@ -13,11 +13,17 @@ EXTENSIONS = (".jpg", ".jpeg", ".tif", ".tiff")
 
 def test_scan_thumbnails_and_vote_on_real_photos(tmp_path: Path, shared_data: Path) -> None:
     photos = shared_data / "photos" / "exif-samples"
+    # The workspace stores its image folders resolved (symbolic links followed once, at init) and the files under
+    # them as walked from there. The data folder may itself be reached through a link: compare against the
+    # resolved folder, and open the workspace through one more link to hold either way.
     on_disk = sorted(
-        os.path.join(d, f) for d, _, fs in os.walk(photos) for f in fs if f.lower().endswith(EXTENSIONS)
+        os.path.join(d, f) for d, _, fs in os.walk(photos.resolve()) for f in fs if f.lower().endswith(EXTENSIONS)
     )
     assert len(on_disk) > 80
-    col = imagerank.init(tmp_path / "ws", photos, strategy="spec", extensions=EXTENSIONS, thumb_size=256)
+    link = tmp_path / "photos-link"
+    link.symlink_to(photos, target_is_directory=True)
+    col = imagerank.init(tmp_path / "ws", link, strategy="spec", extensions=EXTENSIONS, thumb_size=256)
+    assert col.settings.roots == (str(photos.resolve()),)
     rep = col.scan(progress=False)
     assert not rep.errors
     rows = {r["filepath"]: r for r in map(dict, col.db.query("SELECT * FROM images"))}

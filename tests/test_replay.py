@@ -77,3 +77,32 @@ def test_votes_during_a_swap_are_kept_and_the_log_stays_exact(make_collection) -
     kept = set(col.matches_df()["match_id"].unique())
     assert set(acknowledged) <= kept
     assert col.doctor().ok
+
+
+def test_snapshot_reads_never_wait_for_the_shared_connection(make_collection) -> None:  # type: ignore[no-untyped-def]
+    """A background refit reads the catalog beside the writer: while another thread holds the shared connection
+    (a long transaction), ``snapshot_query`` answers at once with what was committed."""
+    col, ids = _voted(make_collection, n=30, votes=20)
+    db = col.db
+    holding = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with db.atomic() as conn:
+            conn.execute("UPDATE images SET mu = mu WHERE id = ?", (ids[0],))
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert holding.wait(10)
+    got: list[int] = []
+    reader = threading.Thread(target=lambda: got.append(db.snapshot_query("SELECT COUNT(*) FROM images")[0][0]))
+    reader.start()
+    reader.join(5)
+    alive = reader.is_alive()
+    release.set()
+    t.join(10)
+    assert not alive  # it did not wait for the lock the writer holds
+    assert got == [30]
+    db.release_reader()

@@ -115,6 +115,32 @@ def test_decompression_bombs(tmp_path: Path) -> None:
     col.close()
 
 
+def test_large_photos_follow_the_configured_pixel_limit_not_pillows(tmp_path: Path) -> None:
+    # 10000 x 9500 = 95 MP: over Pillow's own 89.5 MP guard, under the default limit (178,956,970); a flat grey
+    # JPEG is small and, with draft scaling, decodes in hundredths of a second
+    src = tmp_path / "imgs"
+    write_image(src / "small.jpg")
+    Image.new("L", (10_000, 9_500), 128).save(src / "mp95.jpg", quality=30)
+    col = imagerank.init(tmp_path / "ws", src, strategy="spec")
+    rep = col.scan(progress=False)
+    assert rep.corrupt == 0
+    st = _status(col)
+    assert st["mp95.jpg"] == ("active", None), st["mp95.jpg"]
+    row = col.images_df().set_index("filename").loc["mp95.jpg"]
+    assert (row["width"], row["height"]) == (10_000, 9_500)
+    assert max(_thumb(col, "mp95.jpg").size) == col.settings.thumb_size
+    col.close()
+    # under a smaller configured limit it is refused, and the reason names that limit
+    col = imagerank.init(tmp_path / "ws2", src, strategy="spec", max_image_pixels=50_000_000)
+    assert col.scan(progress=False).corrupt == 1
+    status, reason = _status(col)["mp95.jpg"]
+    assert status == "corrupt"
+    assert "95000000 pixels exceeds the limit of 50000000" in reason
+    assert "max_image_pixels" in reason
+    assert _status(col)["small.jpg"] == ("active", None)
+    col.close()
+
+
 def test_odd_modes_decode_to_rgb_thumbnails(tmp_path: Path) -> None:
     src = tmp_path / "imgs"
     src.mkdir()

@@ -165,3 +165,47 @@ def test_read_only_workspace_gives_a_clear_error(tmp_path: Path, what: str) -> N
 def test_read_only_error_is_a_permission_error() -> None:
     assert issubclass(DatabaseReadOnlyError, PermissionError)
     assert issubclass(DatabaseReadOnlyError, imagerank.ImagerankError)
+
+
+_READONLY_OPEN_CHILD = """
+import json
+import imagerank
+from imagerank.errors import DatabaseReadOnlyError
+out = {{}}
+try:
+    col = imagerank.open({ws!r}, read_only=True)
+    out["comparisons"] = col.stats()["comparisons"]
+    col.close()
+except DatabaseReadOnlyError as e:
+    out["error"] = str(e)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("state", ["closed", "wal-without-shm"])
+def test_read_only_open_of_a_read_only_folder(tmp_path: Path, state: str) -> None:
+    ws = tmp_path / "ws"
+    col = imagerank.init(ws, tmp_path)
+    col.votes.start_session()
+    col.close()
+    if state == "wal-without-shm":  # a writer died: its -wal holds a commit, its -shm is gone
+        keep = sqlite3.connect(ws / "imagerank.db")
+        keep.execute("PRAGMA wal_autocheckpoint=0")
+        keep.execute("INSERT INTO sessions (started_at, strategy) VALUES ('2026-01-01T00:00:00Z', 'random')")
+        keep.commit()
+        wal = (ws / "imagerank.db-wal").read_bytes()
+        keep.close()
+        (ws / "imagerank.db-wal").write_bytes(wal)
+        (ws / "imagerank.db-shm").unlink(missing_ok=True)
+    ws.chmod(0o555)
+    try:
+        res = run_python_unprivileged(_READONLY_OPEN_CHILD.format(ws=str(ws)))
+    finally:
+        ws.chmod(0o755)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if state == "closed":
+        assert out == {"comparisons": 0}
+    else:  # SQLite cannot read those commits without writing the -shm file: refused, and says why
+        assert "imagerank.db-wal" in out["error"], out
+        assert "writable" in out["error"], out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,86 @@ def test_a_vote_for_an_image_deleted_after_queueing_is_an_error_status(make_coll
     panel.handle_message({"type": "vote", "pid": q["pid"], "left": q["left"]["id"], "right": q["right"]["id"],
                           "outcome": "right"})
     assert len(kept_matches(col)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- faults (issue 16)
+def _big_jpeg(path: Path, w: int, h: int) -> Path:
+    """A flat grey JPEG of ``w`` x ``h`` pixels: cheap to write and, with libjpeg's draft scaling, to decode."""
+    Image.new("L", (w, h), 128).save(path, "JPEG", quality=30)
+    return path
+
+
+def test_every_zoom_gets_a_reply_and_the_pixel_limit_is_the_configured_one(make_collection):
+    col = make_collection(4, max_image_pixels=50_000_000)
+    panel = ComparePanel(col, strategy="spec", queue_depth=2)
+    # 95 megapixels: over the configured 50 MP, refused with that limit named, and the browser told so
+    _big_jpeg(Path(col.image(1)["filepath"]), 10_000, 9_500)
+    (content, bufs), = panel.handle_message({"type": "zoom", "id": 1, "width": 300, "height": 300})
+    assert content == {"type": "zoom_error", "id": 1, "reason": content["reason"]}
+    assert "DecompressionBombError" in content["reason"]
+    assert "exceeds the limit of 50000000" in content["reason"]
+    assert bufs == []
+    assert panel.status["level"] == "warning"
+    assert col.image(1)["status"] == "active"  # a refused zoom changes no status
+    # a message the panel cannot even parse still gets its zoom_error
+    (content, _), = panel.handle_message({"type": "zoom", "id": "abc"})
+    assert (content["type"], content["id"]) == ("zoom_error", "abc")
+
+
+def test_zoom_of_a_95_megapixel_photo_under_the_default_limit(make_collection):
+    col = make_collection(4)
+    _big_jpeg(Path(col.image(2)["filepath"]), 10_000, 9_500)
+    panel = ComparePanel(col, strategy="spec", queue_depth=2)
+    (content, bufs), = panel.handle_message({"type": "zoom", "id": 2, "width": 300, "height": 300})
+    assert content["type"] == "zoom", content
+    assert content["original"] == [10_000, 9_500]
+    assert max(Image.open(io.BytesIO(bufs[0])).size) <= 300
+
+
+def test_broken_for_an_unknown_id_is_a_warning(make_collection):
+    col = make_collection(4)
+    panel = ComparePanel(col, strategy="spec", queue_depth=2)
+    panel.handle_message({"type": "ready"})
+    before = len(col.images.failures_df())
+    assert panel.handle_message({"type": "broken", "id": 9999}) == []
+    assert panel.status["level"] == "warning"
+    assert "9999" in panel.status["text"]
+    assert "internal error" not in panel.status["text"]
+    assert len(col.images.failures_df()) == before
+    assert len(panel.pairs) == 2
+
+
+def test_broken_thumbnail_of_a_deleted_file_marks_it_missing_not_corrupt(make_collection):
+    col = make_collection(6, thumbnails=True)
+    panel = ComparePanel(col, strategy="spec", queue_depth=2)
+    panel.handle_message({"type": "ready"})
+    victim = panel.pairs[0]["left"]["id"]
+    Path(col.image(victim)["filepath"]).unlink()
+    panel.handle_message({"type": "broken", "id": victim})
+    assert col.image(victim)["status"] == "missing"
+    assert all(victim not in (p["left"]["id"], p["right"]["id"]) for p in panel.pairs)
+    assert panel.skipped[-1]["id"] == victim
+
+
+def test_zoom_of_a_non_utf8_name_keeps_it_corrupt(make_collection):
+    col = make_collection(4)
+    folder = os.fsencode(os.path.dirname(col.image(1)["filepath"]))
+    bad = folder + b"/caf\xe9.jpg"  # Latin-1 'é': not valid UTF-8
+    try:
+        fd = os.open(bad, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as e:  # pragma: no cover - a file system that refuses such names
+        pytest.skip(f"cannot create a non-UTF-8 file name here: {e}")
+    os.write(fd, Path(col.image(1)["filepath"]).read_bytes())
+    os.close(fd)
+    col.scan(progress=False, thumbnails=False)
+    (row,) = col.images_df("corrupt").to_dict("records")
+    assert "UTF-8" in row["status_reason"]
+    panel = ComparePanel(col, strategy="spec", queue_depth=2)
+    (content, _), = panel.handle_message({"type": "zoom", "id": row["id"], "width": 300, "height": 300})
+    assert content["type"] == "zoom_error"
+    assert "UTF-8" in content["reason"]
+    assert col.image(row["id"])["status"] == "corrupt"
+    assert "UTF-8" in col.image(row["id"])["status_reason"]
+    panel.handle_message({"type": "broken", "id": row["id"]})
+    col.scan(progress=False, thumbnails=False)
+    assert col.image(row["id"])["status"] == "corrupt"

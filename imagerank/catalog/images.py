@@ -22,10 +22,27 @@ from .db import Database
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STATUSES", "FileLike", "ImageTable", "UpsertCounts"]
+__all__ = ["STATUSES", "FileLike", "ImageTable", "UpsertCounts", "is_transient_reason"]
 
 STATUSES: tuple[str, ...] = ("active", "missing", "corrupt", "rejected")
 LABELS: tuple[str, ...] = ("good", "bad", "flag")
+BAD_NAME_REASON = "file name is not valid UTF-8; rename the file to include it"
+
+# Decoder reasons (``"<ExceptionType>: <message>"``) that say the file could not be *read*, not that its bytes are
+# bad: a corrupt image with such a reason is decoded again at the next scan.
+_TRANSIENT_MARKERS: tuple[str, ...] = (
+    "permissionerror", "timeouterror", "blockingioerror", "interruptederror", "connectionerror",
+    "permission denied", "operation not permitted", "input/output error", "timed out", "stale file handle",
+    "resource temporarily unavailable", "device or resource busy", "too many open files",
+    "[errno 1]", "[errno 5]", "[errno 11]", "[errno 13]", "[errno 16]", "[errno 24]", "[errno 110]", "[errno 116]",
+)
+
+
+def is_transient_reason(reason: str | None) -> bool:
+    """Whether a ``corrupt`` status reason is an access or transient error (permission denied, I/O error, time-out,
+    busy device ...) rather than bad file content; such images are retried at the next scan."""
+    r = (reason or "").lower()
+    return any(m in r for m in _TRANSIENT_MARKERS)
 
 
 class FileLike(Protocol):
@@ -51,6 +68,7 @@ class UpsertCounts:
     missing: int = 0
     returned: int = 0
     invalid_names: int = 0
+    retried: int = 0
 
 
 class ImageTable:
@@ -71,12 +89,15 @@ class ImageTable:
         ones (size or mtime) become ``active`` again with their thumbnail marked stale; files that came back after
         being ``missing`` become ``active``; rows whose file is neither found nor on disk become ``missing`` (never
         deleted: their votes stay); a file whose name is not valid UTF-8 gets status ``corrupt`` with the reason.
+        An unchanged file that is ``corrupt`` for an access or transient error (:func:`is_transient_reason`, such as
+        ``Permission denied``) becomes ``active`` with its thumbnail stale, so the decode pass tries it again
+        (counted in ``retried``).
         """
         counts = UpsertCounts()
         now = utcnow()
         existing = {row[1]: row for row in self.db.query(
             "SELECT id, filepath, size, mtime_ns, status, status_reason FROM images")}
-        new_rows, changed, returned, missing, bad_names = [], [], [], [], []
+        new_rows, changed, returned, missing, bad_names, retry = [], [], [], [], [], []
         for path, f in found.items():
             row = existing.get(path)
             if not f.valid_name:
@@ -87,6 +108,8 @@ class ImageTable:
                 changed.append((f.size, f.mtime_ns, row["id"]))
             elif row["status"] == "missing":
                 returned.append(row["id"])
+            elif row["status"] == "corrupt" and is_transient_reason(row["status_reason"]):
+                retry.append(row["id"])
             else:
                 counts.unchanged += 1
         for path, row in existing.items():
@@ -105,6 +128,8 @@ class ImageTable:
             )
             conn.executemany("UPDATE images SET status='active', status_reason=NULL WHERE id=?",
                              [(i,) for i in returned])
+            conn.executemany("UPDATE images SET status='active', status_reason=NULL, thumb_fingerprint=NULL "
+                             "WHERE id=? AND status='corrupt'", [(i,) for i in retry])
             conn.executemany("UPDATE images SET status='missing', status_reason='file not found at scan' WHERE id=?",
                              [(i,) for i in missing])
             for f in bad_names:
@@ -112,11 +137,31 @@ class ImageTable:
                     "INSERT INTO images (filepath, filename, mu, sigma, size, mtime_ns, added_at, status, "
                     "status_reason) VALUES (?,?,?,?,?,?,?,'corrupt',?) ON CONFLICT(filepath) DO NOTHING",
                     (f.path, os.path.basename(f.path), R.DEFAULT_MU, R.DEFAULT_SIGMA, f.size, f.mtime_ns, now,
-                     "file name is not valid UTF-8; rename the file to include it"),
+                     BAD_NAME_REASON),
                 )
         counts.added, counts.changed = len(new_rows), len(changed)
         counts.returned, counts.missing, counts.invalid_names = len(returned), len(missing), len(bad_names)
+        counts.retried = len(retry)
         return counts
+
+    def retry_corrupt(self, *, transient_only: bool = False) -> list[int]:
+        """Make ``corrupt`` images ``active`` again with their thumbnail stale, so the next decode pass (a scan,
+        :meth:`ThumbnailCache.build` with the returned ids) tries them again; a file that still cannot be decoded
+        is marked ``corrupt`` again with the new reason. Files whose name is not valid UTF-8 stay ``corrupt``.
+
+        Args:
+            transient_only: only those whose reason is an access or transient error (:func:`is_transient_reason`).
+
+        Returns:
+            The ids made active, ascending.
+        """
+        rows = self.db.query("SELECT id, status_reason FROM images WHERE status='corrupt' ORDER BY id")
+        ids = [int(r[0]) for r in rows if r[1] != BAD_NAME_REASON
+               and (not transient_only or is_transient_reason(r[1]))]
+        with self.db.atomic() as conn:
+            conn.executemany("UPDATE images SET status='active', status_reason=NULL, thumb_fingerprint=NULL "
+                             "WHERE id=? AND status='corrupt'", [(i,) for i in ids])
+        return ids
 
     def add_files(self, paths: Sequence[tuple[str, int, int]]) -> dict[str, int]:
         """Insert files not in the catalog yet (``(path, size, mtime_ns)``); returns path -> id for all of them."""
@@ -212,7 +257,7 @@ class ImageTable:
     # ------------------------------------------------------------------ tables
     def count_active(self) -> int:
         """The number of active images."""
-        return int(self.db.query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
+        return int(self.db.snapshot_query("SELECT COUNT(*) FROM images WHERE status='active'")[0][0])
 
     def active_ids(self) -> np.ndarray:
         """(N,) int64 ids of the active images, ascending."""

@@ -196,6 +196,30 @@ def _initial(conn: sqlite3.Connection) -> None:
     )
 
 
+
+@migration(2)
+def _import_rows(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        -- One row per imported log row (selection or crop logs), written in the transaction that stores its match
+        -- or crop: a rerun of an interrupted import skips the rows already imported. row_key is the SHA-256 of the
+        -- row as resolved (image ids, choice or box, voter, time) and its occurrence number in the file.
+        CREATE TABLE import_rows (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('selection', 'crop')),
+            row_key TEXT NOT NULL,
+            file_sha256 TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            match_id INTEGER REFERENCES matches(id),
+            crop_id INTEGER REFERENCES crops(id),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE INDEX idx_import_rows_key ON import_rows (kind, row_key)
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -106,10 +106,11 @@ def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chu
         The number of images whose stored rating changed.
     """
     new = {int(i): (float(m), float(s)) for m, s, i in priors}
-    version = tuple(db.query(_LOG_VERSION)[0])  # (last match id, matches undone, matches)
-    rows = [r for r in db.query(_LOG) if r[0] <= version[0]]  # a vote between the two reads comes in below
+    # the snapshot is read beside the writer (WAL), not under the shared connection's lock
+    version = tuple(db.snapshot_query(_LOG_VERSION)[0])  # (last match id, matches undone, matches)
+    rows = [r for r in db.snapshot_query(_LOG) if r[0] <= version[0]]  # a vote between the reads comes in below
     stored: dict[int, Sequence[Any]] = {
-        r[0]: r for r in db.query(_IMAGES + " WHERE id IN (SELECT DISTINCT image_id FROM match_entries)")}
+        r[0]: r for r in db.snapshot_query(_IMAGES + " WHERE id IN (SELECT DISTINCT image_id FROM match_entries)")}
     seeded = {i: (*r[:5], *new.get(i, (r[5], r[6]))) for i, r in stored.items()}
     _, state, entry_updates = _run(seeded, rows)
     with db.atomic() as conn:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import numbers
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +41,7 @@ __all__ = ["DoctorReport", "Match", "Outcome", "Session", "VoteEvent", "VoteLog"
 
 log = logging.getLogger(__name__)
 Outcome = Literal["left", "right", "draw", "skip"]
+MAX_VOTER_CHARS = 200
 
 
 def pair_key(a: int, b: int) -> tuple[int, int]:
@@ -274,9 +277,17 @@ class VoteLog:
             The stored :class:`Match` with before/after ratings (OpenSkill Plackett-Luce, :mod:`imagerank.ratings`).
 
         Raises:
-            InvalidArgumentError: fewer than 2 images, duplicates, or ranks/positions of the wrong length.
+            InvalidArgumentError: fewer than 2 images, duplicates, ranks/positions of the wrong length,
+                ``decision_ms`` not a finite number >= 0, or ``voter`` longer than 200 characters.
             NotFoundError: an image id is not in the catalog.
         """
+        if decision_ms is not None and not (isinstance(decision_ms, numbers.Real) and math.isfinite(decision_ms)
+                                            and decision_ms >= 0):
+            raise InvalidArgumentError(f"decision_ms: expected a finite number of milliseconds >= 0, got "
+                                       f"{decision_ms!r}")
+        if voter is not None and (not isinstance(voter, str) or len(voter) > MAX_VOTER_CHARS):
+            shown = f"{len(voter)} characters" if isinstance(voter, str) else repr(voter)
+            raise InvalidArgumentError(f"voter: expected a name of at most {MAX_VOTER_CHARS} characters, got {shown}")
         ids = [int(i) for i in image_ids]
         if len(ids) < 2:
             raise InvalidArgumentError(f"image_ids: a match needs at least 2 images, got {len(ids)}")
@@ -470,8 +481,8 @@ class VoteLog:
         """(M, 3) int64 rows ``(match_id, image_id, rank)`` of every kept (not undone) match, in vote order (match
         id, then entry order); skips are left out unless ``include_skips``."""
         where = "m.undone=0" + ("" if include_skips else " AND m.kind != 'skip'")
-        rows = self.db.query("SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON "
-                             f"e.match_id=m.id WHERE {where} ORDER BY m.id, e.rowid")
+        rows = self.db.snapshot_query("SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e ON "
+                                      f"e.match_id=m.id WHERE {where} ORDER BY m.id, e.rowid")
         return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
     def matches_df(self, include_undone: bool = False) -> pd.DataFrame:

@@ -7,13 +7,15 @@ accept anything with a ``catalog`` attribute and turn it into the Catalog with :
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..config import CONFIG_NAME, Settings, load_settings, write_settings
-from ..errors import WorkspaceNotFoundError
+from ..errors import DatabaseReadOnlyError, ImagerankError, StorageError, WorkspaceNotFoundError
 from .crops import CropTable
 from .db import Database, connect
 from .images import ImageTable
@@ -23,6 +25,7 @@ from .votes import VoteLog
 __all__ = ["DB_NAME", "Catalog", "CatalogLike", "HasCatalog", "as_catalog"]
 
 DB_NAME = "imagerank.db"
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class Catalog:
@@ -73,24 +76,36 @@ class Catalog:
 
         Raises:
             ConfigError: a bad setting. DatabaseReadOnlyError: the folder is not writable.
+            StorageError: the disk is full or failing (writing the settings or the catalog).
         """
         root = Path(workspace)
-        root.mkdir(parents=True, exist_ok=True)
+        with _write_faults(root):
+            root.mkdir(parents=True, exist_ok=True)
         if roots:
             overrides["roots"] = tuple(str(Path(r).expanduser().resolve()) for r in roots)
         cfg = load_settings(root, **overrides)  # this run: file < IMAGERANK_* environment < overrides
-        write_settings(root, load_settings(root, env=False, **overrides))  # the environment is never written
-        for sub in ("sidecars", "thumbs", "exports"):
-            (root / sub).mkdir(exist_ok=True)
+        with _write_faults(root):
+            write_settings(root, load_settings(root, env=False, **overrides))  # the environment is never written
+            for sub in ("sidecars", "thumbs", "exports"):
+                (root / sub).mkdir(exist_ok=True)
         return cls(root, cfg, connect(root / DB_NAME))
 
     @classmethod
-    def open(cls, workspace: str | os.PathLike[str], **overrides: Any) -> Catalog:
+    def open(cls, workspace: str | os.PathLike[str], *, read_only: bool = False, **overrides: Any) -> Catalog:
         """Open an existing workspace folder, migrating its database to the current schema.
 
+        Args:
+            workspace: the workspace folder.
+            read_only: open the catalog for reading only (SQLite ``mode=ro``; works on a workspace that cannot
+                be written; nothing is migrated, every write raises :class:`DatabaseReadOnlyError`).
+            **overrides: :class:`~imagerank.config.Settings` fields for this process.
+
         Raises:
-            WorkspaceNotFoundError: no ``imagerank.db`` / ``imagerank.toml`` there.
-            DatabaseReadOnlyError: the catalog cannot be written.
+            WorkspaceNotFoundError: no ``imagerank.db`` / ``imagerank.toml`` there (``read_only``: no
+                ``imagerank.db``).
+            DatabaseReadOnlyError: the catalog cannot be written (``read_only``: its schema needs migrating, or
+                it cannot be read without writing).
+            StorageError: the disk is full or failing.
         """
         root = Path(workspace)
         if not (root / DB_NAME).exists() and not (root / CONFIG_NAME).exists():
@@ -99,7 +114,12 @@ class Catalog:
                 f"`imagerank init {root} --images DIR` or `imagerank demo {root}`"
             )
         cfg = load_settings(root, **overrides)
-        return cls(root, cfg, connect(root / DB_NAME, create=True))
+        return cls(root, cfg, connect(root / DB_NAME, create=not read_only, read_only=read_only))
+
+    @property
+    def read_only(self) -> bool:
+        """True when the catalog was opened read-only (:meth:`open` with ``read_only=True``)."""
+        return self.db.read_only
 
     @property
     def catalog(self) -> Catalog:
@@ -133,6 +153,27 @@ class Catalog:
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.root)!r})"
+
+
+@contextmanager
+def _write_faults(root: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while creating the workspace into :class:`DatabaseReadOnlyError` (no permission, a
+    read-only filesystem) or :class:`StorageError` (full disk, I/O error ...), naming the folder and the reason."""
+    try:
+        yield
+    except ImagerankError as e:
+        if isinstance(e, OSError) and e.errno in _NOT_WRITABLE:
+            raise DatabaseReadOnlyError(f"the workspace folder {root} cannot be written: {e}") from e
+        raise
+    except OSError as e:
+        where = e.filename or root
+        if e.errno in _NOT_WRITABLE:
+            raise DatabaseReadOnlyError(
+                f"cannot create {where}: {e.strerror or e}; choose a folder you can write to"
+            ) from e
+        err = StorageError(f"cannot create {where}: {e.strerror or e}")
+        err.errno = e.errno
+        raise err from e
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from ..collection import Collection, Match
 
 __all__ = [
-    "MinComparisons", "Workspace", "describe_match", "open_workspace", "print_frame", "ranking_text", "usage_error",
+    "MinComparisons", "Workspace", "describe_match", "open_workspace", "print_frame", "ranking_text", "storage_faults",
+    "usage_error",
 ]
 
 
@@ -38,19 +40,69 @@ MinComparisons = Annotated[
 
 
 @contextmanager
-def open_workspace(workspace: Path) -> Iterator[Collection]:
+def open_workspace(workspace: Path, *, reads_only: bool = False) -> Iterator[Collection]:
     """Open the workspace for one command and close it afterwards (waiting for a live-prior refit in flight).
 
+    A full disk or a failing disk met by the command (``ENOSPC``, ``EIO``, SQLite's "database or disk is full")
+    is raised as :class:`~imagerank.errors.StorageError` naming the file and the reason, which the CLI prints as
+    one line (exit status 2).
+
+    Args:
+        workspace: the workspace folder.
+        reads_only: the command only reads the catalog (stats, leaderboard, csv ...): when the workspace cannot be
+            written, it is opened read-only (SQLite ``mode=ro``) instead of refused. A writable workspace is
+            opened as usual, so its schema is migrated and SQLite tidies its ``-wal`` file on close.
+
     Raises:
-        WorkspaceNotFoundError: not an imagerank workspace.
+        WorkspaceNotFoundError: not an imagerank workspace. DatabaseReadOnlyError: the workspace cannot be
+            written and the command writes. StorageError: the disk is full or failing.
     """
     from ..collection import open_collection
+    from ..errors import DatabaseReadOnlyError
 
-    col = open_collection(workspace)
+    with storage_faults(Path(workspace) / "imagerank.db"):
+        try:
+            col = open_collection(workspace)
+        except DatabaseReadOnlyError:
+            if not reads_only:
+                raise
+            col = open_collection(workspace, read_only=True)
+        try:
+            yield col
+        finally:
+            col.close()
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
+
+
+@contextmanager
+def storage_faults(catalog: Path | None = None) -> Iterator[None]:
+    """Raise a full or failing disk met inside the block as :class:`~imagerank.errors.StorageError` (an
+    ``OSError`` with errno ``ENOSPC``, ``EDQUOT``, ``EIO``, ``EROFS`` or ``EFBIG``, or a "No space left on device"
+    from pyarrow; an SQLite "database or disk is full" / "disk I/O error" not raised through ``catalog``'s
+    connection), naming the file and the system's reason; every other exception passes unchanged."""
+    import sqlite3
+
+    from ..catalog.db import storage_error
+    from ..errors import ImagerankError, StorageError
+
     try:
-        yield col
-    finally:
-        col.close()
+        yield
+    except ImagerankError:
+        raise
+    except sqlite3.OperationalError as e:
+        mapped = storage_error(str(catalog or "of this workspace"), e)
+        if mapped is None:
+            raise
+        raise mapped from e
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS and "No space left on device" not in str(e):
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        err = StorageError(f"cannot write{where}: {e.strerror or e}; free some space or fix the disk and rerun")
+        err.errno = e.errno
+        raise err from e
 
 
 def usage_error(message: str, param_hint: str | None = None) -> typer.BadParameter:

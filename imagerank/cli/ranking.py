@@ -29,7 +29,7 @@ def leaderboard(
 
     Columns: rank, image_id, mu, sigma, ordinal, comparison_count, filename.
     """
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         board = col.leaderboard(limit=top, min_comparisons=min_comparisons, include_inactive=include_inactive)
     print_frame(board, _BOARD_COLUMNS, empty="no images")
     return 0
@@ -54,10 +54,11 @@ def export(
 
     The top N (--top) or every image whose ordinal is above a threshold (--above).
     Exactly one of --top and --above is required. Source files are never modified.
+    Every rank is attempted; exit status 1 when some could not be written (each listed with its reason).
     """
     if (top is None) == (above is None):
         raise usage_error("exactly one of --top N and --above ORDINAL is required", "--top / --above")
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         if top is not None:
             rep = col.export_top(top, out, mode=mode, min_comparisons=min_comparisons)
         else:  # exactly one is set (checked above)
@@ -65,9 +66,9 @@ def export(
     typer.echo(str(rep))
     for path in rep.missing:
         typer.echo(f"  missing source: {path}")
-    for path, why in rep.failed:
-        typer.echo(f"  failed: {path}: {why}")
-    return 0
+    for fail in rep.failed:
+        typer.echo(f"  failed: rank {fail.rank}: {fail.source}: {fail.reason}")
+    return 1 if rep.failed else 0
 
 
 @app.command("csv")
@@ -79,9 +80,9 @@ def csv(
 ) -> int:
     """Write the leaderboard of every image to a CSV file.
 
-    An existing file is never overwritten (exit status 2).
+    An existing file is never overwritten (exit status 2); a failed write (a full disk) leaves no file.
     """
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         typer.echo(f"wrote {col.to_csv(out)}")
     return 0
 
@@ -99,7 +100,7 @@ def images(
 
     Columns: id, status, mu, sigma, ordinal, comparison_count, filepath.
     """
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         df = col.images_df(status)
     print_frame(df.head(limit) if limit else df,
                 ["id", "status", "mu", "sigma", "ordinal", "comparison_count", "filepath"], empty="no images")
@@ -112,7 +113,7 @@ def show(
     image_id: Annotated[int, typer.Argument(metavar="IMAGE_ID", help="image id (see `imagerank images`)")],
 ) -> int:
     """Print one image's catalog row as key: value lines."""
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         row = col.image(image_id)
     for key, value in row.items():
         typer.echo(f"{key:>18}: {value}")

@@ -139,7 +139,7 @@ def models(workspace: Workspace) -> int:
     """
     from ..training.registry import list_models
 
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         print_frame(list_models(col), empty="no models saved yet")
     return 0
 

@@ -121,7 +121,7 @@ def matches(
     """
     import pandas as pd
 
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         df = col.matches_df(include_undone)
     rows = [
         {
@@ -147,7 +147,7 @@ def sessions(workspace: Workspace) -> int:
     """
     import pandas as pd
 
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         df = col.matches_df(include_undone=True).drop_duplicates("match_id")
     rows = [
         {

@@ -80,9 +80,13 @@ def scan(
     no_thumbnails: Annotated[bool, typer.Option("--no-thumbnails", help="do not build thumbnails")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
 ) -> int:
-    """Find new, changed and missing files; build thumbnails."""
+    """Find new, changed and missing files; build thumbnails.
+
+    Lists the files it could not read and what it skipped (hidden folders, other extensions) with the reason
+    (the first 20 of each), and how to include skipped image files.
+    """
     with open_workspace(workspace) as col:
-        typer.echo(str(col.scan(thumbnails=not no_thumbnails, progress=not no_progress)))
+        typer.echo(col.scan(thumbnails=not no_thumbnails, progress=not no_progress).describe(limit=20))
     return 0
 
 
@@ -105,7 +109,7 @@ def thumbnails(
 @app.command("stats")
 def stats(workspace: Workspace) -> int:
     """Totals: images by status, comparisons, sessions."""
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         for key, value in col.stats().items():
             typer.echo(f"{key:>14}: {value}")
     return 0
@@ -114,16 +118,25 @@ def stats(workspace: Workspace) -> int:
 @app.command("doctor")
 def doctor(
     workspace: Workspace,
-    fix: Annotated[bool, typer.Option("--fix", help="store the replayed ratings when they differ")] = False,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="store the replayed ratings when they differ; retry corrupt images")
+    ] = False,
 ) -> int:
     """Check the catalog integrity and the stored ratings.
 
     Runs SQLite's integrity check and replays the vote log: replayed ratings must equal stored ratings.
+    With --fix, also decodes every corrupt image again (those readable now become active).
     Exit status 1 when a check fails (0 with --fix once the ratings are corrected).
     """
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=not fix) as col:
         rep = col.doctor()
         typer.echo(str(rep))
+        if fix:
+            ids = col.images.retry_corrupt()
+            if ids:
+                _, still = col.build_thumbnails(ids, progress=False)
+                typer.echo(f"retried {len(ids)} corrupt images: {len(ids) - still} readable now, {still} still "
+                           "corrupt (`imagerank failures` lists why)")
         if not rep.ok and fix and rep.integrity == "ok":
             typer.echo(f"replayed: {col.votes.replay()} images corrected")
             return 0
@@ -150,7 +163,7 @@ def failures(
 
     Scan, thumbnails, features and imports record each image they could not handle.
     """
-    with open_workspace(workspace) as col:
+    with open_workspace(workspace, reads_only=True) as col:
         df = col.images.failures_df()
     typer.echo(f"{len(df)} failures recorded")
     if len(df):

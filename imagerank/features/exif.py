@@ -2,7 +2,10 @@
 
 Only the file's header is read (``Image.open`` is lazy; no pixels are decoded). Malformed EXIF never fails the
 image: every field is parsed on its own, and what could not be parsed is written, one ``field: reason`` per
-problem, into the ``exif_errors`` column while the other fields are kept.
+problem, into the ``exif_errors`` column while the other fields are kept. Pillow's warnings while it reads the
+EXIF block (``Corrupt EXIF data``, ``Truncated File Read``, ``Tag data larger than file`` ...) are listed there too
+(as ``exif: <warning>``), not printed. Pillow's pixel limit does not apply: no pixel is decoded, so the EXIF of
+a 100-megapixel photo is read like any other.
 
 Capture time. EXIF stores the camera's wall-clock time without a zone (``"YYYY:MM:DD HH:MM:SS"``), optionally
 with sub-seconds (``SubSecTimeOriginal``, the digits after the decimal point) and, since EXIF 2.31, an offset
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -33,6 +37,7 @@ import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InvalidArgumentError
+from ..media.decode import pillow_limit_lifted
 from .spec import FeatureContext, FeatureSpec, keyed_schema
 
 __all__ = ["EXIF", "EXIF_COLUMNS", "exif_extractor", "parse_exif_datetime", "parse_offset", "read_exif"]
@@ -181,6 +186,21 @@ def _empty(errors: list[str]) -> dict[str, Any]:
     return row
 
 
+_QUIET = (DeprecationWarning, PendingDeprecationWarning, ResourceWarning)
+
+
+def _warned(caught: list[warnings.WarningMessage]) -> list[str]:
+    """``exif: <message>`` for each distinct warning Pillow gave while reading (deprecations excluded)."""
+    out: list[str] = []
+    for w in caught:
+        if issubclass(w.category, _QUIET):
+            continue
+        text = f"exif: {' '.join(str(w.message).split())}"[:200]
+        if text not in out:
+            out.append(text)
+    return out
+
+
 def read_exif(path: str, *, now: datetime | None = None) -> dict[str, Any]:
     """The EXIF row of one file (keys :data:`EXIF_COLUMNS`); malformed EXIF is reported, never raised.
 
@@ -192,6 +212,17 @@ def read_exif(path: str, *, now: datetime | None = None) -> dict[str, Any]:
         OSError: only when the file itself cannot be opened or read (missing, permission); an unidentifiable
             or truncated file gives a row with ``exif_errors`` instead.
     """
+    with warnings.catch_warnings(record=True) as caught, pillow_limit_lifted():
+        warnings.simplefilter("always")
+        row = _read_exif(path, now)
+    found = _warned(caught)
+    if found:
+        row["exif_errors"] = "; ".join([*found, *([row["exif_errors"]] if row["exif_errors"] else [])])
+    return row
+
+
+def _read_exif(path: str, now: datetime | None) -> dict[str, Any]:
+    """:func:`read_exif` without the warning capture."""
     errors: list[str] = []
     with open(path, "rb") as f:
         try:

@@ -338,7 +338,7 @@ def current_fingerprints(col: CatalogLike, *, statuses: Sequence[str] | None = N
         params = tuple(statuses)
     from ..media import fingerprint
 
-    return {int(r[0]): fingerprint(r[1] or 0, r[2] or 0) for r in cat.db.query(sql, params)}
+    return {int(r[0]): fingerprint(r[1] or 0, r[2] or 0) for r in cat.db.snapshot_query(sql, params)}
 
 
 def read_current(col: CatalogLike, name: str, columns: Sequence[str] | None = None) -> pa.Table:

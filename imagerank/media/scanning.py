@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..catalog.images import UpsertCounts
-from ..scan import WalkReport, walk_images
+from ..scan import RAW_SUFFIXES, WalkReport, walk_images
 from .thumbs import ThumbnailCache
 
 if TYPE_CHECKING:
@@ -20,14 +20,21 @@ __all__ = ["ScanReport", "scan_workspace"]
 
 @dataclass
 class ScanReport(UpsertCounts):
-    """What a scan found: the catalog's upsert counts (added, changed, unchanged, missing, returned, invalid_names),
-    thumbnails built, images found corrupt, wall time in seconds and ``errors`` as (path, reason) pairs. Every
-    file met is counted in exactly one bucket or in ``errors``."""
+    """What a scan found: the catalog's upsert counts (added, changed, unchanged, missing, returned, retried,
+    invalid_names), thumbnails built, images found corrupt, wall time in seconds, ``errors`` as (path, reason)
+    pairs, ``skipped`` (path, reason) pairs of what the walk left out on purpose (hidden folders, ``._`` files,
+    image files with other suffixes), ``skipped_extensions`` (suffix -> files) and ``hints`` (what to do about
+    them). Every file met is counted in exactly one bucket, in ``errors`` or in ``skipped``.
+
+    ``str(report)`` is the one-line summary; :meth:`describe` adds the errors, the skipped items and the hints."""
 
     thumbnails_built: int = 0
     corrupt: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_extensions: dict[str, int] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -35,7 +42,41 @@ class ScanReport(UpsertCounts):
             f"{self.missing} missing, {self.returned} back, {self.corrupt} corrupt, "
             f"{self.invalid_names} bad names, {self.thumbnails_built} thumbnails, "
             f"{len(self.errors)} errors in {self.seconds:.2f} s"
+            + (f", {self.retried} corrupt retried" if self.retried else "")
+            + (f", {len(self.skipped)} skipped" if self.skipped else "")
         )
+
+    def describe(self, limit: int = 20) -> str:
+        """The summary line, then every error and skipped item with its reason (the first ``limit`` of each, then
+        ``... N more``), then the hints; several lines of text."""
+        lines = [str(self)]
+        for title, items in (("errors", self.errors), ("skipped", self.skipped)):
+            if items:
+                lines.append(f"{title}:")
+                lines += [f"  {path}: {why}" for path, why in items[:limit]]
+                if len(items) > limit:
+                    lines.append(f"  ... {len(items) - limit} more")
+        lines += [f"hint: {h}" for h in self.hints]
+        return "\n".join(lines)
+
+
+def _extension_hints(catalog: Catalog, counts: dict[str, int]) -> list[str]:
+    """What to do about image files skipped for their suffix: ``--ext`` for decodable ones, a note for RAW."""
+    hints = []
+    plain = {e: n for e, n in sorted(counts.items()) if e not in RAW_SUFFIXES}
+    raw = {e: n for e, n in sorted(counts.items()) if e in RAW_SUFFIXES}
+    if plain:
+        what = ", ".join(f"{e} \u00d7{n}" for e, n in plain.items())
+        exts = " ".join(f"--ext {e}" for e in (*catalog.settings.extensions, *plain))
+        hints.append(
+            f"{sum(plain.values())} files skipped for their extension ({what}): add them with "
+            f"`imagerank init {catalog.root} {exts}` (--ext replaces the list) or `extensions` in imagerank.toml"
+        )
+    if raw:
+        what = ", ".join(f"{e} \u00d7{n}" for e, n in raw.items())
+        hints.append(f"{sum(raw.values())} RAW files skipped ({what}): imagerank does not decode RAW files; "
+                     "rank their JPEG exports or previews instead")
+    return hints
 
 
 def scan_workspace(
@@ -48,7 +89,8 @@ def scan_workspace(
     """Discover files under the roots, upsert them, mark vanished ones ``missing``, then build thumbnails.
 
     Stat only for discovery (no file reads); new and changed files are decoded once in a process pool to write
-    their thumbnail; a file that cannot be decoded gets status ``corrupt`` with the decoder's reason. Missing files
+    their thumbnail; a file that cannot be decoded gets status ``corrupt`` with the decoder's reason (a file that
+    was corrupt for an access or transient error, such as ``Permission denied``, is tried again). Missing files
     are never deleted from the catalog and become ``active`` again when they return. Full paths are the key: equal
     file names in two folders are two images.
 
@@ -58,13 +100,16 @@ def scan_workspace(
             runs its extractors on the same decode); returns (thumbnails written, images marked corrupt).
 
     Returns:
-        A :class:`ScanReport`; every file met is counted in exactly one of its buckets or in ``errors``.
+        A :class:`ScanReport`; every file met is counted in exactly one of its buckets, in ``errors`` or in
+        ``skipped`` (with the reason, and ``hints`` where a setting would include it).
     """
     t0 = time.perf_counter()
     s = catalog.settings
     walk = WalkReport()
     found = {f.path: f for f in walk_images(s.roots, s.extensions, recursive=s.recursive, report=walk)}
-    report = ScanReport(**vars(catalog.images.upsert(found)), errors=list(walk.errors))
+    report = ScanReport(**vars(catalog.images.upsert(found)), errors=list(walk.errors), skipped=sorted(walk.skipped),
+                        skipped_extensions=dict(walk.skipped_extensions))
+    report.hints = _extension_hints(catalog, report.skipped_extensions)
     if thumbnails:
         run = decode_pass or (lambda: ThumbnailCache(catalog).build(progress=progress))
         report.thumbnails_built, report.corrupt = run()

@@ -156,23 +156,17 @@ def list_feature_sets(col: CatalogLike) -> dict[str, int]:
 def _read_embeddings(cat: Catalog, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(ids (N,) int64 ascending, X (N, D) float32) of the embedding sidecar ``name`` (``<model>__<pretrained>``).
 
-    Uses ``imagerank.features`` readers when they exist; otherwise reads the parquet files directly (one row per
-    image: ``image_id`` and one list-of-float column; the last row of an id wins).
+    The current row of each image (:func:`imagerank.features.neighbors.embedding_matrix`, L2-normalised) for
+    sidecars imagerank wrote; parquet files written by other tools (``image_id`` and one list-of-float column, no
+    fingerprints) are read as they are (the last row of an id wins).
     """
+    from ..features.neighbors import embedding_matrix
 
     df: pd.DataFrame | None = None
-    reader = getattr(cat, "embeddings", None) or getattr(cat, "embeddings_df", None)
-    if callable(reader):
-        try:
-            got = reader(name)
-        except Exception:
-            got = None
-        if isinstance(got, tuple) and len(got) >= 2:
-            ids, X = np.asarray(got[0], dtype=np.int64), np.asarray(got[1], dtype=np.float32)
-            order = np.argsort(ids, kind="stable")
-            return ids[order], X[order]
-        if got is not None and hasattr(got, "columns"):
-            df = got
+    try:
+        return embedding_matrix(cat, name)
+    except (FeatureError, KeyError):
+        pass
     if df is None:
         root = cat.sidecars_dir / "embeddings"
         path = root / name if (root / name).exists() else root / f"{name}.parquet"
@@ -200,16 +194,13 @@ def _read_embeddings(cat: Catalog, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def auto_source(cat: Catalog) -> str:
-    """The newest embedding set (``Collection.embedding_sets`` metadata ``written_at``), else the embedding folder
-    with the most images, else ``"cheap"``."""
-    lister = getattr(cat, "embedding_sets", None)
-    if callable(lister):
-        try:
-            sets = lister()
-        except Exception:
-            sets = None
-        if sets:
-            return "embeddings:" + max(sets, key=lambda k: str((sets[k] or {}).get("written_at", "")))
+    """The newest embedding set (its parquet metadata ``written_at``), else the embedding folder with the most
+    images (sidecars written by other tools), else ``"cheap"``."""
+    from ..features.neighbors import embedding_sets
+
+    sets = embedding_sets(cat)
+    if sets:
+        return "embeddings:" + max(sets, key=lambda k: str((sets[k] or {}).get("written_at", "")))
     counts = {k: v for k, v in list_feature_sets(cat).items() if k.startswith("embeddings:")}
     return max(counts, key=lambda k: counts[k]) if counts else "cheap"
 

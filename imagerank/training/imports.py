@@ -3,7 +3,15 @@
 Both read a CSV with a header row (UTF-8, comma-separated; a UTF-8 BOM is fine) and import row by row: a bad row
 (missing file, malformed values, a chosen file not among the candidates, a box outside the image ...) is reported
 in the :class:`ImportReport` with its line number and reason, recorded in the ``failures`` table, and the rest is
-imported. Only an unreadable file or missing required columns raise :class:`ImportLogError`.
+imported (a field over the CSV size limit, a ``decision_ms`` that is not a finite number >= 0 or a voter name over
+200 characters rejects its row only). Only an unreadable file or missing required columns raise
+:class:`ImportLogError`.
+
+Imports are resumable and idempotent per row: each imported row is recorded (table ``import_rows``) in the
+transaction that stores its match or crop, keyed by the row as resolved (its images, choice or box, voter, time)
+and its occurrence in the file. Running an import again, after an interruption or on a log that has grown, imports
+only the rows not imported yet and counts the others as ``already``. A selection log whose every row was imported
+by a finished import is refused as imported before; ``force=True`` imports every row again as new choices.
 
 Paths: absolute, or relative to ``base`` (default: the CSV's folder). A path must already be in the catalog or
 lie inside ``base`` or one of the collection's image folders (a log cannot reach elsewhere on disk); an existing
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +73,7 @@ class ImportReport:
     images_added: int = 0
     errors: list[RowError] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    already: int = 0
 
     @property
     def ok(self) -> bool:
@@ -71,28 +81,72 @@ class ImportReport:
 
     def __str__(self) -> str:
         head = (f"{self.kind} import of {self.path}: {self.imported} of {self.rows} rows imported, "
-                f"{self.images_added} images added to the catalog, {len(self.errors)} rows rejected")
+                f"{self.images_added} images added to the catalog, {len(self.errors)} rows rejected"
+                + (f", {self.already} rows imported before (skipped)" if self.already else ""))
         return "\n".join([head, *(f"  {e}" for e in self.errors[:50])]
                          + ([f"  ... and {len(self.errors) - 50} more"] if len(self.errors) > 50 else []))
 
 
-def _read_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+def _read_csv(path: str | os.PathLike[str]
+              ) -> tuple[list[str], list[tuple[int, dict[str, Any]]], list[RowError], str]:
+    """Header, (line, row) pairs, the rows the CSV reader could not read (a field over ``csv.field_size_limit``
+    ...), and the file's SHA-256."""
     p = Path(path)
     if not p.is_file():
         raise ImportLogError(f"csv: no such file {p}")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    bad: list[RowError] = []
     try:
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
         with open(p, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = [h.strip().lower() for h in (reader.fieldnames or []) if h is not None]
             if not header:
                 raise ImportLogError(f"{p}: empty file or no header row")
             reader.fieldnames = header
-            rows = [(reader.line_num, row) for row in reader]
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:  # this row only; the reader goes on with the next line
+                    # line_num counts the lines of the rows read whole: the bad row starts on the next one
+                    bad.append(RowError(reader.line_num + 1, f"unreadable row: {e}"))
+                    continue
+                rows.append((reader.line_num, row))
     except UnicodeDecodeError as e:
         raise ImportLogError(f"{p}: not UTF-8 text ({e})") from e
     except csv.Error as e:
         raise ImportLogError(f"{p}: not a readable CSV file ({e})") from e
-    return header, rows
+    except OSError as e:
+        raise ImportLogError(f"{p}: cannot be read ({e})") from e
+    return header, rows, bad, digest
+
+
+class _RowKeys:
+    """Which rows of a log were imported before (``import_rows``), and recording newly imported ones."""
+
+    def __init__(self, cat: Catalog, kind: str, digest: str) -> None:
+        self.cat, self.kind, self.digest = cat, kind, digest
+        self.seen: dict[str, int] = {}
+
+    def key(self, content: list[Any]) -> str:
+        """The key of the next row with this content: its SHA-256 and occurrence number in this file."""
+        text = json.dumps(content, sort_keys=True, default=str)
+        n = self.seen.get(text, 0)
+        self.seen[text] = n + 1
+        return hashlib.sha256(f"{self.kind}|{text}|{n}".encode()).hexdigest()
+
+    def done(self, key: str) -> bool:
+        """Whether a row with ``key`` was imported before."""
+        return bool(self.cat.db.query("SELECT 1 FROM import_rows WHERE kind=? AND row_key=? LIMIT 1",
+                                      (self.kind, key)))
+
+    def record(self, key: str, line: int, *, match_id: int | None = None, crop_id: int | None = None) -> None:
+        """Note the row as imported; call inside the transaction that stores its match or crop."""
+        self.cat.db.execute(
+            "INSERT INTO import_rows (kind, row_key, file_sha256, line, match_id, crop_id) VALUES (?,?,?,?,?,?)",
+            (self.kind, key, self.digest, int(line), match_id, crop_id))
 
 
 class _Resolver:
@@ -216,18 +270,19 @@ def import_selection_log(
         csv_path: the CSV (format in the module docstring and the README).
         base: folder relative paths are resolved against (default: the CSV's folder).
         add_unknown: add existing image files that are not yet in the catalog.
-        force: import even when this exact file (same SHA-256) was imported before.
+        force: import every row again as new choices (they count twice), even when this exact file (same SHA-256)
+            was imported before; without it, rows imported before are skipped (an interrupted import resumes).
         sep: separator of paths inside the ``candidates`` column.
 
     Returns:
-        An :class:`ImportReport`; ``ids`` are the new match ids.
+        An :class:`ImportReport`; ``ids`` are the new match ids, ``already`` the rows imported before (skipped).
 
     Raises:
-        ImportLogError: the file is unreadable, lacks ``chosen`` and candidate columns, or was imported before
-            (without ``force``).
+        ImportLogError: the file is unreadable, lacks ``chosen`` and candidate columns, or a finished import
+            imported it before (without ``force``).
     """
     cat = as_catalog(col)
-    header, rows = _read_csv(csv_path)
+    header, rows, unreadable, digest = _read_csv(csv_path)
     cand_cols = sorted((h for h in header if h.startswith("candidate") and h != "candidates"),
                        key=lambda h: (len(h), h))
     if "chosen" not in header or ("candidates" not in header and not cand_cols):
@@ -235,28 +290,37 @@ def import_selection_log(
             f"{csv_path}: a selection log needs a 'chosen' column and a 'candidates' column (paths joined by "
             f"{sep!r}) or 'candidate_1', 'candidate_2' ... columns; found {header}"
         )
-    digest = hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()
-    note = f"import-selections sha256={digest}"
+    note = f"import-selections sha256={digest}"  # stored on the import's session once it has finished
     seen = cat.votes.sessions_with_note(note)
     if seen and not force:
         raise ImportLogError(f"{csv_path} was imported before (session {seen[0]}); pass force=True to import "
                              "it again (its choices would count twice)")
     resolve = _Resolver(cat, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
-    report = ImportReport("selection", str(csv_path), rows=len(rows))
+    report = ImportReport("selection", str(csv_path), rows=len(rows) + len(unreadable), errors=list(unreadable))
+    keys = _RowKeys(cat, "selection", digest)
     # the import gets its own session (the user's continues after) and one live-prior refit at its end
-    with cat.votes.session_scope(voter="import", strategy="import", note=note), cat.votes.batch():
+    with cat.votes.session_scope(voter="import", strategy="import", note=f"{note} unfinished") as session, \
+            cat.votes.batch():
         for line, row in rows:
             try:
                 ids, win = _selection_row(row, header, cand_cols, sep, resolve)
                 ranks = [0 if k == win else 1 for k in range(len(ids))]
                 dms = (row.get("decision_ms") or "").strip()
-                m = cat.votes.record(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
-                                     voter=(row.get("voter") or "").strip() or None,
-                                     decision_ms=float(dms) if dms else None)
+                voter = (row.get("voter") or "").strip() or None
+                key = keys.key([ids, win, voter, dms])
+                if not force and keys.done(key):
+                    report.already += 1
+                    continue
+                with cat.db.atomic():  # the match and its import_rows row together
+                    m = cat.votes.record(ids, ranks, kind="win" if len(ids) == 2 else "ranking", source="import",
+                                         voter=voter, decision_ms=float(dms) if dms else None)
+                    keys.record(key, line, match_id=m.id)
                 report.ids.append(m.id)
                 report.imported += 1
             except (ValueError, ImagerankError, OSError) as e:
                 report.errors.append(RowError(line, str(e)))
+        cat.db.execute("UPDATE sessions SET note=? WHERE id=?", (note, session.id))
+    report.errors.sort(key=lambda e: e.line)
     report.images_added = len(resolve.added)
     _record_failures(cat, "import-selections", str(csv_path), report.errors)
     return report
@@ -281,6 +345,7 @@ def import_crop_log(
     add_unknown: bool = True,
     units: str | None = None,
     source: str = "user",
+    force: bool = False,
 ) -> ImportReport:
     """Import a crop log: one row per crop (file path and box, pixels or normalised) -> one ``crops`` row.
 
@@ -291,15 +356,17 @@ def import_crop_log(
         add_unknown: add existing image files that are not yet in the catalog.
         units: ``"pixels"`` or ``"normalised"`` for every row (overrides detection and the units column).
         source: ``crops.source`` of the imported crops (accepted).
+        force: import every row again, even rows imported before (without it they are skipped: an interrupted
+            import resumes, a log that has grown adds its new rows).
 
     Returns:
-        An :class:`ImportReport`; ``ids`` are the new crop ids.
+        An :class:`ImportReport`; ``ids`` are the new crop ids, ``already`` the rows imported before (skipped).
 
     Raises:
         ImportLogError: the file is unreadable or lacks the path / box columns.
     """
     cat = as_catalog(col)
-    header, rows = _read_csv(csv_path)
+    header, rows, unreadable, digest = _read_csv(csv_path)
     path_col = next((c for c in ("path", "filepath", "file") if c in header), None)
     wcol = "w" if "w" in header else ("width" if "width" in header else None)
     hcol = "h" if "h" in header else ("height" if "height" in header else None)
@@ -308,7 +375,8 @@ def import_crop_log(
                              f"found {header}")
     forced = _parse_units(units) if units else None
     resolve = _Resolver(cat, Path(base) if base else Path(csv_path).resolve().parent, add_unknown)
-    report = ImportReport("crop", str(csv_path), rows=len(rows))
+    report = ImportReport("crop", str(csv_path), rows=len(rows) + len(unreadable), errors=list(unreadable))
+    keys = _RowKeys(cat, "crop", digest)
     for line, row in rows:
         try:
             _check_width(row)
@@ -325,10 +393,18 @@ def import_crop_log(
             except InvalidArgumentError as e:
                 raise InvalidArgumentError(f"{(row.get(path_col) or '').strip()!r}: {e}") from None
             aspect = (row.get("aspect") or "").strip() or None
-            report.ids.append(add_crop(cat, iid, box, units=u, source=source, aspect=aspect, accepted=True))
+            key = keys.key([iid, box, u, aspect, source])
+            if not force and keys.done(key):
+                report.already += 1
+                continue
+            with cat.db.atomic():  # the crop and its import_rows row together
+                crop_id = add_crop(cat, iid, box, units=u, source=source, aspect=aspect, accepted=True)
+                keys.record(key, line, crop_id=crop_id)
+            report.ids.append(crop_id)
             report.imported += 1
         except (ValueError, CropError, NotFoundError, OSError) as e:
             report.errors.append(RowError(line, str(e)))
+    report.errors.sort(key=lambda e: e.line)
     report.images_added = len(resolve.added)
     _record_failures(cat, "import-crops", str(csv_path), report.errors)
     return report

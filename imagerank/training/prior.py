@@ -260,18 +260,25 @@ class LivePrior:
             self._thread.start()
 
     def _background(self) -> None:
+        try:
+            self._refit_chain()
+        finally:
+            self.catalog.db.release_reader()  # this thread's snapshot reader
+
+    def _refit_chain(self) -> None:
         while True:
             self._refit_quietly()
             with self._thread_lock:
-                if not self._again:
+                again, self._again = self._again, False
+                if not again:
                     self._running = False
-                    break
-                self._again = False
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:  # a panel that failed to redraw must not break the next refit
-                log.exception("live prior listener %r failed", listener)
+            for listener in list(self._listeners):  # after every refit, so a panel shows each one as it lands
+                try:
+                    listener()
+                except Exception:  # a panel that failed to redraw must not break the next refit
+                    log.exception("live prior listener %r failed", listener)
+            if not again:
+                return
 
     def _refit_quietly(self) -> None:
         try:

@@ -60,13 +60,15 @@ def zoom_jpeg(path: str, width: int, height: int, max_pixels: int) -> tuple[byte
     (quality 90).
 
     Args:
-        max_pixels: decompression-bomb limit in pixels (``Settings.max_image_pixels``).
+        max_pixels: decompression-bomb limit in pixels (``Settings.max_image_pixels``); Pillow's own, lower limit
+            does not apply (see :func:`imagerank.media.decode.decode_image`).
 
     Returns:
         ``(jpeg bytes, (shown width, shown height), (original width, original height))`` in pixels.
 
     Raises:
-        OSError: unreadable or undecodable file. ValueError: too many pixels.
+        OSError / ValueError / SyntaxError: unreadable or undecodable file. PIL.Image.DecompressionBombError: more
+            than ``max_pixels`` pixels (the message names the limit).
     """
     from PIL import Image
 

@@ -15,7 +15,9 @@ browser → Python (``type``):
 
 Python → browser (``type``):
     ``images`` ids + one JPEG buffer per id;  ``zoom`` id, width, height + one JPEG buffer;
-    ``zoom_error`` id, reason;  ``undone`` pid (None when there was nothing to undo).
+    ``zoom_error`` id, reason (every ``zoom`` gets a ``zoom`` or a ``zoom_error``);  ``undone`` pid (None when
+    there was nothing to undo). A panel action changes an image's status only when its file is certainly gone
+    (``missing``) or its thumbnail cannot be rebuilt (``corrupt``, by the thumbnail pass).
 
 State lives in synced traits (``pairs``, ``header``, ``top``, ``status``, ``skipped``, ``can_undo``), so two
 views of one panel show the same thing. :meth:`ComparePanel.handle_message` is the whole Python side of the
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import numpy as np
 import traitlets as t
+from PIL import Image
 
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import OUTCOMES, PairQueue, get_strategy
@@ -315,15 +318,23 @@ class ComparePanel(anywidget.AnyWidget):
         self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
 
     def _on_zoom(self, m: dict[str, Any]) -> None:
-        image_id = as_int(m.get("id"), "id")
-        width = min(max(as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
-        height = min(max(as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
+        """Reply ``zoom`` with the original, or ``zoom_error`` with the reason: every zoom request gets one of the
+        two (the browser's caption waits for it). The status changes only when an active image's file is gone
+        (``missing``); a decode failure, an unreadable file or a refused size leaves the status as it is."""
+        raw_id = m.get("id")
+        image_id: int | None = None
         try:
+            image_id = as_int(raw_id, "id")
+            width = min(max(as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
+            height = min(max(as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
             data, size, original = self._zoom_jpeg(image_id, width, height)
-        except (OSError, ValueError, SyntaxError, NotFoundError) as e:
+        except Exception as e:  # whatever failed, the browser gets its answer
+            if not isinstance(e, (OSError, ValueError, SyntaxError, ImagerankError, Image.DecompressionBombError)):
+                log.exception("compare panel: zoom of %r failed", raw_id)
             reason = f"{type(e).__name__}: {e}"[:300]
-            self._emit({"type": "zoom_error", "id": image_id, "reason": reason})
-            self._report(f"cannot show {self._name(image_id)} larger: {reason}", "warning")
+            self._emit({"type": "zoom_error", "id": raw_id if image_id is None else image_id, "reason": reason})
+            name = repr(raw_id) if image_id is None else self._name(image_id)
+            self._report(f"cannot show {name} larger: {reason}", "warning")
             return
         self._emit(
             {"type": "zoom", "id": image_id, "width": size[0], "height": size[1], "original": list(original),
@@ -334,12 +345,21 @@ class ComparePanel(anywidget.AnyWidget):
     def _on_broken(self, m: dict[str, Any]) -> None:
         image_id = as_int(m.get("id"), "id")
         self._thumbs.pop(image_id, None)
-        self.collection.build_thumbnails([image_id], progress=False, force=True)
-        reason = self._usable(image_id)
-        if reason is None:
-            self._send_images([image_id])
+        try:
+            row = self.collection.images.get(image_id)
+        except NotFoundError:
+            self._report(f"the browser reported a broken thumbnail for image {image_id}, which is not in the "
+                         "catalog; ignored", "warning")
             return
-        self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
+        if row["status"] == "active" and _gone(row["filepath"]):
+            self._usable(image_id)  # marks it missing (a rebuild would call it corrupt) and reports the skip
+        else:
+            self.collection.build_thumbnails([image_id], progress=False, force=True)
+            reason = self._usable(image_id)
+            if reason is None:
+                self._send_images([image_id])
+                return
+            self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
         self.pair_queue.drop_images({image_id})
         self._fill()
         self._publish()
@@ -367,7 +387,7 @@ class ComparePanel(anywidget.AnyWidget):
         self._names[int(image_id)] = row["filename"]
         if row["status"] != "active":
             return f"status {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
-        if not os.path.exists(row["filepath"]):
+        if _gone(row["filepath"]):
             self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
             self._skip(image_id, "file not found", row["filepath"])
             return "file not found"
@@ -381,12 +401,13 @@ class ComparePanel(anywidget.AnyWidget):
 
     def _skip(self, image_id: int, reason: str, path: str | None = None) -> None:
         name = self._name(image_id)
+        known: int | None = int(image_id)
         if path is None:
             try:
                 path = self.collection.images.get(image_id)["filepath"]
-            except NotFoundError:
-                path = None
-        self.collection.images.record_failures([(int(image_id), path, "compare", reason)])
+            except NotFoundError:  # a failure row may not point at an image the catalog does not have
+                known = None
+        self.collection.images.record_failures([(known, path, "compare", reason)])
         self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
         self._report(f"skipped {name}: {reason}", "warning")
 
@@ -499,11 +520,32 @@ class ComparePanel(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ zoom
     def _zoom_jpeg(self, image_id: int, width: int, height: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
-        """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90)."""
+        """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90).
+
+        Raises:
+            NotFoundError: no such image, or it is not active (the message gives its status and reason).
+            FileNotFoundError: the file is gone (an active image is then marked ``missing``).
+            OSError / ValueError / SyntaxError / PIL.Image.DecompressionBombError: the file cannot be read or
+                decoded, or has more pixels than ``Settings.max_image_pixels`` (the status is left as it is).
+        """
         row = self.collection.image(image_id)
         path = row["filepath"]
-        if not os.path.exists(path):
+        if row["status"] != "active":
+            why = f" ({row['status_reason']})" if row["status_reason"] else ""
+            raise NotFoundError(f"image {image_id} is {row['status']}{why}; only active images are shown")
+        if _gone(path):
             self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
         return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
 
+
+def _gone(path: str) -> bool:
+    """True only when ``path`` certainly does not exist (no such file, or a parent is not a folder); a file that
+    cannot be checked (permission, I/O error, a name the file system refuses) is not called gone."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False

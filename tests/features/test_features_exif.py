@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -113,6 +114,33 @@ def test_no_exif_and_not_an_image(tmp_path: Path) -> None:
         read_exif(str(tmp_path / "missing.jpg"))
 
 
+def _truncated_exif(path: Path, keep: int, ifd0: dict[int, object]) -> Path:
+    """A JPEG whose EXIF block (``Exif\\0\\0`` + TIFF header + IFD0) is cut after ``keep`` bytes of the IFD."""
+    ex = Image.Exif()
+    for k, v in ifd0.items():
+        ex[k] = v
+    raw = ex.tobytes()  # b"Exif\0\0" + 8-byte TIFF header + IFD0
+    base_image(0, 40, 30).save(path, exif=raw[:6 + 8 + keep], quality=85)
+    return path
+
+
+def test_malformed_exif_block_is_listed_not_printed(tmp_path: Path) -> None:
+    # three short (inline) entries, the third cut off: Pillow says "Corrupt EXIF data" and keeps the first two
+    p = _truncated_exif(tmp_path / "cut.jpg", 2 + 12 * 2 + 5, {0x0112: 6, 0x0128: 2, 0x0213: 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning that escaped read_exif would fail here
+        r = read_exif(str(p))
+    assert r["orientation"] == 6  # what could be read is kept
+    assert "exif: Corrupt EXIF data" in r["exif_errors"]
+    # a value stored past the end of the cut block: Pillow's "Truncated File Read"
+    p = _truncated_exif(tmp_path / "short.jpg", 2 + 12 * 3 + 4, {0x010F: "SomeMaker", 0x0110: "Model X1"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = read_exif(str(p))
+    assert r["exif_errors"] is not None
+    assert r["exif_errors"].startswith("exif: ")
+
+
 # ---------------------------------------------------------------------------------------------- real files
 def _samples() -> Path:
     d = EXIF_SAMPLES / "jpg"
@@ -145,3 +173,14 @@ def test_real_edge_cases() -> None:
         read_exif(str(p))  # never raises
     assert [read_exif(str(d / "orientation" / f"landscape_{k}.jpg"))["orientation"] for k in range(1, 9)] == list(
         range(1, 9))
+
+
+def test_real_broken_exif_never_prints_a_warning() -> None:
+    d = _samples()
+    files = [*sorted((d / "invalid").glob("*.jpg")), d / "corrupted.jpg"]
+    for p in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Pillow's warnings are listed in exif_errors, never printed
+            r = read_exif(str(p))
+        assert set(r) == set(EXIF_COLUMNS), p
+        assert r["exif_errors"] is None or all(e.strip() for e in r["exif_errors"].split(";")), p

@@ -166,3 +166,97 @@ def test_cli_import_and_train(pref_col, tmp_path: Path, capsys: pytest.CaptureFi
     empty.close()
     assert main(["train", str(tmp_path / "empty"), "--epochs", "1", "--no-progress"]) == 2
     assert "no votes yet" in capsys.readouterr().err
+
+
+def _pairs_log(path: Path, img_dir: Path, names: list[str], n: int) -> Path:
+    """A selection log of ``n`` distinct pairs, the first candidate chosen, decision_ms 500 + i."""
+    rows = [[f"{img_dir / names[i]}|{img_dir / names[i + 1]}", str(img_dir / names[i]), "ann", 500 + i]
+            for i in range(n)]
+    return _write_csv(path, ["candidates", "chosen", "voter", "decision_ms"], rows)
+
+
+def test_interrupted_selection_import_resumes_without_doubles(pref_col, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    img_dir = Path(pref_col.settings.roots[0])
+    names = sorted(_files(pref_col))
+    log = _pairs_log(tmp_path / "sel.csv", img_dir, names, 10)
+    real_record = pref_col.votes.record
+    calls = {"n": 0}
+
+    def dies_after_four(*a, **k):  # the process is killed during the 5th row
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_record(*a, **k)
+
+    monkeypatch.setattr(pref_col.votes, "record", dies_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        import_selection_log(pref_col, log)
+    monkeypatch.undo()
+    assert len(pref_col.matches_df()["match_id"].unique()) == 4
+    rep = import_selection_log(pref_col, log)  # the rerun is not refused: it imports the 6 rows left
+    assert (rep.imported, rep.already, rep.rows) == (6, 4, 10)
+    assert rep.ok
+    assert "4 rows imported before" in str(rep)
+    md = pref_col.matches_df()
+    assert len(md["match_id"].unique()) == 10
+    assert sorted(md.drop_duplicates("match_id")["decision_ms"]) == [500.0 + i for i in range(10)]
+    with pytest.raises(ImportLogError, match="imported before"):  # finished now
+        import_selection_log(pref_col, log)
+    # the log grows: only the new rows are imported
+    grown = _pairs_log(tmp_path / "sel_grown.csv", img_dir, names, 13)
+    rep = import_selection_log(pref_col, grown)
+    assert (rep.imported, rep.already) == (3, 10)
+    assert len(pref_col.matches_df()["match_id"].unique()) == 13
+    assert pref_col.doctor().ok
+
+
+def test_crop_import_is_idempotent_per_row(pref_col, tmp_path: Path) -> None:
+    img_dir = Path(pref_col.settings.roots[0])
+    names = sorted(_files(pref_col))
+    log = _write_csv(tmp_path / "c.csv", ["path", "x", "y", "w", "h"],
+                     [[img_dir / names[i], 0.1, 0.1, 0.5, 0.5] for i in range(3)])
+    assert import_crop_log(pref_col, log).imported == 3
+    again = import_crop_log(pref_col, log)
+    assert (again.imported, again.already) == (0, 3)
+    assert pref_col.db.query("SELECT COUNT(*) FROM crops")[0][0] == 3
+    assert import_crop_log(pref_col, log, force=True).imported == 3
+
+
+def test_oversized_field_and_bad_values_reject_their_row_only(pref_col, tmp_path: Path) -> None:
+    img_dir = Path(pref_col.settings.roots[0])
+    names = sorted(_files(pref_col))
+    pair = f"{img_dir / names[0]}|{img_dir / names[1]}"
+    log = _write_csv(tmp_path / "sel.csv", ["candidates", "chosen", "voter", "decision_ms"], [
+        [pair, str(img_dir / names[0]), "ann", 500],               # line 2: fine
+        [pair, str(img_dir / names[0]), "x" * 200_000, 500],       # line 3: over csv.field_size_limit
+        [pair, str(img_dir / names[1]), "v" * 100_000, ""],         # line 4: under the csv limit, too long a voter
+        [pair, str(img_dir / names[1]), "bob", "inf"],              # line 5
+        [pair, str(img_dir / names[1]), "bob", "-5"],               # line 6
+        [pair, str(img_dir / names[1]), "bob", "nan"],              # line 7
+        [f"{img_dir / names[2]}|{img_dir / names[3]}", str(img_dir / names[3]), "bob", 0],  # line 8: fine
+    ])
+    rep = import_selection_log(pref_col, log)
+    assert rep.rows == 7
+    assert rep.imported == 2
+    by_line = {e.line: e.reason for e in rep.errors}
+    assert set(by_line) == {3, 4, 5, 6, 7}, by_line
+    assert "field larger than field limit" in by_line[3]
+    assert "voter" in by_line[4]
+    assert "200" in by_line[4]
+    for line in (5, 6, 7):
+        assert "decision_ms" in by_line[line]
+    stored = pref_col.db.query("SELECT voter, decision_ms FROM matches ORDER BY id")
+    assert [tuple(r) for r in stored] == [("ann", 500.0), ("bob", 0.0)]
+
+
+@pytest.mark.parametrize("kwargs", [{"decision_ms": float("inf")}, {"decision_ms": -5.0},
+                                    {"decision_ms": float("nan")}, {"voter": "v" * 100_000}])
+def test_vote_log_rejects_bad_decision_time_and_voter(pref_col, kwargs: dict) -> None:
+    from imagerank.errors import InvalidArgumentError
+
+    a, b = (int(i) for i in pref_col.images_df()["id"][:2])
+    with pytest.raises(InvalidArgumentError, match=r"decision_ms|voter"):
+        pref_col.votes.record([a, b], [0, 1], **kwargs)
+    assert pref_col.db.query("SELECT COUNT(*) FROM matches")[0][0] == 0
+    pref_col.votes.record([a, b], [0, 1], decision_ms=0, voter="v" * 200)  # the limits themselves are fine
