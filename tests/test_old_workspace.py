@@ -61,3 +61,14 @@ def test_voting_undo_and_the_live_prior_go_on_in_an_old_workspace(old_ws: Path) 
         assert col.doctor().ok
     finally:
         col.close()
+
+
+def test_a_read_only_copy_of_an_old_workspace_reads_without_migrating(old_ws: Path) -> None:
+    """A 0.1.0 workspace on read-only storage: its schema (version 1) is read as it is, never migrated."""
+    col = imagerank.open(old_ws, read_only=True)
+    try:
+        assert col.stats() == json.loads((old_ws / "expected_stats.json").read_text())
+        assert col.db.query("PRAGMA user_version")[0][0] == 1  # not migrated
+        assert col.doctor().ok
+    finally:
+        col.close()

@@ -350,17 +350,17 @@ def connect(path: str | os.PathLike[str], *, create: bool = True, read_only: boo
     Args:
         path: the database file, or ``":memory:"``.
         create: create the file when it does not exist.
-        read_only: open for reading only (see :class:`Database`); the schema must be current then, since
-            migrating it would write.
+        read_only: open for reading only (see :class:`Database`); the schema is not migrated then, so it must be
+            one this code reads as it is (``migrations.READ_COMPATIBLE_FROM`` up to the current one).
 
     Raises:
         WorkspaceNotFoundError: no file and ``create`` False (or ``read_only`` True).
-        DatabaseReadOnlyError: the catalog cannot be written (or, ``read_only``: its schema is older than this
-            code's, or it cannot be read without writing).
+        DatabaseReadOnlyError: the catalog cannot be written (or, ``read_only``: its schema is too old to read
+            without migrating, or it cannot be read without writing).
         SchemaVersionError: the catalog was written by a newer imagerank.
         StorageError: the disk is full or failing.
     """
-    from .migrations import SCHEMA_VERSION, migrate
+    from .migrations import READ_COMPATIBLE_FROM, SCHEMA_VERSION, migrate
 
     db = Database(path, create=create, read_only=read_only)
     try:
@@ -373,7 +373,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True, read_only: boo
                 f"{db.path} has schema version {current}; this imagerank knows up to {SCHEMA_VERSION}. "
                 "Upgrade imagerank."
             )
-        if current < SCHEMA_VERSION:
+        if current < READ_COMPATIBLE_FROM:
             raise DatabaseReadOnlyError(
                 f"the catalog {db.path} has schema version {current} and this imagerank needs {SCHEMA_VERSION}; "
                 f"migrating it needs write access, and it was opened read-only: {_READ_ONLY_HINT}, and open it once"

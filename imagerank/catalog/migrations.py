@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..errors import InvalidArgumentError, SchemaVersionError
 from .db import Database
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "migration"]
+__all__ = ["MIGRATIONS", "READ_COMPATIBLE_FROM", "SCHEMA_VERSION", "migrate", "migration"]
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
@@ -221,6 +221,9 @@ def _import_rows(conn: sqlite3.Connection) -> None:
 
 
 SCHEMA_VERSION = max(MIGRATIONS)
+#: The oldest schema this code reads without migrating it (a read-only workspace): migration 2 only added the
+#: ``import_rows`` table that imports write, so a 0.1.0 catalog (version 1) reads as it is.
+READ_COMPATIBLE_FROM = 1
 
 
 def migrate(db: Database) -> int:

@@ -45,7 +45,7 @@ def init_workspace(
     try:
         typer.echo(f"workspace {col.root} over {len(col.settings.roots)} folder(s)")
         if scan:
-            typer.echo(str(col.scan()))
+            typer.echo(col.scan().describe(limit=20))
     finally:
         col.close()
     return 0
