@@ -48,6 +48,7 @@ bench: install
 	$(PY) benchmarks/ranking_sim.py --compact
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_faults.py
 	if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/bench_panel.py; \
 	else echo "bench_panel skipped: it needs Debian's chromium (apt-get install -y chromium)"; fi
 
