@@ -85,26 +85,36 @@ def time_collection(n: int, repeats: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+def _voted_catalog(tmp: str, n: int, votes: int, dim: int, seed: int) -> tuple[Collection, np.ndarray, np.ndarray,
+                                                                            dict[int, float]]:
+    """A fake catalog of ``n`` images, ``dim``-d synthetic features X and ``votes`` votes by a judge of the
+    utility ``X @ w + noise``, the live prior off: (collection, ids, X, id -> utility)."""
+    from imagerank.collection import init
+
+    rng = np.random.default_rng(seed)
+    col = init(tmp)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    _fake_catalog(col, n)
+    ids = col.pool().ids.astype(np.int64)
+    X = rng.standard_normal((n, dim))
+    utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)
+    u = dict(zip(ids.tolist(), utility.tolist()))
+    with col.deferred_prior():
+        for _ in range(votes):
+            (a, b), = col.next_pairs(1)
+            col.vote(a, b, "left" if u[a] > u[b] else "right")
+    return col, ids, X, u
+
+
 def time_refit(n: int, votes: int = 3000, dim: int = 512) -> None:
     """Wall time of ``Collection.refit_prior`` (the live prior the panel refits every 250 votes) on a catalog of
     ``n`` images with ``votes`` votes and ``dim``-d features already loaded (as after the first refit of a
     session): the first, recalibrating refit and a warm one."""
-    from imagerank.collection import init
     from imagerank.training.features import FeatureMatrix
     from imagerank.training.prior import LivePriorState, live_design
 
-    rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:
-        col = init(tmp)
-        col.settings = col.settings.replace(prior_refit_every=0)
-        _fake_catalog(col, n)
-        ids = col.pool().ids.astype(np.int64)
-        X = rng.standard_normal((n, dim))
-        utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)
-        u = dict(zip(ids.tolist(), utility.tolist()))
-        for _ in range(votes):
-            (a, b), = col.next_pairs(1)
-            col.vote(a, b, "left" if u[a] > u[b] else "right")
+        col, ids, X, _ = _voted_catalog(tmp, n, votes, dim, seed=1)
         name = f"synthetic-{dim}"  # features handed over as the collection caches them after its first refit
         t = time.perf_counter()
         col.prior.state = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
@@ -171,23 +181,11 @@ def time_votes_during_refit(n: int, votes: int = 3000, dim: int = 512, probe: in
     max wait in ms, side by side, and how long the refit took."""
     import threading
 
-    from imagerank.collection import init
     from imagerank.training.features import FeatureMatrix
     from imagerank.training.prior import LivePriorState, live_design
 
-    rng = np.random.default_rng(2)
     with tempfile.TemporaryDirectory() as tmp:
-        col = init(tmp)
-        col.settings = col.settings.replace(prior_refit_every=0)
-        _fake_catalog(col, n)
-        ids = col.pool().ids.astype(np.int64)
-        X = rng.standard_normal((n, dim))
-        utility = X @ rng.standard_normal(dim) / np.sqrt(dim) + rng.standard_normal(n)
-        u = dict(zip(ids.tolist(), utility.tolist()))
-        with col.deferred_prior():
-            for _ in range(votes):
-                (a, b), = col.next_pairs(1)
-                col.vote(a, b, "left" if u[a] > u[b] else "right")
+        col, ids, X, u = _voted_catalog(tmp, n, votes, dim, seed=2)
         name = f"synthetic-{dim}"
         col.prior.state = LivePriorState(name, FeatureMatrix(ids, live_design(X), name))
         col.refit_prior(name)  # calibrated once; the background refits below are warm ones, as in a session
