@@ -31,16 +31,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageFilter
 
+from ._util import progress_enabled
 from .errors import InvalidArgumentError
+from .training.simulate import DEMO_MANIFEST, is_demo_workspace
 
 if TYPE_CHECKING:
     from .collection import Collection
 
-__all__ = ["DemoImage", "crop_demo_collection", "make_demo", "render_demo_images"]
+__all__ = [
+    "DEFAULT_DEMO", "DemoImage", "crop_demo_collection", "is_demo_workspace", "make_demo", "open_demo",
+    "render_demo_images",
+]
 
 _SIZES = ((1024, 768), (768, 1024), (800, 800), (960, 640), (640, 960), (1024, 683), (900, 675), (720, 960))
 _START = datetime(2024, 6, 1, 9, 0, 0)
-MANIFEST_NAME = "demo_manifest.json"
+MANIFEST_NAME = DEMO_MANIFEST
+#: Where :func:`open_demo` puts the demo without a path or ``IMAGERANK_WORKSPACE``: relative to the current folder,
+#: so from ``notebooks/`` it is the repository's ``data/demo``.
+DEFAULT_DEMO = "../data/demo"
 
 
 @dataclass
@@ -254,7 +262,7 @@ def render_demo_images(
     bases: list[tuple[str, Image.Image]] = []  # recent plain images, sources for near-duplicates
     when = _START
     counter = 0
-    bar = tqdm(total=n, desc="demo images", unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=n, desc="demo images", unit="img", disable=not progress_enabled(progress), leave=False)
 
     def save(im: Image.Image, name: str, captured: datetime | None, fmt: str) -> None:
         path = folder / name
@@ -364,6 +372,29 @@ def make_demo(
     # votes without a features pass
     col.scan(progress=progress, extractors=("cheap",))
     return col
+
+
+def open_demo(path: str | os.PathLike[str] | None = None, *, n: int = 300, seed: int = 0,
+              progress: bool = True) -> Collection:
+    """The notebooks' first cell: open the workspace to work on, building the demo when there is none.
+
+    The folder is ``path``, else the environment variable ``IMAGERANK_WORKSPACE``, else :data:`DEFAULT_DEMO`
+    (``../data/demo`` from the current folder). A workspace that exists there (``imagerank.db``) and is not a demo
+    is opened as it is; otherwise :func:`make_demo` builds the demo there (``n`` images, ``seed``) or reopens it.
+
+    Returns:
+        The open :class:`~imagerank.Collection`.
+
+    Raises:
+        InvalidArgumentError: ``n`` < 1 when the demo has to be built.
+        WorkspaceNotFoundError, SchemaVersionError: the workspace there cannot be opened.
+    """
+    from .collection import DB_NAME, open_collection
+
+    root = Path(path if path is not None else os.environ.get("IMAGERANK_WORKSPACE") or DEFAULT_DEMO).expanduser()
+    if (root / DB_NAME).exists() and not (root / MANIFEST_NAME).exists():
+        return open_collection(root)
+    return make_demo(root, n=n, seed=seed, progress=progress)
 
 
 def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: int = 96, seed: int = 0

@@ -327,3 +327,26 @@ def test_thumbnails_replay_failures(workspace: imagerank.Collection, capsys: pyt
     code, out, _ = _run(capsys, "failures", ws)
     assert code == 0
     assert out.startswith(f"{len(workspace.images.failures_df())} failures recorded")
+
+
+def test_undo_by_source_removes_simulated_votes(make_collection, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    col = make_collection(6)
+    ws = str(col.root)
+    ids = [int(i) for i in col.images_df()["id"]]
+    col.votes.record([ids[0], ids[1]], source="simulated", voter="simulated")
+    col.vote(ids[1], ids[2], "left")
+    col.votes.record([ids[2], ids[3]], [1, 0], source="simulated", voter="simulated")
+    col.close()
+    code, out, _ = _run(capsys, "undo", ws, "--source", "simulated")
+    assert code == 0
+    assert "undid 2 matches with source 'simulated'" in out
+    with imagerank.open(ws) as again:
+        assert set(again.matches_df()["source"]) == {"user"}
+        assert again.doctor().ok
+    code, out, _ = _run(capsys, "undo", ws, "--source", "simulated")
+    assert code == 1
+    assert "nothing to undo" in out
+    with pytest.raises(SystemExit) as exited:  # a usage error: one line, exit status 2
+        main(["undo", ws, "--source", "simulated", "--match", "1"])
+    assert exited.value.code == 2
+    assert "not both" in capsys.readouterr().err

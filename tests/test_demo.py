@@ -163,3 +163,66 @@ def test_demo_caches_cheap_features_for_the_live_prior(demo: tuple[Path, list[di
     assert list((ws / "sidecars" / "cheap").glob("part-*.parquet"))  # the cheap sidecar, written by the scan
     with imagerank.open(ws) as col:
         assert len(feature_matrix(col, "cheap-v1").image_ids) == N
+
+
+def test_open_demo_builds_or_opens_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``open_demo()`` is the notebooks' first cell: IMAGERANK_WORKSPACE, else the path, built when absent."""
+    import imagerank
+    from imagerank.demo import is_demo_workspace, open_demo
+
+    ws = tmp_path / "env-demo"
+    monkeypatch.setenv("IMAGERANK_WORKSPACE", str(ws))
+    with open_demo(n=12, progress=False) as col:  # absent: the demo is built there
+        assert col.root == ws
+        assert col.stats()["images"] == 12
+        assert is_demo_workspace(col)
+        col.vote(*col.next_pairs(1)[0], "left")
+    with open_demo(n=30, progress=False) as col:  # present: opened as it is, votes kept
+        assert col.stats()["images"] == 12
+        assert col.stats()["comparisons"] == 1
+    monkeypatch.delenv("IMAGERANK_WORKSPACE")
+    (tmp_path / "photos").mkdir()
+    imagerank.init(tmp_path / "mine", tmp_path / "photos").close()  # a workspace the user made: never painted into
+    with open_demo(tmp_path / "mine", progress=False) as col:
+        assert col.stats()["images"] == 0
+        assert not is_demo_workspace(col)
+    assert not (tmp_path / "mine" / "images").exists()
+    monkeypatch.chdir(tmp_path / "photos")
+    with open_demo(n=12, progress=False) as col:  # no path, no variable: ../data/demo from here
+        assert col.root.resolve() == (tmp_path / "data" / "demo").resolve()
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    from imagerank._util import progress_enabled
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_enabled(True, Tty())
+    assert not progress_enabled(False, Tty())
+    assert not progress_enabled(True, io.StringIO())  # a log file or a pipe
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not progress_enabled(True)
+
+
+def test_demo_command_prints_no_bars_into_a_pipe(tmp_path: Path) -> None:
+    """``imagerank demo WS -n 12 2>log``: no progress-bar redraws (each would be a line in a CI log)."""
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from imagerank.cli import main; sys.exit(main(sys.argv[1:]))",
+         "demo", str(tmp_path / "ws"), "-n", "12"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "12 images" in proc.stdout
+    lines = [s for s in re.split(r"[\r\n]+", proc.stderr) if s.strip()]  # a log shows every \r redraw as a line
+    assert len(lines) <= 2, lines[:10]
+    assert "img/s" not in proc.stderr
+    assert "it/s" not in proc.stderr

@@ -232,3 +232,122 @@ def test_review_renders_do_not_pile_up_widgets(col: imagerank.Collection) -> Non
     assert len(panel._card_events) == 3
     assert all(card.comm is None for card in first_cards)  # closed
     assert len(panel.cards.children) == 3
+
+
+# ---------------------------------------------------------------- crop editor (issue 17)
+def test_crop_panel_second_box_replaces_the_first_and_never_leaves_a_zero_box(col: imagerank.Collection) -> None:
+    """The browser sends the new box at 0 x 0 on mouse-down and its size on mouse-up; the old box stays until then,
+    and a click without a drag leaves it (Enter saves the box on screen)."""
+    ids = _ids(col)
+    panel = CropPanel(col, ids[:3])
+    old = {"x": 16, "y": 12, "width": 32, "height": 24, "label": "free"}
+    panel.bbox.bboxes = [old]
+    panel.bbox.bboxes = [*panel.bbox.bboxes, {"x": 5, "y": 5, "width": 0, "height": 0, "label": "free"}]  # down
+    assert panel.bbox.bboxes[0] == old  # the drag goes on over the widget's own list
+    assert panel.box() == pytest.approx((0.25, 0.25, 0.5, 0.5))
+    panel.bbox.bboxes = [old, {"x": 5, "y": 5, "width": 20, "height": 10, "label": "free"}]  # mouse-up
+    assert len(panel.bbox.bboxes) == 1
+    assert panel.box() == pytest.approx((5 / 64, 5 / 48, 20 / 64, 10 / 48))
+    # a click without a drag: a 0 x 0 box stays behind; Enter saves the box on screen, not "draw a box first"
+    panel.bbox.bboxes = [*panel.bbox.bboxes, {"x": 40, "y": 30, "width": 0, "height": 0, "label": "free"}]
+    panel.bbox._handle_custom_msg({"type": "submit"}, [])
+    assert panel.saved[-1][1] == pytest.approx((5 / 64, 5 / 48, 20 / 64, 10 / 48))
+    # a box dragged up and to the left comes with negative sizes
+    panel.bbox.bboxes = [{"x": 40, "y": 30, "width": -20, "height": -10, "label": "free"}]
+    assert panel.box() == pytest.approx((20 / 64, 20 / 48, 20 / 64, 10 / 48))
+
+
+def test_crop_panel_hides_the_widgets_own_controls(col: imagerank.Collection) -> None:
+    """Save / Skip and the aspect choice appear once: the wrapped widget's buttons and class list are hidden by CSS
+    (hide_buttons would also switch off its Enter / Space keys)."""
+    from ipywidgets import Button, ToggleButtons
+
+    from imagerank.widgets.crop import BBOX_CLASS
+
+    panel = CropPanel(col, _ids(col)[0], aspect="4:5")
+    assert BBOX_CLASS in panel.bbox._dom_classes
+    assert f".{BBOX_CLASS} .buttons, .{BBOX_CLASS} .classes {{ display: none !important; }}" in panel.bbox._css
+    assert panel.bbox.hide_buttons is False
+
+    def walk(wd):
+        yield wd
+        for c in getattr(wd, "children", ()):
+            yield from walk(c)
+
+    found = list(walk(panel.widget))
+    assert sorted(b.description for b in found if isinstance(b, Button)) == ["Save (Enter)", "Skip (Space)"]
+    assert [t.value for t in found if isinstance(t, ToggleButtons)] == ["4:5"]
+    assert (panel.aspect, panel.bbox.label) == ("4:5", "4:5")
+
+
+def test_crop_widget_module_keeps_the_initial_aspect(tmp_path: Path) -> None:
+    """BBoxWidget sets its label to the first class ("free") when its view mounts; the panel's module restores the
+    label the kernel chose. Run in Node with a stand-in widget module that does what the real one does on mount."""
+    import shutil
+    import subprocess
+
+    from imagerank.widgets.crop import wrapper_esm
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    base = ('export default { render({ model }) { model.set("label", model.get("classes")[0]); '
+            'model.save_changes(); return () => {}; } };')
+    (tmp_path / "wrapped.mjs").write_text(wrapper_esm(base))
+    (tmp_path / "base.mjs").write_text(base)
+    (tmp_path / "run.mjs").write_text("""
+globalThis.Blob = class { constructor(parts) { this.src = parts.join(""); } };
+URL.createObjectURL = (b) => "data:text/javascript;base64," + Buffer.from(b.src).toString("base64");
+URL.revokeObjectURL = () => {};
+const out = {};
+for (const name of ["base", "wrapped"]) {
+  const attrs = { label: "4:5", classes: ["free", "1:1", "4:5"] };
+  const sent = [];
+  const model = { get: (k) => attrs[k], set: (k, v) => { attrs[k] = v; }, save_changes: () => sent.push(attrs.label) };
+  const mod = (await import(new URL(`./${name}.mjs`, import.meta.url))).default;
+  await mod.render({ model, el: {} });
+  out[name] = { label: attrs.label, sent };
+}
+console.log(JSON.stringify(out));
+""")
+    res = subprocess.run([node, str(tmp_path / "run.mjs")], capture_output=True, text=True, timeout=60, check=True)
+    out = json.loads(res.stdout)
+    assert out["base"]["label"] == "free"  # what the widget alone does
+    assert out["wrapped"] == {"label": "4:5", "sent": ["free", "4:5"]}
+
+
+def test_crop_panel_edits_a_large_preview_not_the_thumbnail(tmp_path: Path) -> None:
+    """A 2400 x 1800 photo stored sideways (EXIF orientation 6) is edited on a 1200 x 1600 upright preview, decoded
+    once and cached; boxes drawn in preview pixels are stored normalised to the upright original. A file that is gone
+    falls back to the thumbnail."""
+    from PIL import Image
+
+    from imagerank.widgets.crop import preview_bytes
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    im = Image.linear_gradient("L").resize((2400, 1800)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(folder / "big.jpg", quality=85, exif=exif)
+    with imagerank.init(tmp_path / "ws", folder, strategy="random") as c:
+        c.scan(progress=False)
+        (image_id,) = _ids(c)
+        assert (c.image(image_id)["width"], c.image(image_id)["height"]) == (1800, 2400)
+        panel = CropPanel(c, image_id)
+        assert panel.size == (1200, 1600)  # not the 512-px thumbnail
+        panel.set_box(300, 400, 600, 800, units="display")
+        assert panel.box() == pytest.approx((0.25, 0.25, 0.5, 0.5))
+        assert panel.box_original() == (450, 600, 900, 1200)
+        assert list((c.catalog.thumbs_dir / "1600").rglob("*.jpg"))  # cached beside the thumbnails
+        assert preview_bytes(c, image_id)[1] is True
+        small = CropPanel(c, image_id, preview_size=800)
+        assert small.size == (600, 800)
+        (folder / "big.jpg").unlink()
+        for p in (c.catalog.thumbs_dir / "1600").rglob("*.jpg"):
+            p.unlink()
+        _data, is_preview = preview_bytes(c, image_id)
+        assert not is_preview
+        assert CropPanel(c, image_id).size == (384, 512)  # the thumbnail stands in
+        with pytest.raises(ValueError, match="preview_size"):
+            CropPanel(c, image_id, preview_size=10)

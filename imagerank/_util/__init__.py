@@ -1,4 +1,5 @@
-"""Foundation helpers shared by every layer: timestamps, the process pool, torch/Lightning helpers, PCA.
+"""Foundation helpers shared by every layer: timestamps, when to draw progress bars, the process pool,
+torch/Lightning helpers, PCA.
 
 Nothing here imports another imagerank package except :mod:`imagerank.errors`; torch and Lightning are imported by
 :mod:`._torch` only, and only when it is used.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["__version__", "stamp", "utcnow"]
+from .progress import progress_enabled
+
+__all__ = ["__version__", "progress_enabled", "stamp", "utcnow"]
 
 #: The imagerank version (re-exported as ``imagerank.__version__``).
 __version__ = "0.1.0"

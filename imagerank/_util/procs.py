@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import ImagerankError
+from .progress import progress_enabled
 
 __all__ = ["imap_processes", "main_guard_missing"]
 
@@ -145,7 +146,8 @@ def imap_processes(
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress or not items, leave=False)
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress_enabled(progress) or not items,
+               leave=False)
     try:
         inline = len(items) < inline_below or (workers is not None and workers <= 1)
         script = None if inline else main_guard_missing()

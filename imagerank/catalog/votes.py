@@ -419,6 +419,41 @@ class VoteLog:
         self._fire(VoteEvent("undo", match, restored=restored))
         return match
 
+    def undo_source(self, source: str) -> int:
+        """Undo every kept match recorded with ``source`` (``"simulated"``, ``"import"`` ...) exactly, at once.
+
+        The matches are marked undone and the log replayed from the priors in one transaction, so the ratings are
+        those of the matches left, as if the removed ones had never been recorded (:meth:`doctor` stays ok).
+        Listeners hear one ``"replay"`` event. Stored priors are left as they are.
+
+        Returns:
+            The number of matches undone (0 when none is kept with that source; nothing changes then).
+
+        Raises:
+            InvalidArgumentError: ``source`` is not a non-empty string.
+        """
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidArgumentError(f"source: expected a vote source such as 'simulated', got {source!r}")
+        current = self.current_session
+        with self.db.atomic() as conn:
+            ids = [int(r[0]) for r in conn.execute("SELECT id FROM matches WHERE undone=0 AND source=?",
+                                                   (source,)).fetchall()]
+            if not ids:
+                return 0
+            in_session: dict[int, list[int]] = {}  # match -> images, for the current session's seen pairs
+            if current is not None:
+                for mid, image_id in conn.execute(
+                        "SELECT m.id, e.image_id FROM match_entries e JOIN matches m ON m.id=e.match_id "
+                        "WHERE m.undone=0 AND m.source=? AND m.session_id=?", (source, current.id)).fetchall():
+                    in_session.setdefault(int(mid), []).append(int(image_id))
+            conn.execute("UPDATE matches SET undone=1, undone_at=? WHERE undone=0 AND source=?", (utcnow(), source))
+            self._replay(conn, write=True)
+        if current is not None:
+            for image_ids in in_session.values():  # the current session may show those pairs again
+                current.seen.difference_update(pair_keys(image_ids))
+        self._fire(VoteEvent("replay"))
+        return len(ids)
+
     # ------------------------------------------------------------------ replay
     def _replay(self, conn: Any, *, write: bool) -> tuple[int, list[dict[str, Any]]]:
         """Replay kept rated matches from the priors; returns (matches replayed, differences from stored)."""

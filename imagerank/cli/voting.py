@@ -94,12 +94,31 @@ def undo(
     match: Annotated[
         int | None, typer.Option("--match", metavar="ID", help="the match to undo (see `imagerank matches`)")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", metavar="SOURCE",
+                     help="undo every kept match from this source (simulated, import, suggestion, user)"),
+    ] = None,
 ) -> int:
-    """Undo a match exactly.
+    """Undo a match exactly, or every match from one source.
 
-    The last kept match of any session, or --match ID; ratings become as if it never happened.
-    Exit status 1 when there is nothing to undo.
+    The last kept match of any session, or --match ID, or with --source simulated every simulated vote;
+    ratings become as if they never happened (the log is replayed). Exit status 1 when there is nothing to undo.
     """
+    if match is not None and source is not None:
+        raise typer.BadParameter("give --match or --source, not both", param_hint="--source")
+    if source is not None:
+        with open_workspace(workspace) as col:
+            n = col.votes.undo_source(source)
+            has_prior = n and col.db.query("SELECT COUNT(*) FROM images WHERE prior_mu IS NOT NULL")[0][0] > 0
+        if not n:
+            typer.echo(f"nothing to undo: no kept matches with source {source!r}")
+            return 1
+        typer.echo(f"undid {n} matches with source {source!r}; ratings replayed from the votes left")
+        if has_prior:
+            typer.echo("the learned prior was fitted with them too: `imagerank prior WORKSPACE` refits it on the "
+                       "votes left, `imagerank prior WORKSPACE --clear` removes it")
+        return 0
     with open_workspace(workspace) as col:
         undone = col.undo(match, any_session=True)
     if undone is None:

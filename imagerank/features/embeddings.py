@@ -49,6 +49,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .._util import progress_enabled
 from .._util.torch import quiet_lightning, resolve_accelerator
 from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import FeatureError
@@ -462,7 +463,7 @@ def compute_embeddings(
         "items": str(items_path), "out_dir": str(out), "run": tag, "thumb_size": cat.settings.thumb_size,
         "max_pixels": cat.settings.max_image_pixels, "devices": run.devices, "strategy": run.strategy,
         "accelerator": run.accelerator, "batch_size": int(run.batch_size), "num_workers": run.num_workers,
-        "precision": run.precision, "progress": bool(progress),
+        "precision": run.precision, "progress": progress_enabled(progress, sys.stdout),
         "metadata": {"sidecar": spec.sidecar_name, "schema_version": 1, "source_size": cat.settings.thumb_size},
     }
     job_path = out / f".job-{tag}.json"

@@ -2,7 +2,9 @@
 
 **Demo only.** These functions write *simulated* judgements into a collection (source ``simulated``, voter
 ``simulated``) so the training notebooks run on a fresh demo collection; they are never a substitute for a
-person's votes.
+person's votes. :func:`simulated_votes` refuses a workspace the user made (one without a :data:`DEMO_MANIFEST`, see
+:func:`is_demo_workspace`) unless asked explicitly; ``VoteLog.undo_source("simulated")`` (``imagerank undo WS
+--source simulated``) takes simulated votes back out, exactly.
 
 The vote judge (:class:`FeatureJudge`) prefers a known linear function of the cheap features
 (:data:`imagerank.training.features.CHEAP_FEATURES`, standardised): utility ``u = sum_k w_k z_k``, rescaled to unit
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import colorsys
 import csv
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +34,34 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "DEMO_MANIFEST",
     "FeatureJudge",
     "SimulationReport",
+    "is_demo_workspace",
     "simulated_votes",
     "write_crop_demo",
     "write_preference_images",
 ]
+
+#: The file that marks generated (demo) images: :func:`imagerank.demo.make_demo` writes it at the demo workspace's
+#: root, :func:`write_preference_images` and :func:`write_crop_demo` into the folder of images they paint.
+DEMO_MANIFEST = "demo_manifest.json"
+
+
+def is_demo_workspace(col: CatalogLike) -> bool:
+    """Whether ``col`` is a demo workspace: a :data:`DEMO_MANIFEST` at its root (``imagerank.demo.make_demo``) or
+    in one of its image folders (generated images: :func:`write_preference_images`, :func:`write_crop_demo`).
+    A workspace the user made over their own photos has neither."""
+    cat = as_catalog(col)
+    places = [Path(cat.root), *(Path(r) for r in cat.settings.roots)]
+    return any((p / DEMO_MANIFEST).is_file() for p in places)
+
+
+def _write_manifest(folder: Path, generator: str, seed: int, names: list[str]) -> None:
+    (folder / DEMO_MANIFEST).write_text(
+        json.dumps({"generator": generator, "seed": seed, "n": len(names), "images": names}, indent=1),
+        encoding="utf-8",
+    )
 
 
 @dataclass
@@ -109,21 +134,39 @@ def simulated_votes(
     strategy: str = "random",
     seed: int = 0,
     batch: int = 64,
+    allow_user_workspace: bool = False,
 ) -> SimulationReport:
     """Record ``n`` simulated A-vs-B votes (DEMO ONLY) through the vote log (``VoteLog.record``), as one batch.
 
     Pairs come from :func:`imagerank.pairing.next_pairs` with ``strategy`` in sessions of their own (voter
     ``simulated``, ``VoteLog.session_scope``), so the user's current session is untouched; every match has
     ``source="simulated"`` so it can be told apart from real votes (and excluded with
-    ``load_votes(col, sources=["user", "import", "suggestion"])``). The live prior refits once, at the end.
+    ``load_votes(col, sources=["user", "import", "suggestion"])``, and removed with
+    ``col.votes.undo_source("simulated")`` / ``imagerank undo WS --source simulated``). The live prior refits once,
+    at the end.
+
+    Only a demo workspace (:func:`is_demo_workspace`) takes simulated votes: in a workspace the user made they would
+    become part of the user's leaderboard, prior and exports.
+
+    Args:
+        allow_user_workspace: True writes simulated votes into a workspace that is not a demo (tests, experiments
+            on a scratch copy); remove them afterwards with ``undo_source("simulated")``.
 
     Returns:
         A :class:`SimulationReport` with the judge's true utilities (for checking what a ranker learned).
 
     Raises:
+        InvalidArgumentError: ``col`` is not a demo workspace and ``allow_user_workspace`` is False.
         NoVotesError: fewer than two images have features (nothing to compare).
     """
     cat = as_catalog(col)
+    if not allow_user_workspace and not is_demo_workspace(cat):
+        raise InvalidArgumentError(
+            f"simulated_votes: expected a demo workspace (one with {DEMO_MANIFEST}: imagerank.demo.open_demo() or "
+            f"make_demo()), got {cat.root}, a workspace you made; simulated votes there would become your ranking. "
+            "Pass allow_user_workspace=True to do it anyway (remove them with `imagerank undo WORKSPACE --source "
+            "simulated`)"
+        )
     judge = judge or FeatureJudge()
     util = judge.utilities(cat)
     if len(util) < 2:
@@ -160,7 +203,8 @@ def simulated_votes(
 def write_preference_images(folder: str | os.PathLike[str], n: int = 120, *, size: tuple[int, int] = (64, 48),
                             seed: int = 0) -> list[Path]:
     """Write ``n`` small PNGs whose colour, brightness, texture and sharpness vary independently (for tests and
-    the ranker demo). Returns their paths."""
+    the ranker demo), and a :data:`DEMO_MANIFEST` listing them (so a workspace over ``folder`` is a demo workspace,
+    :func:`is_demo_workspace`). Returns the image paths."""
     from PIL import Image, ImageFilter
 
     rng = np.random.default_rng(seed)
@@ -183,12 +227,13 @@ def write_preference_images(folder: str | os.PathLike[str], n: int = 120, *, siz
         p = out / f"pref_{i:04d}.png"
         pil.save(p)
         paths.append(p)
+    _write_manifest(out, "write_preference_images", seed, [p.name for p in paths])
     return paths
 
 
 def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 96, seed: int = 0) -> Path:
     """DEMO ONLY: write ``n`` images with a salient subject on a textured background and a crop log CSV of the
-    ideal crops (in pixels, ``units=px``) beside them. Returns the CSV path (import it with
+    ideal crops (in pixels, ``units=px``) and a :data:`DEMO_MANIFEST` beside them. Returns the CSV path (import it with
     :func:`imagerank.training.imports.import_crop_log`)."""
     from PIL import Image
 
@@ -198,6 +243,7 @@ def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 
     out.mkdir(parents=True, exist_ok=True)
     images, boxes = make_crop_set(n, size=size, seed=seed)
     csv_path = out / "crop_log.csv"
+    names = []
     with open(csv_path, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["path", "x", "y", "w", "h", "units"])
@@ -205,4 +251,6 @@ def write_crop_demo(folder: str | os.PathLike[str], n: int = 96, *, size: int = 
             name = f"subject_{i:04d}.png"
             Image.fromarray(im).save(out / name)
             wr.writerow([name, *(f"{v * size:.1f}" for v in b), "px"])
+            names.append(name)
+    _write_manifest(out, "write_crop_demo", seed, names)
     return csv_path

@@ -10,6 +10,7 @@ RankerConfig(max_epochs=20))``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from .._util import progress_enabled
 from .._util.torch import resolve_accelerator
 from ..errors import InvalidArgumentError
 
@@ -143,6 +145,7 @@ def make_trainer(
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     n_batches = max(1, math.ceil(n_train / config.batch_size))
+    progress = progress_enabled(progress, sys.stdout)  # Lightning's bar writes to stdout
     cbs = list(callbacks)
     if progress:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, n_batches // 10)))

@@ -1,9 +1,14 @@
 """The crop editor: ``jupyter_bbox_widget.BBoxWidget`` with one box, aspect presets and keyboard operation.
 
-The widget shows the image's cached thumbnail; its boxes are in the thumbnail's natural pixels. The panel keeps
-exactly one box (drawing a new one replaces the old), snaps it to the chosen aspect preset, and stores it
-*normalised* (fractions of the upright image, the same for the thumbnail and the original) in the ``crops`` table
-with ``source="user"``; :meth:`CropPanel.box_original` gives it in pixels of the original.
+The widget shows an editing preview of the image (up to ``preview_size`` = 1600 pixels on the longest side, decoded
+once with :func:`imagerank.media.decode_image` under the catalog's ``max_image_pixels`` and cached beside the
+thumbnails; the 512-pixel thumbnail when the file cannot be decoded); its boxes are in the preview's natural pixels.
+The panel keeps exactly one box (a newly drawn one replaces the old once it has a size; a click without a drag
+leaves the old one), snaps it to the chosen aspect preset, and stores it *normalised* (fractions of the upright
+image, the same for the preview and the original) in the ``crops`` table with ``source="user"``;
+:meth:`CropPanel.box_original` gives it in pixels of the original. The wrapped widget's own Submit / Skip buttons
+and class list are hidden (the panel shows its own once), and the panel's initial aspect survives the widget's
+first render (which would otherwise reset it to the first class, "free").
 
 Keys (while the image has focus; these are BBoxWidget's own): ``W A S D`` move the box, ``Q``/``E`` narrower /
 wider, ``F``/``R`` shorter / taller (hold Shift for 10 px steps), ``1``–``5`` aspect preset (free, 1:1, 4:5, 3:2,
@@ -16,20 +21,127 @@ headless.
 
 from __future__ import annotations
 
+import functools
 import io
+import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CropError, InvalidArgumentError
+from ..media.decode import decode_image, fingerprint, reduce_like_thumbnail
+from ..media.thumbs import thumb_path
 from ..training.data import add_crop, crop_of, validate_box
 
 if TYPE_CHECKING:
     from ..collection import Collection
 
-__all__ = ["ASPECTS", "CropPanel", "fit_aspect"]
+__all__ = ["ASPECTS", "CropPanel", "fit_aspect", "preview_bytes"]
 
 #: Aspect presets: name -> width / height (None = free).
 ASPECTS: dict[str, float | None] = {"free": None, "1:1": 1.0, "4:5": 4 / 5, "3:2": 3 / 2, "16:9": 16 / 9}
+
+#: The DOM class of the panel's BBoxWidget; the CSS below hides its own buttons and class list under it.
+BBOX_CLASS = "imagerank-crop-bbox"
+_HIDE_CSS = (f".{BBOX_CLASS} .buttons, .{BBOX_CLASS} .classes {{ display: none !important; }}\n"
+             f".{BBOX_CLASS} img {{ max-height: 75vh; }}\n")
+
+# BBoxWidget sets its label to the first class when its view mounts (and sends that to the kernel), so a panel
+# opened with aspect "4:5" came up as "free". The wrapper renders the widget, then puts back the label the kernel
+# chose. The widget's module is imported from a blob URL, as anywidget imports ``_esm`` itself.
+_ESM_WRAPPER = """\
+const source = %s;
+const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+let base;
+try {
+  base = (await import(url)).default;
+} finally {
+  URL.revokeObjectURL(url);
+}
+export default {
+  async render(ctx) {
+    const model = ctx.model;
+    const wanted = model.get("label");
+    const dispose = await base.render(ctx);
+    if (wanted && model.get("label") !== wanted) {
+      model.set("label", wanted);
+      model.save_changes();
+    }
+    return dispose;
+  },
+};
+"""
+
+
+def wrapper_esm(base_source: str) -> str:
+    """The ES module that renders the widget module ``base_source`` and then restores the label the kernel set."""
+    return _ESM_WRAPPER % json.dumps(base_source)
+
+
+@functools.cache
+def _bbox_class() -> type:
+    """``BBoxWidget`` with the label-keeping module and the CSS that hides its own controls (made on first use:
+    ``jupyter_bbox_widget`` is in the ``[lab]`` extra)."""
+    from jupyter_bbox_widget import BBoxWidget
+
+    class CropBBoxWidget(BBoxWidget):
+        _esm = wrapper_esm(BBoxWidget._esm)
+        _css = BBoxWidget._css + _HIDE_CSS
+
+    return CropBBoxWidget
+
+
+def preview_bytes(col: Collection, image_id: int, size: int = 1600) -> tuple[bytes, bool] | None:
+    """JPEG bytes of the editing preview of ``image_id``: upright, at most ``size`` pixels on the longest side.
+
+    The preview is decoded from the original once (:func:`imagerank.media.decode_image` with the catalog's
+    ``max_image_pixels``, reduced like a thumbnail) and cached as ``thumbs/<size>/..`` keyed by the file's
+    fingerprint; a ``size`` not above the thumbnail size uses the thumbnail.
+
+    Args:
+        col: the collection. image_id: the image. size: longest side of the preview, pixels.
+
+    Returns:
+        ``(bytes, True)`` for the preview, ``(bytes, False)`` for the thumbnail when the original cannot be decoded
+        (moved, unreadable, over the pixel limit), or None when neither exists.
+
+    Raises:
+        NotFoundError: unknown image.
+    """
+    row = col.image(image_id)
+    if size > col.thumbs.size and row.get("filepath"):
+        dest = thumb_path(col.catalog.thumbs_dir, int(image_id),
+                          fingerprint(row.get("size") or 0, row.get("mtime_ns") or 0), int(size))
+        try:
+            return dest.read_bytes(), True
+        except OSError:
+            pass
+        from PIL import Image
+
+        try:
+            im, _w, _h = decode_image(str(row["filepath"]), int(size), col.settings.max_image_pixels)
+            buf = io.BytesIO()
+            reduce_like_thumbnail(im, int(size)).save(buf, "JPEG", quality=90)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            pass  # the thumbnail (if any) stands in
+        else:
+            data = buf.getvalue()
+            _write_quietly(dest, data)
+            return data, True
+    thumb = col.thumbnail_bytes(image_id)
+    return None if thumb is None else (thumb, False)
+
+
+def _write_quietly(dest: Path, data: bytes) -> None:
+    """Cache ``data`` at ``dest`` (atomically); a full or read-only disk only costs the cache."""
+    tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def fit_aspect(box: Sequence[float], ratio: float | None, width: float, height: float) -> tuple[float, float,
@@ -75,14 +187,17 @@ class CropPanel:
         box: initial normalised ``(x, y, w, h)`` for the first image (default: its latest accepted crop, if any).
         on_save: called with ``(image_id, box_normalised, crop_id)`` after each save.
         store: write saved crops to the ``crops`` table (False: only call ``on_save``, e.g. inside a review).
+        preview_size: longest side of the editing preview, pixels (:func:`preview_bytes`); boxes are drawn in its
+            pixels and stored normalised.
 
     Attributes:
         widget: the ipywidgets box to display (``display(panel)`` works too).
-        bbox: the underlying ``BBoxWidget``.
+        bbox: the underlying ``BBoxWidget`` (its own buttons and class list hidden).
+        size: the shown preview's ``(width, height)``, pixels.
         saved: list of ``(image_id, box, crop_id)`` saved so far.
 
     Raises:
-        InvalidArgumentError: unknown aspect, or no image ids.
+        InvalidArgumentError: unknown aspect, no image ids, or a ``preview_size`` below 64.
     """
 
     def __init__(
@@ -94,12 +209,15 @@ class CropPanel:
         box: Sequence[float] | None = None,
         on_save: Callable[[int, tuple[float, float, float, float], int | None], None] | None = None,
         store: bool = True,
+        preview_size: int = 1600,
     ) -> None:
         import ipywidgets as w
-        from jupyter_bbox_widget import BBoxWidget
 
         if aspect not in ASPECTS:
             raise InvalidArgumentError(f"aspect: expected one of {list(ASPECTS)}, got {aspect!r}")
+        if int(preview_size) < 64:
+            raise InvalidArgumentError(f"preview_size: expected at least 64 pixels, got {preview_size!r}")
+        self.preview_size = int(preview_size)
         self.col = col
         self.ids = [int(image_ids)] if isinstance(image_ids, int) else [int(i) for i in image_ids]
         if not self.ids:
@@ -110,9 +228,11 @@ class CropPanel:
         self.position = 0
         self.done = False  # True once the last image was saved or skipped
         self.aspect = aspect
-        self.size: tuple[int, int] = (1, 1)  # thumbnail (display) width, height in pixels
+        self.size: tuple[int, int] = (1, 1)  # preview (display) width, height in pixels
         self._syncing = False
-        self.bbox = BBoxWidget(classes=list(ASPECTS), label=aspect, hide_buttons=False)
+        # hide_buttons stays False: it would also switch off the widget's Enter / Space keys; CSS hides them
+        self.bbox = _bbox_class()(classes=list(ASPECTS), label=aspect, hide_buttons=False)
+        self.bbox.add_class(BBOX_CLASS)
         self.bbox.on_submit(self.save)
         self.bbox.on_skip(self.skip)
         self.bbox.observe(self._on_bboxes, names=["bboxes"])
@@ -146,13 +266,14 @@ class CropPanel:
         """Show ``image_id`` with ``box`` (normalised) or its latest accepted crop, or no box.
 
         Raises:
-            NotFoundError: unknown image. CropError: its thumbnail cannot be built.
+            NotFoundError: unknown image. CropError: neither a preview nor a thumbnail can be built.
         """
         from PIL import Image
 
-        data = self.col.thumbnail_bytes(image_id)
-        if data is None:
-            raise CropError(f"image {image_id}: no thumbnail (file missing or undecodable); cannot crop it")
+        got = preview_bytes(self.col, image_id, self.preview_size)
+        if got is None:
+            raise CropError(f"image {image_id}: no preview or thumbnail (file missing or undecodable); cannot crop it")
+        data = got[0]
         with Image.open(io.BytesIO(data)) as im:
             self.size = im.size
         if image_id in self.ids:
@@ -174,10 +295,12 @@ class CropPanel:
 
     # ------------------------------------------------------------------ box
     def _current_px(self) -> tuple[float, float, float, float] | None:
-        if not self.bbox.bboxes:
-            return None
-        b = self.bbox.bboxes[-1]
-        return float(b["x"]), float(b["y"]), float(b["width"]), float(b["height"])
+        """The newest box with a size (a box being drawn, still 0 x 0, is skipped), in display pixels."""
+        for b in reversed(self.bbox.bboxes or []):
+            px = _positive(b)
+            if px is not None:
+                return px
+        return None
 
     def _set_px(self, box: tuple[float, float, float, float]) -> None:
         x, y, w, h = box
@@ -194,22 +317,13 @@ class CropPanel:
         boxes = change["new"] or []
         if not boxes:
             return
-        b = boxes[-1]  # one box: the newest replaces the others
-        x, y, w, h = float(b["x"]), float(b["y"]), float(b["width"]), float(b["height"])
-        if w < 0:
-            x, w = x + w, -w
-        if h < 0:
-            y, h = y + h, -h
-        if w < 1 or h < 1:  # still being drawn (a click with no drag): keep only it
-            if len(boxes) > 1:
-                self._syncing = True
-                try:
-                    self.bbox.bboxes = [b]
-                finally:
-                    self._syncing = False
+        px = _positive(boxes[-1])  # one box: the newest replaces the others
+        if px is None:
+            # a box being drawn (the mouse is down: 0 x 0) or a click without a drag: leave the list alone, so the
+            # drag goes on and the box on screen stays the one saved; the drag's end replaces the old box
             return
         try:
-            self._set_px(fit_aspect((x, y, w, h), ASPECTS[self.aspect], *self.size))
+            self._set_px(fit_aspect(px, ASPECTS[self.aspect], *self.size))
         except CropError as e:
             self.status.value = f"<span style='color:#b00'>{e}</span>"
 
@@ -235,8 +349,8 @@ class CropPanel:
             self._set_px(fit_aspect(cur, ASPECTS[name], *self.size))
 
     def set_box(self, x: float, y: float, w: float, h: float, *, units: str = "normalised") -> None:
-        """Place the box: normalised fractions of the image (default) or ``units="display"`` thumbnail pixels;
-        snapped to the current aspect preset.
+        """Place the box: normalised fractions of the image (default) or ``units="display"`` preview pixels
+        (:attr:`size`); snapped to the current aspect preset.
 
         Raises:
             CropError: zero area or outside the image.
@@ -311,3 +425,14 @@ class CropPanel:
             finally:
                 self._syncing = False
             self.status.value = f"{msg} · done: {len(self.saved)} crops saved"
+
+
+def _positive(b: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """A widget box as ``(x, y, w, h)`` with positive width and height (a box drawn leftwards or upwards has
+    negative ones), or None while it is smaller than a pixel."""
+    x, y, w, h = float(b["x"]), float(b["y"]), float(b["width"]), float(b["height"])
+    if w < 0:
+        x, w = x + w, -w
+    if h < 0:
+        y, h = y + h, -h
+    return None if w < 1 or h < 1 else (x, y, w, h)

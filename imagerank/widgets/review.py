@@ -208,7 +208,7 @@ class ReviewPanel:
         self.editor = None
         self.editor_box.children = ()
         r = item.result
-        parts = [f"{decision}d" if decision != "edit" else "edited"]
+        parts = [{"approve": "approved", "reject": "rejected", "edit": "edited"}.get(decision, decision)]
         if r.get("match_id"):
             parts.append(f"match {r['match_id']} recorded")
         if r.get("crop_id"):
