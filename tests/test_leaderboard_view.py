@@ -160,3 +160,32 @@ def test_voted_only_hides_images_nobody_voted_on(make_collection, tmp_path):
     msg = view.export_top(5)
     assert "wrote 2 file(s)" in msg
     assert LeaderboardView(col, voted_only=True).total == 2
+
+
+def test_rows_ranked_by_the_prior_alone_are_marked(make_collection):
+    """Issue 17: an image never voted on but ranked by a stored learned prior is shown in grey italics with a
+    tooltip, and the page line counts such rows; voted rows stay plain."""
+    from imagerank.widgets.leaderboard import PRIOR_ONLY_TIP
+
+    col = make_collection(12)
+    ids = col.pool().ids.astype(int).tolist()
+    for a, b in [(ids[0], ids[1]), (ids[2], ids[3]), (ids[0], ids[2])]:
+        col.vote(a, b, "left")
+    col.votes.set_priors([(40.0 if i == ids[11] else 25.0, 2.0, i) for i in ids])  # a strong prior for ids[11]
+    view = LeaderboardView(col, page_size=25)
+    prior_only = view.rows.set_index("image_id")["prior_only"]
+    assert prior_only[ids[11]]
+    assert not prior_only[ids[0]]
+    assert int(prior_only.sum()) == 8  # the 8 never-voted images
+    by_name = {r["filename"]: w for r, w in zip(shown(view), view._rows)}
+    name = dict(zip(view.rows["image_id"], view.rows["filename"]))
+    marked, plain = by_name[name[ids[11]]], by_name[name[ids[0]]]
+    assert view.rows.iloc[0]["image_id"] == ids[11]  # ranked #1 by its prior alone
+    assert marked["score"].style.font_style == "italic"
+    assert marked["score"].tooltip == PRIOR_ONLY_TIP
+    assert not plain["score"].style.font_style
+    assert plain["score"].tooltip is None
+    assert "8 ranked by the prior alone" in view._page_label.value
+    view._voted_only.value = True  # voted only: no such row, no count
+    assert not view.rows["prior_only"].any()
+    assert "prior alone" not in view._page_label.value

@@ -272,17 +272,21 @@ class ImageTable:
         return df
 
     def leaderboard(
-        self, limit: int | None = None, *, include_inactive: bool = False, min_comparisons: int = 0
+        self, limit: int | None = None, *, include_inactive: bool = False, min_comparisons: int = 0,
+        prior_only: bool = False,
     ) -> pd.DataFrame:
         """Images ranked by ordinal ``mu - 3*sigma`` (descending), with rank 1..N.
 
-        Columns: rank, image_id, filename, filepath, mu, sigma, ordinal, comparison_count, status.
+        Columns: rank, image_id, filename, filepath, mu, sigma, ordinal, comparison_count, status, and with
+        ``prior_only`` a last bool column ``prior_only``: True for an image ranked by the learned prior alone
+        (never in a rated comparison, a stored ``prior_mu``).
 
         Args:
             limit: at most this many rows (the top).
             include_inactive: also missing, corrupt and rejected images.
             min_comparisons: only images in at least this many rated comparisons; 1 leaves out images never
                 voted on, which a learned prior can rank high (ranks are then counted among the rest).
+            prior_only: add the ``prior_only`` column (the CLI and the leaderboard panel mark those rows).
 
         Raises:
             InvalidArgumentError: ``min_comparisons`` < 0.
@@ -292,11 +296,14 @@ class ImageTable:
         where = ["comparison_count >= ?"] + ([] if include_inactive else ["status='active'"])
         sql = (
             "SELECT id AS image_id, filename, filepath, mu, sigma, mu - 3*sigma AS ordinal, comparison_count, "
-            f"status FROM images WHERE {' AND '.join(where)} ORDER BY ordinal DESC, id ASC"
+            "status" + (", (comparison_count = 0 AND prior_mu IS NOT NULL) AS prior_only" if prior_only else "")
+            + f" FROM images WHERE {' AND '.join(where)} ORDER BY ordinal DESC, id ASC"
             + (f" LIMIT {int(limit)}" if limit else "")
         )
         df = self.db.read_frame(sql, (int(min_comparisons),))
         df.insert(0, "rank", np.arange(1, len(df) + 1))
+        if prior_only:
+            df["prior_only"] = df["prior_only"].astype(bool)
         return df
 
     def stats(self) -> dict[str, Any]:

@@ -27,11 +27,19 @@ def leaderboard(
 ) -> int:
     """Print the top images by ordinal mu - 3*sigma.
 
-    Columns: rank, image_id, mu, sigma, ordinal, comparison_count, filename.
+    Columns: rank, image_id, mu, sigma, ordinal, comparison_count, filename. A rank marked * is an image ranked
+    by the learned prior alone (never voted on); --min-comparisons 1 leaves those out.
     """
     with open_workspace(workspace, reads_only=True) as col:
-        board = col.leaderboard(limit=top, min_comparisons=min_comparisons, include_inactive=include_inactive)
+        board = col.images.leaderboard(limit=top, min_comparisons=min_comparisons, include_inactive=include_inactive,
+                                       prior_only=True)
+    marked = board["prior_only"].to_numpy(bool) if len(board) else None
+    if marked is not None and marked.any():
+        board["rank"] = [f"{r}*" if m else str(r) for r, m in zip(board["rank"], marked)]
     print_frame(board, _BOARD_COLUMNS, empty="no images")
+    if marked is not None and marked.any():
+        typer.echo(f"* ranked by the learned prior alone, never voted on ({int(marked.sum())} of {len(board)}); "
+                   "--min-comparisons 1 leaves them out")
     return 0
 
 

@@ -17,7 +17,8 @@ the standardised scores are handed to the pairing strategies.
 
 :class:`LivePrior` is the one owner of the learned prior of a workspace: the facade makes one, subscribed to the
 vote log; it refits every ``Settings.prior_refit_every`` rated votes on a background thread (never inside a vote)
-and swaps the priors in one transaction, applies a trained ranker's scores, or clears them.
+and swaps the priors in one transaction, applies a trained ranker's scores, or clears them. In a new process its
+status says whether a learned prior is stored from an earlier session (one ``COUNT`` at construction).
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ class LivePriorReport:
         calibrated: whether confidence and scale were re-estimated (else kept from the previous fit).
         n_ratings_changed: stored ratings the replay changed.
         seconds: wall time of the refit.
+        weight: probability that the features predict the votes at all (held-out score test,
+            :func:`imagerank.ratings.priors.feature_weight`); the fitted prior is averaged with the default prior by
+            it, so votes that carry no preference leave about the default prior.
     """
 
     features: str
@@ -136,10 +140,12 @@ class LivePriorReport:
     calibrated: bool
     n_ratings_changed: int
     seconds: float
+    weight: float = 1.0
 
     def __str__(self) -> str:
         return (f"live prior from {self.n_pairs} votes on {self.features} (confidence {self.confidence:.2f}, "
-                f"scale {self.scale:.2f}{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
+                f"scale {self.scale:.2f}, evidence weight {self.weight:.2f}"
+                f"{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
                 f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s")
 
 
@@ -187,7 +193,9 @@ class LivePrior:
         #: ``"live"``, ``"ranker"`` (:meth:`apply_ranker`) or None: where the prior of this process came from.
         self.origin: str | None = None
         self.votes_since = 0
-        self._status = "no learned prior yet"
+        #: images with a stored learned prior when this object was made (an earlier session's refit or ranker)
+        self.stored_priors = int(catalog.db.query("SELECT COUNT(*) FROM images WHERE prior_mu IS NOT NULL")[0][0])
+        self._status: str | None = None  # None: nothing happened in this process yet (see _current_status)
         self._report: Any = None
         self._lock = threading.RLock()  # one fit at a time
         self._thread_lock = threading.Lock()  # the background thread's bookkeeping; never held during a fit
@@ -202,7 +210,18 @@ class LivePrior:
     def status(self) -> str:
         """One line on the learned prior: the last refit's report, or why there is none (after a refit in flight)."""
         self.wait()
-        return self._status
+        return self._current_status()
+
+    def _current_status(self) -> str:
+        if self._status is not None:
+            return self._status
+        every = self.catalog.settings.prior_refit_every
+        if not self.stored_priors:
+            return "no learned prior yet"
+        head = f"learned prior stored (from an earlier session) on {self.stored_priors} images; "
+        if every <= 0:
+            return head + "live refits are off (prior_refit_every = 0)"
+        return head + f"refits after {max(every - self.votes_since, 1)} more votes"
 
     @property
     def report(self) -> Any:
@@ -225,7 +244,7 @@ class LivePrior:
     def peek(self) -> tuple[str, Any]:
         """``(status, report)`` as they are now, without waiting for a refit in flight (a panel's header after a
         vote must not wait); the status says when a refit is running."""
-        status = self._status + (" (refitting now)" if self.refitting else "")
+        status = self._current_status() + (" (refitting now)" if self.refitting else "")
         return status, self._report
 
     def wait(self, timeout: float | None = 60.0) -> None:
@@ -299,7 +318,11 @@ class LivePrior:
         calibrates it by empirical Bayes on held-out votes; every image with features gets ``images.prior_mu /
         prior_sigma`` from :func:`imagerank.ratings.priors.prior_to_rating`, the vote log is replayed from the
         priors in the same transaction (``imagerank doctor`` stays green) and the standardised scores go to the
-        pairing strategies. Confidence and scale are re-estimated on the first fit in a process and whenever the
+        pairing strategies. The fitted prior is averaged with the default prior by the probability that the
+        features predict the votes at all (a held-out sign-flip score test, :func:`imagerank.ratings.priors.
+        feature_weight`): votes that carry no preference (alternating left/right, coin flips) leave about the
+        default prior, so never-compared images do not outrank voted ones on their prior alone. Confidence and
+        scale are re-estimated on the first fit in a process and whenever the
         votes have doubled since; in between only the ranker's weights are refitted (warm start, milliseconds).
         Images without features keep their prior.
 
@@ -359,7 +382,7 @@ class LivePrior:
         self._on_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
-                               bool(calibrate), changed, time.perf_counter() - t0)
+                               bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight))
 
     def _design(self, source: str, compute: bool) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..collection import Collection
 
-__all__ = ["COLUMNS", "LeaderboardView"]
+__all__ = ["COLUMNS", "PRIOR_ONLY_TIP", "LeaderboardView"]
 
 # column -> (header label, DataFrame column or None, default ascending?, CSS width)
 COLUMNS: dict[str, tuple[str, str | None, bool, str]] = {
@@ -33,6 +33,9 @@ COLUMNS: dict[str, tuple[str, str | None, bool, str]] = {
     "comparisons": ("Votes", "comparison_count", False, "64px"),
 }
 PAGE_SIZES = (10, 25, 50, 100)
+#: The tooltip of a row ranked by the learned prior alone (never voted on).
+PRIOR_ONLY_TIP = ("ranked by the learned prior alone: never voted on, its score comes from the features; "
+                  "tick 'voted only' to leave such images out")
 
 
 class LeaderboardView(W.VBox):
@@ -48,7 +51,8 @@ class LeaderboardView(W.VBox):
 
     Rank is the leaderboard rank by the ordinal ``mu - 3*sigma`` (the *score*); sorting by another column keeps
     each image's rank. Click a column header to sort by it (again to reverse). Call :meth:`refresh` (or press
-    *Refresh*) after voting to re-read the catalog.
+    *Refresh*) after voting to re-read the catalog. Rows ranked by the learned prior alone (never voted on) show
+    their score and votes in grey italics with a tooltip, and the page line counts them.
 
     Raises:
         InvalidArgumentError: ``page_size`` is not one of the offered sizes.
@@ -123,8 +127,8 @@ class LeaderboardView(W.VBox):
     # ------------------------------------------------------------------ data
     def refresh(self) -> None:
         """Re-read the leaderboard from the catalog and redraw the current page."""
-        self._board = self.collection.leaderboard(include_inactive=self.include_inactive,
-                                                  min_comparisons=self.min_comparisons)
+        self._board = self.collection.images.leaderboard(include_inactive=self.include_inactive,
+                                                         min_comparisons=self.min_comparisons, prior_only=True)
         self._apply()
 
     @property
@@ -143,7 +147,8 @@ class LeaderboardView(W.VBox):
 
     @property
     def rows(self) -> pd.DataFrame:
-        """The rows of the current page (columns as :meth:`Collection.leaderboard`)."""
+        """The rows of the current page (columns as :meth:`Collection.leaderboard`, and ``prior_only``: ranked by
+        the learned prior alone, never voted on)."""
         assert self._view is not None
         start = self.page * self._size.value
         return self._view.iloc[start : start + self._size.value]
@@ -224,12 +229,16 @@ class LeaderboardView(W.VBox):
                 widgets["sigma"].value = f"{r['sigma']:.2f}"
                 widgets["score"].value = f"{r['ordinal']:.2f}"
                 widgets["comparisons"].value = str(int(r["comparison_count"]))
+                _mark_prior_only(widgets, bool(r.get("prior_only", False)))
                 children.extend(widgets.values())
         self._grid.children = children
         first = self.page * self._size.value + 1 if self.total else 0
         last = min(self.total, (self.page + 1) * self._size.value)
+        n_prior = int(rows["prior_only"].sum()) if rows is not None and "prior_only" in rows else 0
         self._page_label.value = (f"rows {first:,}–{last:,} of {self.total:,} · page {self.page + 1:,} of "
-                                  f"{self.n_pages:,}")
+                                  f"{self.n_pages:,}" + (f' · <i title="{html.escape(PRIOR_ONLY_TIP)}">{n_prior} '
+                                                         f'ranked by the prior alone (grey, italic)</i>'
+                                                         if n_prior else ""))
         self._prev.disabled = self.page == 0
         self._next.disabled = self.page >= self.n_pages - 1
 
@@ -266,6 +275,15 @@ class LeaderboardView(W.VBox):
             return self._say(f"CSV failed: {e}", ok=False)
         n = int(self.collection.stats()["images"])  # the rows to_csv wrote: every image
         return self._say(f"wrote {n:,} rows to {out}")
+
+
+def _mark_prior_only(widgets: dict[str, W.Widget], prior_only: bool) -> None:
+    """Grey italic score and votes, with a tooltip, for a row ranked by the learned prior alone; plain otherwise."""
+    for key in ("score", "comparisons"):
+        w = widgets[key]
+        w.style.font_style = "italic" if prior_only else None
+        w.style.text_color = "#757575" if prior_only else None
+        w.tooltip = PRIOR_ONLY_TIP if prior_only else None
 
 
 def _describe(report: Any) -> str:

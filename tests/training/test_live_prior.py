@@ -248,3 +248,31 @@ def test_the_vote_path_never_computes_features_for_new_images(small_col) -> None
     assert col.refit_prior(compute=False).n_images == 30  # the 5 new images wait for an explicit refit
     assert cache.stat().st_mtime_ns == stamp
     assert col.refit_prior().n_images == 35
+
+
+def test_a_new_process_says_a_learned_prior_is_stored(small_col) -> None:
+    """Issue 17: in a new process (no refit yet) the status says a prior from an earlier session is stored and
+    when the next refit comes, instead of "no learned prior yet"."""
+    col = small_col(30)
+    assert col.prior_status == "no learned prior yet"
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 40, FeatureJudge(noise=0.3), strategy="random", seed=0)
+    col.refit_prior()
+    root = col.root
+    col.close()
+    col = imagerank.open(root)
+    try:
+        status = col.prior_status
+        assert status.startswith("learned prior stored (from an earlier session) on 30 images"), status
+        every = col.settings.prior_refit_every
+        assert f"refits after {every} more votes" in status
+        a, b = col.next_pairs(1)[0]
+        col.vote(a, b, "left")
+        assert f"refits after {every - 1} more votes" in col.prior_status
+        assert col.prior.peek()[0].startswith("learned prior stored")
+        col.settings = col.settings.replace(prior_refit_every=0)
+        assert col.prior_status.endswith("live refits are off (prior_refit_every = 0)")
+        col.clear_prior()
+        assert col.prior_status == "no learned prior (cleared)"
+    finally:
+        col.close()
