@@ -144,20 +144,16 @@ class ImageTable:
         counts.retried = len(retry)
         return counts
 
-    def retry_corrupt(self, *, transient_only: bool = False) -> list[int]:
+    def retry_corrupt(self) -> list[int]:
         """Make ``corrupt`` images ``active`` again with their thumbnail stale, so the next decode pass (a scan,
         :meth:`ThumbnailCache.build` with the returned ids) tries them again; a file that still cannot be decoded
         is marked ``corrupt`` again with the new reason. Files whose name is not valid UTF-8 stay ``corrupt``.
-
-        Args:
-            transient_only: only those whose reason is an access or transient error (:func:`is_transient_reason`).
 
         Returns:
             The ids made active, ascending.
         """
         rows = self.db.query("SELECT id, status_reason FROM images WHERE status='corrupt' ORDER BY id")
-        ids = [int(r[0]) for r in rows if r[1] != BAD_NAME_REASON
-               and (not transient_only or is_transient_reason(r[1]))]
+        ids = [int(r[0]) for r in rows if r[1] != BAD_NAME_REASON]
         with self.db.atomic() as conn:
             conn.executemany("UPDATE images SET status='active', status_reason=NULL, thumb_fingerprint=NULL "
                              "WHERE id=? AND status='corrupt'", [(i,) for i in ids])

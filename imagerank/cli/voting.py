@@ -110,7 +110,7 @@ def undo(
     if source is not None:
         with open_workspace(workspace) as col:
             n = col.votes.undo_source(source)
-            has_prior = n and col.db.query("SELECT COUNT(*) FROM images WHERE prior_mu IS NOT NULL")[0][0] > 0
+            has_prior = n and col.prior.stored_priors > 0  # counted when the workspace was opened
         if not n:
             typer.echo(f"nothing to undo: no kept matches with source {source!r}")
             return 1

@@ -131,10 +131,6 @@ def connected_groups(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- readers
-def _active_ids(cat: Catalog) -> np.ndarray:
-    return np.array([r[0] for r in cat.db.query("SELECT id FROM images WHERE status='active'")], dtype=np.int64)
-
-
 def embedding_sets(col: CatalogLike) -> dict[str, dict[str, Any]]:
     """Embedding sidecars of ``col``: ``"<model>__<tag>"`` -> their metadata (model, pretrained, dim ...)."""
     cat = as_catalog(col)
@@ -182,14 +178,14 @@ def embedding_matrix(col: CatalogLike, name: str | None = None, *, active_only: 
     dim = emb.type.list_size
     X = emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
     if active_only:
-        keep = np.isin(ids, _active_ids(cat))
+        keep = np.isin(ids, cat.images.active_ids())
         ids, X = ids[keep], X[keep]
     return ids, X
 
 
 def _hashes(cat: Catalog) -> pd.DataFrame:
     df = read_current(cat, "hashes").to_pandas()
-    return df[df["image_id"].isin(_active_ids(cat))].reset_index(drop=True)
+    return df[df["image_id"].isin(cat.images.active_ids())].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- groups
@@ -260,7 +256,7 @@ def similar_images(col: CatalogLike, image_id: int, k: int = 10, *, embeddings: 
     if len(pos) == 0:
         raise NotFoundError(f"image {image_id} has no current embedding; run compute_features(embeddings=...)")
     q = X[pos[0]]
-    active = np.isin(ids, _active_ids(cat))
+    active = np.isin(ids, cat.images.active_ids())
     active[pos[0]] = False
     cand = np.flatnonzero(active)
     sims = (X @ q)[cand]  # one product over all rows, no copy of X[cand]
