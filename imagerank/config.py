@@ -256,10 +256,31 @@ class CullSettings(_Section):
 
 @dataclass(frozen=True)
 class GenerationSettings(_Section):
-    """``[generation]``: image generation (ComfyUI). No fields yet; the table is written (empty) and keys a newer
-    imagerank put there are kept."""
+    """``[generation]``: the generation tree driven on ComfyUI servers (:mod:`imagerank.generation`).
+
+    Attributes:
+        max_children: N, the most children one candidate may have (jobs in flight count), >= 1. Default 3.
+        target_finals: T, active candidates wanted in the final step; base jobs stop when there are this many
+            and no candidate can take another child, >= 1. Default 4.
+        job_policy: how ``next_job`` picks a parent inside the highest eligible step: ``raffle`` (tickets from the
+            rating, the seed's rule) or ``thompson`` (posterior sampling). Default ``raffle``.
+        job_seed: seed of the job RNG (with the database state it makes ``next_job`` deterministic), >= 0.
+            Default 0.
+        comfy_retries: attempts per request to a ComfyUI server on connection errors (exponential backoff),
+            >= 1. Default 5.
+        comfy_job_timeout_s: seconds (> 0) a submitted job may take before it is marked failed. Default 3600.
+        comfy_poll_s: seconds (> 0) between polls of a running job (the websocket only wakes the poll early).
+            Default 1.0.
+    """
 
     section = "generation"
+    max_children: int = _setting(3, "an integer >= 1 (children per candidate)", lambda v: v >= 1)
+    target_finals: int = _setting(4, "an integer >= 1 (final images)", lambda v: v >= 1)
+    job_policy: str = _setting("raffle", "raffle or thompson", lambda v: v in ("raffle", "thompson"))
+    job_seed: int = _setting(0, "an integer >= 0", lambda v: v >= 0)
+    comfy_retries: int = _setting(5, "an integer >= 1 (attempts)", lambda v: v >= 1)
+    comfy_job_timeout_s: float = _setting(3600.0, "a number of seconds > 0", lambda v: v > 0)
+    comfy_poll_s: float = _setting(1.0, "a number of seconds > 0", lambda v: v > 0)
 
 
 @dataclass(frozen=True)
@@ -360,7 +381,7 @@ class Settings:
         features: :class:`FeatureSettings` (phash/cosine duplicate thresholds, blur/dark/bright/clip flags).
         pairing: :class:`PairingSettings` (strategy, topk, skip_as_draw, prior_refit_every, prior_features).
         cull: :class:`CullSettings` (burst_gap_s).
-        generation: :class:`GenerationSettings` (no fields yet).
+        generation: :class:`GenerationSettings` (max_children N, target_finals T, job_policy, job_seed, comfy_*).
         autopick: :class:`AutopickSettings` (no fields yet).
         extra: the file's keys this version does not know, shaped as in the file (``{"core": {"new_key": 1},
             "new_table": {...}}``), written back by :func:`write_settings`; not compared.
@@ -397,6 +418,13 @@ class Settings:
     prior_refit_every = _Flat[int]("pairing")
     prior_features = _Flat[str]("pairing")
     burst_gap_s = _Flat[float]("cull")
+    max_children = _Flat[int]("generation")
+    target_finals = _Flat[int]("generation")
+    job_policy = _Flat[str]("generation")
+    job_seed = _Flat[int]("generation")
+    comfy_retries = _Flat[int]("generation")
+    comfy_job_timeout_s = _Flat[float]("generation")
+    comfy_poll_s = _Flat[float]("generation")
 
     def __init__(
         self,

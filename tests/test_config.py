@@ -60,7 +60,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "prior_features": "auto",
     },
     "cull": {"burst_gap_s": 2.0},
-    "generation": {},
+    "generation": {
+        "max_children": 3,
+        "target_finals": 4,
+        "job_policy": "raffle",
+        "job_seed": 0,
+        "comfy_retries": 5,
+        "comfy_job_timeout_s": 3600.0,
+        "comfy_poll_s": 1.0,
+    },
     "autopick": {},
 }
 
@@ -159,7 +167,7 @@ def test_round_trip_writes_sections_with_tomli_w(tmp_path: Path) -> None:
     assert data["core"]["roots"] == ["/photos/a", "/photos/b, 2023"]
     assert data["pairing"] == {"strategy": "spec", "topk": 100, "skip_as_draw": True, "prior_refit_every": 0,
                                "prior_features": "embeddings:m__p"}
-    assert data["generation"] == {}
+    assert data["generation"] == DEFAULTS["generation"]
     assert data["autopick"] == {}
     again = load_settings(tmp_path)
     assert again == s
@@ -226,7 +234,7 @@ def test_unknown_keys_are_kept_where_they_were(tmp_path: Path) -> None:
     assert data["core"]["new_core_key"] == "x"
     assert data["core"]["port"] == 9002
     assert data["core"]["thumb_size"] == 64
-    assert data["generation"] == {"comfy_url": "http://127.0.0.1:8188"}
+    assert data["generation"] == {**DEFAULTS["generation"], "comfy_url": "http://127.0.0.1:8188"}
     assert data["future"] == {"a": [1, 2], "nested": {"b": 1.5}}
     assert data["imagerank"] == {"old_unknown": 3}
     assert load_settings(tmp_path).extra == s.extra

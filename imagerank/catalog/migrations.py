@@ -220,6 +220,49 @@ def _import_rows(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration(3)
+def _generation_tree(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        -- The generation tree (imagerank.generation): which node of a step's ComfyUI API workflow takes the input
+        -- image, the seed, and saves the output; seeds are mapped into [seed_min, seed_max] when both are set.
+        ALTER TABLE pipeline_steps ADD COLUMN input_node TEXT;
+        ALTER TABLE pipeline_steps ADD COLUMN output_node TEXT;
+        ALTER TABLE pipeline_steps ADD COLUMN seed_node TEXT;
+        ALTER TABLE pipeline_steps ADD COLUMN seed_input TEXT;
+        ALTER TABLE pipeline_steps ADD COLUMN seed_min INTEGER;
+        ALTER TABLE pipeline_steps ADD COLUMN seed_max INTEGER;
+        ALTER TABLE pipeline_steps ADD COLUMN workflow_source TEXT;
+        -- One row per generation job (the old `jobs` table stays unused: its status CHECK has no 'submitted').
+        -- prompt_id is chosen when the job is made (a lowercase UUID) and kept across resubmissions, so a
+        -- restarted runner or server finds the job by it. image_id is the candidate the job produced.
+        CREATE TABLE generation_jobs (
+            id INTEGER PRIMARY KEY,
+            step_id INTEGER NOT NULL REFERENCES pipeline_steps(id),
+            parent_id INTEGER REFERENCES images(id),
+            seed INTEGER NOT NULL,
+            prompt_id TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'submitted', 'running', 'done', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            policy TEXT,
+            server TEXT,
+            runner TEXT,
+            image_id INTEGER REFERENCES images(id),
+            error TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            submitted_at TEXT,
+            started_at TEXT,
+            finished_at TEXT
+        );
+        CREATE INDEX idx_generation_jobs_status ON generation_jobs (status);
+        CREATE INDEX idx_generation_jobs_parent ON generation_jobs (parent_id);
+        CREATE INDEX idx_images_step ON images (step_id)
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The oldest schema this code reads without migrating it (a read-only workspace): migration 2 only added the
 #: ``import_rows`` table that imports write, so a 0.1.0 catalog (version 1) reads as it is.
