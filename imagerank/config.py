@@ -263,7 +263,8 @@ class GenerationSettings(_Section):
         target_finals: T, active candidates wanted in the final step; base jobs stop when there are this many
             and no candidate can take another child, >= 1. Default 4.
         job_policy: how ``next_job`` picks a parent inside the highest eligible step: ``raffle`` (tickets from the
-            rating, the seed's rule) or ``thompson`` (posterior sampling). Default ``raffle``.
+            rating, the seed's rule), ``thompson`` (posterior sampling) or ``uniform`` (the baseline of the
+            simulation benchmark). Default ``raffle``.
         job_seed: seed of the job RNG (with the database state it makes ``next_job`` deterministic), >= 0.
             Default 0.
         comfy_retries: attempts per request to a ComfyUI server on connection errors (exponential backoff),
@@ -276,7 +277,8 @@ class GenerationSettings(_Section):
     section = "generation"
     max_children: int = _setting(3, "an integer >= 1 (children per candidate)", lambda v: v >= 1)
     target_finals: int = _setting(4, "an integer >= 1 (final images)", lambda v: v >= 1)
-    job_policy: str = _setting("raffle", "raffle or thompson", lambda v: v in ("raffle", "thompson"))
+    job_policy: str = _setting("raffle", "raffle, thompson or uniform",
+                               lambda v: v in ("raffle", "thompson", "uniform"))
     job_seed: int = _setting(0, "an integer >= 0", lambda v: v >= 0)
     comfy_retries: int = _setting(5, "an integer >= 1 (attempts)", lambda v: v >= 1)
     comfy_job_timeout_s: float = _setting(3600.0, "a number of seconds > 0", lambda v: v > 0)

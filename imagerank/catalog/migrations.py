@@ -236,7 +236,8 @@ def _generation_tree(conn: sqlite3.Connection) -> None:
         ALTER TABLE pipeline_steps ADD COLUMN workflow_source TEXT;
         -- One row per generation job (the old `jobs` table stays unused: its status CHECK has no 'submitted').
         -- prompt_id is chosen when the job is made (a lowercase UUID) and kept across resubmissions, so a
-        -- restarted runner or server finds the job by it. image_id is the candidate the job produced.
+        -- restarted runner or server finds the job by it. image_id is the candidate the job produced. A job with
+        -- a server is held by runner (host:pid:token) while heartbeat_at (Unix seconds) is fresh.
         CREATE TABLE generation_jobs (
             id INTEGER PRIMARY KEY,
             step_id INTEGER NOT NULL REFERENCES pipeline_steps(id),
@@ -249,6 +250,7 @@ def _generation_tree(conn: sqlite3.Connection) -> None:
             policy TEXT,
             server TEXT,
             runner TEXT,
+            heartbeat_at REAL,
             image_id INTEGER REFERENCES images(id),
             error TEXT,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
