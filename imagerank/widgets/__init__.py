@@ -4,6 +4,8 @@
 - :class:`LeaderboardView`: the ranked table with thumbnails, sorting, paging and export controls (ipywidgets).
 - :class:`CropPanel`: the crop editor (``jupyter_bbox_widget`` with one box, aspect presets, keyboard).
 - :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
+- :class:`TriagePanel`: triage of the generation tree (←/→ vote, K kill and walk left, U undo; anywidget).
+- :class:`GenerationBoard`: the generation tree live: one column per step, the job queue, the servers.
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -18,10 +20,13 @@ if TYPE_CHECKING:
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
     from .review import ReviewPanel
+    from .triage import TriagePanel
+    from .board import GenerationBoard
 
-__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
+__all__ = ["ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "ReviewPanel", "TriagePanel"]
 
-_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review"}
+_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review",
+         "TriagePanel": ".triage", "GenerationBoard": ".board"}
 
 
 def __getattr__(name: str) -> Any:
