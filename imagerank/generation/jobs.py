@@ -147,11 +147,15 @@ def runner_alive(runner: str | None, heartbeat_at: float | None, *, stale_s: flo
     return heartbeat_at is not None and now - float(heartbeat_at) < stale_s
 
 
-def insert_job(conn: sqlite3.Connection, *, step_id: int, parent_id: int | None, seed: int, policy: str) -> int:
-    """Insert a queued job inside the caller's transaction (``next_job``'s); returns its id."""
+def insert_job(conn: sqlite3.Connection, *, step_id: int, parent_id: int | None, seed: int, policy: str,
+               server: str | None = None, runner: str | None = None) -> int:
+    """Insert a queued job inside the caller's transaction (``next_job``'s), held by ``server``/``runner`` when
+    given; returns its id."""
     cur = conn.execute(
-        "INSERT INTO generation_jobs (step_id, parent_id, seed, prompt_id, status, policy, created_at) "
-        "VALUES (?,?,?,?, 'queued', ?, ?)", (step_id, parent_id, int(seed), new_prompt_id(), policy, utcnow()))
+        "INSERT INTO generation_jobs (step_id, parent_id, seed, prompt_id, status, policy, created_at, server, "
+        "runner, heartbeat_at) VALUES (?,?,?,?, 'queued', ?,?,?,?,?)",
+        (step_id, parent_id, int(seed), new_prompt_id(), policy, utcnow(), server, runner,
+         time.time() if runner else None))
     return int(cur.lastrowid or 0)
 
 
@@ -190,10 +194,12 @@ def jobs_df(col: CatalogLike, status: str | None = None) -> pd.DataFrame:
     return df
 
 
-def claim(col: CatalogLike, server: str, runner: str, *, stale_s: float = 60.0) -> Job | None:
-    """Take the next job for ``server``, in one transaction: first a job this server was running for a runner that
-    is gone (to reconcile it), then the oldest queued job nobody holds. The job gets ``server``, ``runner`` and a
-    fresh heartbeat; its status is unchanged (the caller reconciles or submits).
+def claim(col: CatalogLike, server: str, runner: str, *, stale_s: float = 60.0, queued: bool = True
+          ) -> Job | None:
+    """Take the next job for ``server``, in one transaction: first a job of this server held by ``runner`` itself
+    or by a runner that is gone (to reconcile it), then (with ``queued``) the oldest queued job nobody holds. The
+    job gets ``server``, ``runner`` and a fresh heartbeat; its status is unchanged (the caller reconciles or
+    submits).
 
     Returns:
         The job, or None when there is nothing to take.
@@ -205,7 +211,7 @@ def claim(col: CatalogLike, server: str, runner: str, *, stale_s: float = 60.0) 
                             "AND j.server=? ORDER BY j.id", (server,)).fetchall()
         pick = next((r for r in rows if r["runner"] == runner
                      or not runner_alive(r["runner"], r["heartbeat_at"], stale_s=stale_s, now=now)), None)
-        if pick is None:
+        if pick is None and queued:
             pick = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE j.status='queued' AND j.server IS NULL "
                                 "ORDER BY j.id LIMIT 1").fetchone()
         if pick is None:

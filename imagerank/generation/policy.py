@@ -163,6 +163,8 @@ def next_job(
     max_children: int | None = None,
     target_finals: int | None = None,
     seed: int | None = None,
+    server: str | None = None,
+    runner: str | None = None,
 ) -> Job | None:
     """Decide the next job from the catalog and queue it, in one ``BEGIN IMMEDIATE`` transaction (so two runners
     on one workspace never overshoot N).
@@ -173,6 +175,8 @@ def next_job(
         max_children: N (default ``Settings.generation.max_children``).
         target_finals: T (default ``Settings.generation.target_finals``).
         seed: the RNG seed (default ``Settings.generation.job_seed``).
+        server / runner: hold the new job for this server and runner at once (what a runner's worker does, so no
+            other runner takes it); default: a queued job anyone may take.
 
     Returns:
         The queued :class:`~imagerank.generation.jobs.Job` (a child job of the chosen parent in the next step, or
@@ -219,5 +223,6 @@ def next_job(
             return None
         # a base job goes to the first column; a child job to the column right of its parent's
         step = steps[0] if p.parent_id is None else next(st for st in steps if st.order > p.order)
-        job_id = insert_job(conn, step_id=step.id, parent_id=p.parent_id, seed=p.seed, policy=policy)
+        job_id = insert_job(conn, step_id=step.id, parent_id=p.parent_id, seed=p.seed, policy=policy, server=server,
+                            runner=runner)
     return get_job(cat, job_id)
