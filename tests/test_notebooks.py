@@ -32,6 +32,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     make_demo(ws, n=60, progress=False).close()
     monkeypatch.setenv("IMAGERANK_WORKSPACE", str(ws))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("COMFYUI_URL", raising=False)  # 06_generation runs on its local emulator
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -46,6 +47,16 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         widgets = [c for c in nb.cells if c.cell_type == "code"
                    and any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.outputs)]
         assert len(widgets) == 2  # the compare panel and the leaderboard
+    if path.name == "06_generation.ipynb":  # no COMFYUI_URL here: the local emulator ran every job
+        from imagerank.generation import tree
+
+        widgets = [c for c in nb.cells if c.cell_type == "code"
+                   and any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.outputs)]
+        assert len(widgets) == 2  # the board and the triage panel
+        cols = tree.columns_df(imagerank.open(ws))
+        assert list(cols["step"]) == ["base", "face", "hand", "upscale"]
+        assert cols["candidates"].sum() == 24
+        assert (cols["candidates"] > 0).all()
     if path.name == "05_explore.ipynb":
         pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         assert pngs == 5

@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .board import GenerationBoard
     from .compare import ComparePanel
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
     from .review import ReviewPanel
     from .triage import TriagePanel
-    from .board import GenerationBoard
 
 __all__ = ["ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "ReviewPanel", "TriagePanel"]
 
