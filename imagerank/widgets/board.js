@@ -1,7 +1,7 @@
 // imagerank generation board (anywidget ESM). What it shows and the protocol are documented in board.py.
 // Python syncs columns, servers, jobs and summary; thumbnails come once as binary buffers ("images").
 
-const SHARED = (globalThis.__imagerankBoard ??= new WeakMap());
+const SHARED = (globalThis.__imagerankBoard ??= new Map());
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -11,8 +11,9 @@ function el(tag, cls, text) {
 }
 
 function urlsOf(model) {
-  let s = SHARED.get(model);
-  if (!s) { s = { urls: new Map(), views: new Set() }; SHARED.set(model, s); }
+  const id = model.get("board_id"); // every view of one board shares its thumbnails
+  let s = SHARED.get(id);
+  if (!s) { s = { urls: new Map(), views: new Set() }; SHARED.set(id, s); }
   return s;
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,7 @@ class GenerationBoard(anywidget.AnyWidget):
     _esm = Path(__file__).parent / "board.js"
     _css = Path(__file__).parent / "board.css"
 
+    board_id = t.Unicode("").tag(sync=True)
     columns = t.List(t.Dict()).tag(sync=True)
     servers = t.List(t.Dict()).tag(sync=True)
     jobs = t.List(t.Dict()).tag(sync=True)
@@ -91,7 +93,7 @@ class GenerationBoard(anywidget.AnyWidget):
         self.runner = runner
         self.per_column = per_column
         self.finished_jobs = finished_jobs
-        super().__init__(interval_ms=round(interval_s * 1000))
+        super().__init__(interval_ms=round(interval_s * 1000), board_id=uuid.uuid4().hex)
         self._ready = False
         self._sent: set[int] = set()
         self._outbox: list[Message] | None = None

@@ -145,7 +145,8 @@ function render({ model, el: host }) {
     mode.textContent = h.mode === "walk" ? "Walk left" : h.mode === "pair" ? "Triage" : "Waiting";
     mode.className = `ir-t-mode ir-t-mode-${h.mode || "done"}`;
     where.textContent = h.text || "";
-    counts.textContent = `${h.votes || 0} votes · ${h.kills || 0} kills` + (h.can_undo ? ` · U undoes` : "");
+    const n = (k, w) => `${k || 0} ${w}${k === 1 ? "" : "s"}`;
+    counts.textContent = `${n(h.votes, "vote")} · ${n(h.kills, "kill")}` + (h.can_undo ? " · U undoes" : "");
   }
 
   function renderStatus() {
