@@ -56,11 +56,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class ServerUnreachableError(ComfyUIError):
-    """The server could not be reached after every retry (refused, reset, timed out); ``url`` says which."""
+    """The server could not be reached after every retry (refused, reset, timed out); ``url`` says which, and
+    ``sent`` is False when no connection was ever made (so the request surely did not arrive)."""
 
-    def __init__(self, message: str, url: str) -> None:
+    def __init__(self, message: str, url: str, sent: bool = True) -> None:
         super().__init__(message)
         self.url = url
+        self.sent = sent
 
 
 class PromptRejectedError(ComfyUIError):
@@ -219,7 +221,8 @@ class ComfyClient:
         except httpx.TransportError as e:
             raise ServerUnreachableError(
                 f"ComfyUI at {self.url} did not answer {method} {path} after {self.retries} attempts: "
-                f"{type(e).__name__}: {e}", self.url) from e
+                f"{type(e).__name__}: {e}", self.url, sent=not isinstance(e, (httpx.ConnectError,
+                                                                              httpx.ConnectTimeout))) from e
         raise ServerUnreachableError(f"ComfyUI at {self.url}: no attempt made", self.url)  # pragma: no cover
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:

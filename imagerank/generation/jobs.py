@@ -54,6 +54,7 @@ __all__ = [
     "new_prompt_id",
     "release",
     "runner_alive",
+    "undo_post",
 ]
 
 JOB_STATUSES = ("queued", "submitted", "running", "done", "failed", "cancelled")
@@ -232,6 +233,13 @@ def begin_post(col: CatalogLike, job_id: int) -> None:
     server (see :func:`release`)."""
     as_catalog(col).db.execute("UPDATE generation_jobs SET attempts=attempts+1, heartbeat_at=? WHERE id=?",
                                (time.time(), int(job_id)))
+
+
+def undo_post(col: CatalogLike, job_id: int) -> None:
+    """The POST never reached the server (no connection was made): take the attempt back, so the job may be
+    released to another server."""
+    as_catalog(col).db.execute("UPDATE generation_jobs SET attempts=attempts-1 WHERE id=? AND attempts > 0 "
+                               "AND status='queued'", (int(job_id),))
 
 
 def mark_submitted(col: CatalogLike, job_id: int) -> None:

@@ -362,6 +362,10 @@ class Runner:
         J.begin_post(self.cat, job.id)
         try:
             client.submit(workflow, job.prompt_id)
+        except ServerUnreachableError as e:
+            if not e.sent:
+                J.undo_post(self.cat, job.id)
+            raise
         except PromptRejectedError as e:
             self._finish(url, job, str(e))
             return False

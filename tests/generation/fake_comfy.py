@@ -80,6 +80,7 @@ class FakeComfy:
         self.http_delay_s = 0.0
         self.executions: list[str] = []
         self.posts: list[str] = []
+        self.max_queue = 0  # the most prompts this server held at once (pending + running)
         self._pending: list[list[Any]] = []
         self._running: list[Any] | None = None
         self._history: dict[str, dict[str, Any]] = {}
@@ -156,6 +157,7 @@ class FakeComfy:
             await self._down()
             if self._worker is not None:
                 self._worker.cancel()
+                await asyncio.gather(self._worker, return_exceptions=True)
             if self._runner is not None:
                 await self._runner.cleanup()
         self._call(close())
@@ -287,6 +289,7 @@ class FakeComfy:
         extra = {"client_id": body.get("client_id"), "create_time": int(time.time() * 1000)}
         self._pending.append([self._number, pid, prompt, extra, outputs, fault])
         self.posts.append(pid)
+        self.max_queue = max(self.max_queue, self._remaining())
         assert self._work is not None
         self._work.set()
         await self._broadcast("status", {"status": {"exec_info": {"queue_remaining": self._remaining()}}})
