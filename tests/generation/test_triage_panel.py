@@ -145,3 +145,22 @@ def test_comfyui_url_prefers_the_environment_and_reuses_one_emulator(tmp_path: P
         start_emulator(tmp_path / "b", node_delay_s=-1)
     with pytest.raises(InvalidArgumentError, match="port"):
         start_emulator(tmp_path / "b", port=70000)
+
+
+def test_the_emulators_shipped_answers_are_the_recorded_servers() -> None:
+    """The node definitions and runtime error shipped with the emulator are those a real ComfyUI answered."""
+    import json
+
+    from fake_comfy import RECORDED
+
+    from imagerank.generation.emulator import load_object_info, recorded_runtime_error
+
+    if not RECORDED.is_dir():
+        pytest.skip(f"recorded ComfyUI responses not present at {RECORDED}")
+    info = load_object_info()
+    for f in RECORDED.glob("oi_*.json"):
+        for name, spec in json.loads(f.read_text()).items():
+            assert info[name] == spec, name
+    entry = next(iter(json.loads((RECORDED / "history_runtime_error.json").read_text()).values()))
+    assert recorded_runtime_error() == next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    assert set(info) >= {"EmptyImage", "LoadImage", "ImageSharpen", "ImageBlur", "ImageScaleBy", "SaveImage"}
