@@ -466,6 +466,18 @@ class ComfyEmulator:
     def _stamp(self) -> int:
         return int(time.time() * 1000)
 
+    @staticmethod
+    def _states(pid: str, done: list[str], running: str | None) -> dict[str, Any]:
+        """``progress_state``'s ``nodes``: every node seen so far, finished or running (ComfyUI 0.3.64's shape)."""
+        def one(n: str, state: str) -> dict[str, Any]:
+            v = 1.0 if state == "finished" else 0.0
+            return {"value": v, "max": 1.0, "state": state, "node_id": n, "prompt_id": pid, "display_node_id": n,
+                    "parent_node_id": None, "real_node_id": n}
+        out = {n: one(n, "finished") for n in done}
+        if running is not None:
+            out[running] = one(running, "running")
+        return out
+
     async def _execute(self, item: list[Any]) -> None:
         number, pid, prompt, extra, outputs, fault = item
         sid = extra.get("client_id")
@@ -478,6 +490,7 @@ class ComfyEmulator:
                 messages.append([kind, data])
             await self._broadcast(kind, data, sid)
 
+        await self._broadcast("status", {"status": {"exec_info": {"queue_remaining": self._remaining()}}})
         await emit("execution_start", {"prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         await emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         values: dict[str, Image.Image] = {}
@@ -494,9 +507,7 @@ class ComfyEmulator:
                                                      "timestamp": self._stamp()}, keep=True)
                 status = "interrupted"
                 break
-            await emit("progress_state", {"prompt_id": pid, "nodes": {node_id: {
-                "value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": pid,
-                "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}}})
+            await emit("progress_state", {"prompt_id": pid, "nodes": self._states(pid, done, node_id)})
             await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
             await asyncio.sleep(self.node_delay_s)
             try:
@@ -518,6 +529,7 @@ class ComfyEmulator:
                 ui[node_id] = out
                 await emit("executed", {"node": node_id, "display_node": node_id, "output": out, "prompt_id": pid})
             done.append(node_id)
+            await emit("progress_state", {"prompt_id": pid, "nodes": self._states(pid, done, None)})
         if status == "success":
             await emit("execution_success", {"prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         if fault == "unsafe_output":
