@@ -382,10 +382,10 @@ class Triage:
         for order in sorted(act["step_order"].unique(), reverse=True):
             col = act[act["step_order"] == order].sort_values(["comparison_count", "id"])
             ids = [int(i) for i in col["id"]]
-            n = len(ids)
+            n, idset = len(ids), set(ids)
             if n < 2:
                 continue
-            done = sum(1 for k in voted if k[0] in set(ids) and k[1] in set(ids))
+            done = sum(1 for k in voted if k[0] in idset and k[1] in idset)
             left_pairs = n * (n - 1) // 2 - done
             if left_pairs <= 0:
                 continue

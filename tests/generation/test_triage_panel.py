@@ -3,6 +3,7 @@ the board following a real runner against the library's ComfyUI emulator."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -112,23 +113,38 @@ def test_board_columns_counts_queue_and_thumbnails(col) -> None:
 
 
 def test_board_follows_a_runner_on_the_emulator(tmp_path: Path) -> None:
-    cat = example_workspace(tmp_path / "ws", max_children=1, target_finals=1)
+    cat = example_workspace(tmp_path / "ws", max_children=1, target_finals=2)
     cat.close()
     col = imagerank.open(tmp_path / "ws")
-    emu = start_emulator(tmp_path / "comfy", node_delay_s=0.01)
+    emu = start_emulator(tmp_path / "comfy", node_delay_s=0.1)
     try:
         runner = Runner(col, [emu.url], until_idle=True)
         board = GenerationBoard(col, runner)
+        panel = TriagePanel(col)
+        assert panel.question["kind"] == "done"
         runner.start()
+        seen = []  # what the board showed while the runner ran in its background thread
+        while runner.running:
+            board.handle_message({"type": "poll"})
+            seen.append((board.summary["runner"], sum(c["candidates"] for c in board.columns),
+                         board.servers[0]["state"] if board.servers else None))
+            time.sleep(0.02)
         runner.join(timeout=120)
         board.refresh()
-        assert [c["candidates"] for c in board.columns] == [1, 1, 1, 1]
-        assert board.summary["jobs"]["done"] == 4
+        # a server seen at work (uploading, submitted, running, collecting) while the runner ran
+        assert any(r == "running" and s not in (None, "idle", "starting", "stopped") for r, _, s in seen)
+        counts = [n for _, n, _ in seen]
+        assert counts == sorted(counts)  # the columns fill as jobs finish, never shrink
+        assert len(set(counts)) > 1
+        panel.handle_message({"type": "poll"})  # the panel's timer while nothing was to ask: candidates came
+        assert panel.question["kind"] == "pair"
+        assert [c["candidates"] for c in board.columns] == [2, 2, 2, 2]
+        assert board.summary["jobs"]["done"] == 8
         assert board.summary["runner"] == "stopped"
         assert board.servers[0]["url"] == emu.url
-        assert board.servers[0]["done"] == 4
-        assert [j["status"] for j in board.jobs] == ["done"] * 4
-        assert len(emu.executions) == 4
+        assert board.servers[0]["done"] == 8
+        assert [j["status"] for j in board.jobs] == ["done"] * 8
+        assert len(emu.executions) == 8
     finally:
         emu.stop()
         col.close()
