@@ -245,15 +245,20 @@ class Runner:
                     self._report.started += 1
                     self._report.adopted += 1
             return job
-        with self._lock:
+        with self._lock:  # reserve the slot first, so workers racing for the last one never overshoot
             if self.max_jobs is not None and self._report.started >= self.max_jobs:
                 return None
-        job = J.claim(self.cat, url, self.runner_id, stale_s=self.stale_s) or next_job(
-            self.cat, policy=self.policy, server=url, runner=self.runner_id)
-        if job is not None:
+            self._report.started += 1
+        job = None
+        try:
+            job = J.claim(self.cat, url, self.runner_id, stale_s=self.stale_s) or next_job(
+                self.cat, policy=self.policy, server=url, runner=self.runner_id)
+        finally:
             with self._lock:
-                self._mine.add(job.id)
-                self._report.started += 1
+                if job is None:
+                    self._report.started -= 1
+                else:
+                    self._mine.add(job.id)
         return job
 
     def _worker(self, url: str) -> None:
