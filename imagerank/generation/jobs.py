@@ -55,6 +55,7 @@ __all__ = [
     "release",
     "runner_alive",
     "undo_post",
+    "unhold",
 ]
 
 JOB_STATUSES = ("queued", "submitted", "running", "done", "failed", "cancelled")
@@ -233,6 +234,13 @@ def begin_post(col: CatalogLike, job_id: int) -> None:
     server (see :func:`release`)."""
     as_catalog(col).db.execute("UPDATE generation_jobs SET attempts=attempts+1, heartbeat_at=? WHERE id=?",
                                (time.time(), int(job_id)))
+
+
+def unhold(col: CatalogLike, job_id: int) -> None:
+    """Let go of a job in flight without ending it (the runner was stopped): it keeps its server, and the next
+    runner on that server adopts it at once (no heartbeat to wait out)."""
+    as_catalog(col).db.execute("UPDATE generation_jobs SET runner=NULL, heartbeat_at=NULL WHERE id=? "
+                               "AND status IN ('queued', 'submitted', 'running')", (int(job_id),))
 
 
 def undo_post(col: CatalogLike, job_id: int) -> None:

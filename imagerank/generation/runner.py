@@ -189,8 +189,9 @@ class Runner:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, wait: bool = True, timeout: float | None = 60.0) -> RunReport:
-        """Ask the workers to stop after their current job (a job in flight is left on its server, held for the
-        next run, which reconciles it); with ``wait``, wait for them. Returns the report so far."""
+        """Ask the workers to stop at their next poll: a job in flight is left on its server, and the next runner
+        (this process or another) adopts it at once and collects it. With ``wait``, wait for the workers.
+        Returns the report so far."""
         self._stop.set()
         if wait and self._thread is not None:
             self._thread.join(timeout)
@@ -323,6 +324,10 @@ class Runner:
             need_submit = False
             while True:
                 client.wait(job.prompt_id, self.poll_s)
+                if self._stop.is_set():  # stopped: leave the job on its server for the next runner
+                    J.unhold(self.cat, job.id)
+                    client.forget(job.prompt_id)
+                    return
                 J.heartbeat(self.cat, self.runner_id, job.id)
                 state = client.state(job.prompt_id)
                 prog = client.progress if client.progress.get("prompt_id") == job.prompt_id else {}
