@@ -185,6 +185,9 @@ def jobs_df(col: CatalogLike, status: str | None = None) -> pd.DataFrame:
     if status is not None and status not in JOB_STATUSES:
         raise InvalidArgumentError(f"status: expected one of {', '.join(JOB_STATUSES)}, got {status!r}")
     cat = as_catalog(col)
+    from .steps import require_schema
+
+    require_schema(cat)
     where, params = ("WHERE j.status=?", (status,)) if status else ("", ())
     df = cat.db.read_frame(f"SELECT {_COLUMNS} {_FROM} {where} ORDER BY j.id", params)
     for name in ("parent_id", "image_id"):
