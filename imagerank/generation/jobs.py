@@ -55,6 +55,7 @@ __all__ = [
     "release",
     "runner_alive",
     "undo_post",
+    "unhold",
 ]
 
 JOB_STATUSES = ("queued", "submitted", "running", "done", "failed", "cancelled")
@@ -184,6 +185,9 @@ def jobs_df(col: CatalogLike, status: str | None = None) -> pd.DataFrame:
     if status is not None and status not in JOB_STATUSES:
         raise InvalidArgumentError(f"status: expected one of {', '.join(JOB_STATUSES)}, got {status!r}")
     cat = as_catalog(col)
+    from .steps import require_schema
+
+    require_schema(cat)
     where, params = ("WHERE j.status=?", (status,)) if status else ("", ())
     df = cat.db.read_frame(f"SELECT {_COLUMNS} {_FROM} {where} ORDER BY j.id", params)
     for name in ("parent_id", "image_id"):
@@ -233,6 +237,13 @@ def begin_post(col: CatalogLike, job_id: int) -> None:
     server (see :func:`release`)."""
     as_catalog(col).db.execute("UPDATE generation_jobs SET attempts=attempts+1, heartbeat_at=? WHERE id=?",
                                (time.time(), int(job_id)))
+
+
+def unhold(col: CatalogLike, job_id: int) -> None:
+    """Let go of a job in flight without ending it (the runner was stopped): it keeps its server, and the next
+    runner on that server adopts it at once (no heartbeat to wait out)."""
+    as_catalog(col).db.execute("UPDATE generation_jobs SET runner=NULL, heartbeat_at=NULL WHERE id=? "
+                               "AND status IN ('queued', 'submitted', 'running')", (int(job_id),))
 
 
 def undo_post(col: CatalogLike, job_id: int) -> None:

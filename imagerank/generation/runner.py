@@ -189,8 +189,9 @@ class Runner:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, wait: bool = True, timeout: float | None = 60.0) -> RunReport:
-        """Ask the workers to stop after their current job (a job in flight is left on its server, held for the
-        next run, which reconciles it); with ``wait``, wait for them. Returns the report so far."""
+        """Ask the workers to stop at their next poll: a job in flight is left on its server, and the next runner
+        (this process or another) adopts it at once and collects it. With ``wait``, wait for the workers.
+        Returns the report so far."""
         self._stop.set()
         if wait and self._thread is not None:
             self._thread.join(timeout)
@@ -245,15 +246,20 @@ class Runner:
                     self._report.started += 1
                     self._report.adopted += 1
             return job
-        with self._lock:
+        with self._lock:  # reserve the slot first, so workers racing for the last one never overshoot
             if self.max_jobs is not None and self._report.started >= self.max_jobs:
                 return None
-        job = J.claim(self.cat, url, self.runner_id, stale_s=self.stale_s) or next_job(
-            self.cat, policy=self.policy, server=url, runner=self.runner_id)
-        if job is not None:
+            self._report.started += 1
+        job = None
+        try:
+            job = J.claim(self.cat, url, self.runner_id, stale_s=self.stale_s) or next_job(
+                self.cat, policy=self.policy, server=url, runner=self.runner_id)
+        finally:
             with self._lock:
-                self._mine.add(job.id)
-                self._report.started += 1
+                if job is None:
+                    self._report.started -= 1
+                else:
+                    self._mine.add(job.id)
         return job
 
     def _worker(self, url: str) -> None:
@@ -318,6 +324,10 @@ class Runner:
             need_submit = False
             while True:
                 client.wait(job.prompt_id, self.poll_s)
+                if self._stop.is_set():  # stopped: leave the job on its server for the next runner
+                    J.unhold(self.cat, job.id)
+                    client.forget(job.prompt_id)
+                    return
                 J.heartbeat(self.cat, self.runner_id, job.id)
                 state = client.state(job.prompt_id)
                 prog = client.progress if client.progress.get("prompt_id") == job.prompt_id else {}

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import CatalogLike, as_catalog
-from ..errors import InvalidArgumentError, NotFoundError
+from ..errors import DatabaseReadOnlyError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +57,7 @@ __all__ = [
     "list_steps",
     "load_workflow",
     "prepare_prompt",
+    "require_schema",
     "steps_df",
     "validate_workflow",
 ]
@@ -226,6 +227,24 @@ def validate_workflow(
 
 
 # ---------------------------------------------------------------------------------------------- the table
+GENERATION_SCHEMA = 3  # the migration that added the node ids and generation_jobs
+
+
+def require_schema(col: CatalogLike) -> None:
+    """Check that the catalog has the generation tables (a catalog opened read-only is not migrated).
+
+    Raises:
+        DatabaseReadOnlyError: an older catalog opened read-only, naming its version and what to do.
+    """
+    cat = as_catalog(col)
+    if not cat.db.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='generation_jobs'"):
+        version = int(cat.db.query("PRAGMA user_version")[0][0])
+        raise DatabaseReadOnlyError(
+            f"the catalog {cat.db.path} has schema version {version} and the generation tree needs "
+            f"{GENERATION_SCHEMA}; it was opened read-only, so it was not migrated: open it once where it can be "
+            "written (any imagerank command) to migrate it")
+
+
 def _row_to_step(row: Any) -> PipelineStep:
     return PipelineStep(
         id=int(row["id"]), name=str(row["name"]), order=int(row["step_order"]),
@@ -237,8 +256,13 @@ def _row_to_step(row: Any) -> PipelineStep:
 
 def list_steps(col: CatalogLike) -> list[PipelineStep]:
     """The workspace's steps by ``order`` (ties by id); steps added before migration 3 (no output node) are
-    left out."""
+    left out.
+
+    Raises:
+        DatabaseReadOnlyError: an older catalog opened read-only (:func:`require_schema`).
+    """
     cat = as_catalog(col)
+    require_schema(cat)
     rows = cat.db.query(f"SELECT {_COLUMNS} FROM pipeline_steps WHERE output_node IS NOT NULL "
                         "ORDER BY step_order, id")
     return [_row_to_step(r) for r in rows]

@@ -44,7 +44,7 @@ from .. import ratings as R
 from .._util import utcnow
 from ..catalog import Catalog, CatalogLike, as_catalog
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
-from .steps import PipelineStep, get_step, list_steps
+from .steps import PipelineStep, get_step, list_steps, require_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,6 +100,7 @@ def output_dir(col: CatalogLike, step: PipelineStep | str | int) -> Path:
 
 def _frame(cat: Catalog, where: str = "", params: tuple[Any, ...] = (), order: str = "s.step_order, i.id"
            ) -> pd.DataFrame:
+    require_schema(cat)
     df = cat.db.read_frame(f"{_SELECT} {where} ORDER BY {order}", params)
     df["parent_id"] = df["parent_id"].astype("Int64")
     df["is_final"] = df["is_final"].astype(bool)

@@ -240,3 +240,29 @@ def test_bad_runner_arguments(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="stale_s"):
         Runner(cat, ["http://127.0.0.1:1"], stale_s=0)
     cat.close()
+
+
+def test_notebook_mode_stop_and_start_again_in_one_process(tmp_path: Path) -> None:
+    """A runner stopped mid-job leaves the job on its server; a new runner in the same process adopts it at once."""
+    cat = example_workspace(tmp_path / "ws", max_children=1, target_finals=1, **FAST)
+    with FakeComfy(tmp_path / "srv", node_delay_s=0.3) as srv:
+        r = Runner(cat, [srv.url]).start()
+        assert r.running
+        with pytest.raises(InvalidArgumentError, match="running already"):
+            r.start()
+        assert wait_until(lambda: r.snapshot()["servers"][0]["state"] == "running", 20)
+        snap = r.snapshot()
+        assert snap["servers"][0]["step"] == "base"
+        assert snap["jobs"]["submitted"] + snap["jobs"]["running"] == 1
+        r.stop()
+        assert not r.running
+        assert r.snapshot()["servers"][0]["state"] == "stopped"
+        t = time.monotonic()
+        report = run(cat, [srv.url], until_idle=True)
+        assert time.monotonic() - t < 20  # adopted at once, no heartbeat to wait out
+    assert report.adopted == 1
+    assert report.done == 4
+    assert tree.columns_df(cat)["candidates"].tolist() == [1, 1, 1, 1]
+    assert len(srv.executions) == len(set(srv.executions)) == 4
+    _check_tree(cat, 1)
+    cat.close()

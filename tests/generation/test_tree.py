@@ -14,6 +14,7 @@ from gen_support import add_file_candidate, example_workspace
 from imgsupport import write_image
 
 import imagerank
+from imagerank.catalog import Catalog
 from imagerank.errors import InvalidArgumentError, NotFoundError
 from imagerank.generation import tree
 
@@ -174,4 +175,22 @@ def test_two_processes_never_exceed_n(tmp_path: Path) -> None:
     df = tree.candidates_df(cat)
     assert isinstance(df, pd.DataFrame)
     assert len(df) == 3 + 9
+    cat.close()
+
+
+def test_an_old_workspace_opened_read_only_says_why(tmp_path: Path) -> None:
+    import shutil
+
+    from imagerank.errors import DatabaseReadOnlyError
+    from imagerank.generation import jobs, steps
+
+    shutil.copytree(ROOT / "tests" / "data" / "workspace-0.1.0", tmp_path / "ws")
+    cat = Catalog.open(tmp_path / "ws", read_only=True)
+    for read in (steps.list_steps, tree.candidates_df, tree.columns_df, jobs.jobs_df):
+        with pytest.raises(DatabaseReadOnlyError, match="schema version 1 and the generation tree needs 3"):
+            read(cat)
+    cat.close()
+    cat = Catalog.open(tmp_path / "ws")  # writable: migrated, and the tree is empty
+    assert steps.list_steps(cat) == []
+    assert tree.candidates_df(cat).empty
     cat.close()
