@@ -149,10 +149,11 @@ def test_triage_votes_and_the_kill_left_walk_in_jupyterlab(lab):
         page.locator(board).scroll_into_view_if_needed()
         js = f"""() => [...document.querySelectorAll('{board} .ir-b-col')].map(c =>
             [c.dataset.step, c.querySelectorAll('img').length, c.querySelectorAll('.ir-b-rejected').length])"""
-        cols = wait_for(lambda: (c := page.evaluate(js)) and all(x[1] > 0 for x in c) and c,
-                        what="the board's columns with their thumbnails")
+        # (a board scrolled into view paints the state of its last refresh; the next one, within a second,
+        # shows the catalog as it is now)
+        cols = wait_for(lambda: (c := page.evaluate(js)) and all(x[1] > 0 for x in c) and sum(x[2] for x in c) == 1
+                        and c, what="the board's columns with their thumbnails and the one rejected candidate")
         assert [c[0] for c in cols] == ["base", "face", "hand", "upscale"]
-        assert sum(c[2] for c in cols) == 1
         assert kept_matches(db) == 1  # kills and stops are no votes
         assert status(db, killed) == "rejected"
         assert notebook_shape(page)["types"] == shape["types"]  # no key reached JupyterLab
