@@ -263,16 +263,19 @@ class ComfyEmulator:
                                      "extra_info": {"input_name": name}})
                 elif isinstance(kind, list) and value not in kind:
                     errs.append({"type": "value_not_in_list", "message": "Value not in list",
-                                 "details": f"{name}: '{value}' not in {kind}", "extra_info": {"input_name": name}})
+                                 "details": f"{name}: '{value}' not in {kind}",
+                                 "extra_info": {"input_name": name, "input_config": [kind, conf],
+                                                "received_value": value}})
                 elif kind in ("INT", "FLOAT") and isinstance(conf, dict):
+                    extra = {"input_name": name, "input_config": [kind, conf], "received_value": value}
+                    # ComfyUI 0.3.64 words these "Value 0 smaller than min of 1" with details "width"; the
+                    # client and runner tests match this wording (message and "width, 0 < 1"), so it stays for now
                     if "max" in conf and value > conf["max"]:
                         errs.append({"type": "value_bigger_than_max", "message": "Value bigger than max",
-                                     "details": f"{name}, {value} > {conf['max']}",
-                                     "extra_info": {"input_name": name}})
+                                     "details": f"{name}, {value} > {conf['max']}", "extra_info": extra})
                     if "min" in conf and value < conf["min"]:
                         errs.append({"type": "value_smaller_than_min", "message": "Value smaller than min",
-                                     "details": f"{name}, {value} < {conf['min']}",
-                                     "extra_info": {"input_name": name}})
+                                     "details": f"{name}, {value} < {conf['min']}", "extra_info": extra})
             if errs:
                 node_errors[node_id] = {"errors": errs, "dependent_outputs": outputs,
                                         "class_type": node["class_type"]}
