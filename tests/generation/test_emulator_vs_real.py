@@ -9,6 +9,7 @@ skipped otherwise, with the reason."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from PIL import Image
 
 from imagerank.generation import steps
 from imagerank.generation.emulator import start_emulator
@@ -70,6 +72,19 @@ def test_the_emulator_answers_like_the_real_server(tmp_path: Path) -> None:
         real = asyncio.run(exchange(REAL, wf))
         wf["1"]["inputs"]["color"] = uuid.uuid4().int % 0xFFFFFF
         mine = asyncio.run(exchange(emu.url, wf))
+        for key in real:
+            assert mine[key] == real[key], key
+        # a fix step: upload a parent (POST /upload/image), LoadImage -> ImageSharpen -> SaveImage
+        png = io.BytesIO()
+        Image.new("RGB", (24, 16), (200, 40, 90)).save(png, "PNG")
+        name = f"parent_{uuid.uuid4().hex[:8]}.png"
+        ups = [httpx.post(f"{u}/upload/image", files={"image": (name, png.getvalue(), "image/png")},
+                          data={"subfolder": "imagerank", "type": "input"}).json() for u in (REAL, emu.url)]
+        assert ups[1] == ups[0]
+        face = steps.load_workflow(steps.example_workflow("face"))
+        face["10"]["inputs"]["image"] = f"imagerank/{name}"
+        face["11"]["inputs"]["sharpen_radius"] = 2
+        real, mine = asyncio.run(exchange(REAL, face)), asyncio.run(exchange(emu.url, face))
         for key in real:
             assert mine[key] == real[key], key
         nodes = ["EmptyImage", "LoadImage", "ImageSharpen", "ImageBlur", "ImageScaleBy", "SaveImage"]
