@@ -367,7 +367,7 @@ class Triage:
                   if right is not None else "alone (no sibling)")
         text = (f"Walk left: killed {' → '.join(f'#{k}' for k in w.killed)}; is #{subject} ({step}, column "
                 f"{int(me['step_order']) + 1}) the cause? It is on the left, {beside}. "
-                f"K kills it too, a vote or S says it is fine (#{last} was the root cause).")
+                f"K then ← kills it too; a vote or S says it is fine (#{last} was the root cause).")
         return Question(qid=self._qid, kind="walk", left=subject, right=right, step=step,
                         step_order=int(me["step_order"]), is_final=bool(me["is_final"]), killed=tuple(w.killed),
                         text=text)
