@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_comfy import FakeComfy
@@ -24,7 +25,7 @@ from imagerank.generation.client import wait_until
 from imagerank.generation.runner import Runner, run
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"comfy_poll_s": 0.05, "comfy_retries": 3}
+FAST: dict[str, Any] = {"comfy_poll_s": 0.05, "comfy_retries": 3}
 
 
 def _check_tree(cat: Catalog, n: int) -> None:
@@ -266,3 +267,18 @@ def test_notebook_mode_stop_and_start_again_in_one_process(tmp_path: Path) -> No
     assert len(srv.executions) == len(set(srv.executions)) == 4
     _check_tree(cat, 1)
     cat.close()
+
+
+def test_facade_verbs(tmp_path: Path) -> None:
+    import imagerank
+    from imagerank.generation import steps
+
+    col = imagerank.init(tmp_path / "ws", max_children=1, target_finals=1, **FAST)
+    steps.add_example_steps(col)
+    with FakeComfy(tmp_path / "srv") as srv:
+        report = col.generation_runner([srv.url], until_idle=True).run()
+    assert report.done == 4
+    assert col.next_job() is None  # T reached
+    board = col.leaderboard()
+    assert len(board) == 4  # the candidates are ordinary images
+    col.close()
