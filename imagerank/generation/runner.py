@@ -26,11 +26,13 @@ From a notebook: ``runner = Runner(col, ["http://127.0.0.1:8188"]).start()`` run
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._util import utcnow
@@ -39,7 +41,7 @@ from ..errors import ComfyUIError, ImagerankError, InvalidArgumentError
 from . import jobs as J
 from .client import ComfyClient, PromptRejectedError, ServerUnreachableError, normalize_server_url, safe_output_ref
 from .policy import next_job
-from .steps import get_step, prepare_prompt
+from .steps import get_step, list_steps, prepare_prompt
 from .tree import ChildLimitError, add_candidate, output_dir
 
 __all__ = ["RunReport", "Runner", "ServerStatus", "run"]
@@ -112,7 +114,7 @@ class Runner:
         client_options: more keyword arguments for :class:`~imagerank.generation.client.ComfyClient`.
 
     Raises:
-        InvalidArgumentError: no servers, a bad URL, ``max_jobs`` < 1, ``stale_s`` <= 0.
+        InvalidArgumentError: no servers, a bad URL, ``max_jobs`` < 1, ``stale_s`` <= 0, no pipeline steps.
     """
 
     def __init__(self, col: CatalogLike, servers: Sequence[str], *, max_jobs: int | None = None,
@@ -126,6 +128,9 @@ class Runner:
             raise InvalidArgumentError(f"max_jobs: expected an integer >= 1 or None, got {max_jobs!r}")
         if stale_s <= 0:
             raise InvalidArgumentError(f"stale_s: expected seconds > 0, got {stale_s!r}")
+        if not list_steps(self.cat):
+            raise InvalidArgumentError(f"the workspace {self.cat.root} has no pipeline steps; add them first "
+                                       "(`imagerank steps WS --add-examples`, `imagerank add-step ...`)")
         self.servers, self.max_jobs, self.until_idle = urls, max_jobs, until_idle
         self.policy, self.stale_s, self.websocket, self.thumbnails = policy, float(stale_s), websocket, thumbnails
         self.runner_id = J.make_runner_id()
@@ -367,7 +372,14 @@ class Runner:
                 return False
             self._set(url, state="uploading")
             suffix = "".join(c for c in (parent["filepath"].rsplit(".", 1)[-1]) if c.isalnum())[:5] or "png"
-            input_name = client.upload_image(parent["filepath"], name=f"imagerank_{job.parent_id}.{suffix}")
+            # named by content: a re-upload of the same parent reuses the name, and two workspaces sharing a server
+            # never overwrite each other's inputs
+            try:
+                digest = hashlib.sha256(Path(parent["filepath"]).read_bytes()).hexdigest()[:20]
+            except OSError as e:
+                self._finish(url, job, f"cannot read the parent's file {parent['filepath']}: {e.strerror or e}")
+                return False
+            input_name = client.upload_image(parent["filepath"], name=f"imagerank_{digest}.{suffix}")
         workflow = prepare_prompt(step, input_image=input_name, seed=job.seed, prompt_id=job.prompt_id)
         J.begin_post(self.cat, job.id)
         try:

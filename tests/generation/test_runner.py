@@ -233,6 +233,10 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_bad_runner_arguments(tmp_path: Path) -> None:
+    empty = Catalog.create(tmp_path / "empty")
+    with pytest.raises(InvalidArgumentError, match="has no pipeline steps; add them first"):
+        Runner(empty, ["http://127.0.0.1:1"])
+    empty.close()
     cat = example_workspace(tmp_path / "ws")
     with pytest.raises(InvalidArgumentError, match="at least one ComfyUI URL"):
         Runner(cat, [])
@@ -282,3 +286,17 @@ def test_facade_verbs(tmp_path: Path) -> None:
     board = col.leaderboard()
     assert len(board) == 4  # the candidates are ordinary images
     col.close()
+
+
+def test_a_parent_file_gone_fails_its_job_with_the_reason(tmp_path: Path) -> None:
+    cat = example_workspace(tmp_path / "ws", max_children=1, target_finals=1, **FAST)
+    with FakeComfy(tmp_path / "srv") as srv:
+        run(cat, [srv.url], max_jobs=1)
+        base = tree.column(cat, "base").iloc[0]
+        Path(base["filepath"]).unlink()
+        report = run(cat, [srv.url], max_jobs=1)
+    assert report.failed == 1
+    assert report.errors == []
+    err = jobs.jobs_df(cat, status="failed")["error"].iloc[0]
+    assert err.startswith("cannot read the parent's file")
+    cat.close()
