@@ -453,9 +453,17 @@ class FakeComfy:
                 messages.append([kind, data])
             await self._broadcast(kind, data, sid)
 
+        await self._broadcast("status", {"status": {"exec_info": {"queue_remaining": self._remaining()}}})
         await emit("execution_start", {"prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         await emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         values: dict[str, Image.Image] = {}
+        states: dict[str, str] = {}  # node id -> running / finished, as progress_state reports them
+
+        def progress(nodes: dict[str, str]) -> dict[str, Any]:
+            return {"prompt_id": pid, "nodes": {n: {
+                "value": 1.0 if st == "finished" else 0.0, "max": 1.0, "state": st, "node_id": n, "prompt_id": pid,
+                "display_node_id": n, "parent_node_id": None, "real_node_id": n} for n, st in nodes.items()}}
+
         done: list[str] = []
         ui: dict[str, Any] = {}
         status = "success"
@@ -469,9 +477,8 @@ class FakeComfy:
                                                      "timestamp": self._stamp()}, keep=True)
                 status = "interrupted"
                 break
-            await emit("progress_state", {"prompt_id": pid, "nodes": {node_id: {
-                "value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": pid,
-                "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}}})
+            states[node_id] = "running"
+            await emit("progress_state", progress(states))
             await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
             await asyncio.sleep(self.node_delay_s)
             try:
@@ -492,6 +499,8 @@ class FakeComfy:
                 ui[node_id] = out
                 await emit("executed", {"node": node_id, "display_node": node_id, "output": out, "prompt_id": pid})
             done.append(node_id)
+            states[node_id] = "finished"
+            await emit("progress_state", progress(states))
         if status == "success":
             await emit("execution_success", {"prompt_id": pid, "timestamp": self._stamp()}, keep=True)
         if fault == "unsafe_output":
