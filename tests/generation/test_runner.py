@@ -147,7 +147,7 @@ def test_several_servers_one_job_in_flight_each(tmp_path: Path) -> None:
     assert report.started == 30
     assert report.done == 30
     assert all(s.max_queue == 1 for s in servers)  # one job in flight per server
-    assert all(len(s.executions) >= 5 for s in servers)  # all used
+    assert all(len(s.executions) >= 3 for s in servers)  # all used
     busy = [sum(x["state"] in ("submitted", "running", "uploading", "collecting") for x in s["servers"])
             for s in snaps if "servers" in s]
     assert max(busy) >= 2  # in parallel
@@ -284,7 +284,13 @@ def test_facade_verbs(tmp_path: Path) -> None:
     assert report.done == 4
     assert col.next_job() is None  # T reached
     board = col.leaderboard()
-    assert len(board) == 4  # the candidates are ordinary images
+    assert len(board) == 4  # the candidates are ordinary images: pairs, votes, thumbnails
+    (left, right), = col.next_pairs(1)
+    col.vote(left, right, "left")
+    assert col.image(left)["comparison_count"] == 1
+    thumb = col.thumbnail_bytes(left)
+    assert thumb is not None
+    assert thumb[:2] == b"\xff\xd8"
     col.close()
 
 
