@@ -30,7 +30,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,9 @@ class Runner:
         stale_s: seconds without a heartbeat after which another runner's job is adopted (> 0).
         websocket: use the event websocket (polling alone works too).
         thumbnails: write each new candidate's thumbnail.
+        on_job: called from the worker thread as ``on_job(job, status, detail)`` when a job ends (``done`` with
+            the new image id as detail, ``failed`` / ``cancelled`` with the reason); exceptions it raises are
+            logged, never stop the run.
         client_options: more keyword arguments for :class:`~imagerank.generation.client.ComfyClient`.
 
     Raises:
@@ -119,7 +122,8 @@ class Runner:
 
     def __init__(self, col: CatalogLike, servers: Sequence[str], *, max_jobs: int | None = None,
                  until_idle: bool = False, policy: str | None = None, stale_s: float = 60.0, websocket: bool = True,
-                 thumbnails: bool = True, client_options: dict[str, Any] | None = None) -> None:
+                 thumbnails: bool = True, client_options: dict[str, Any] | None = None,
+                 on_job: Callable[[J.Job, str, str], None] | None = None) -> None:
         self.cat = as_catalog(col)
         urls = list(dict.fromkeys(normalize_server_url(u) for u in servers))
         if not urls:
@@ -133,6 +137,7 @@ class Runner:
                                        "(`imagerank steps WS --add-examples`, `imagerank add-step ...`)")
         self.servers, self.max_jobs, self.until_idle = urls, max_jobs, until_idle
         self.policy, self.stale_s, self.websocket, self.thumbnails = policy, float(stale_s), websocket, thumbnails
+        self.on_job = on_job
         self.runner_id = J.make_runner_id()
         g = self.cat.settings.generation
         self.poll_s, self.timeout_s = float(g.comfy_poll_s), float(g.comfy_job_timeout_s)
@@ -424,11 +429,20 @@ class Runner:
             except ImagerankError as e:  # the candidate stays; the thumbnail is retried by the next pass
                 log.warning("thumbnail of candidate %s: %s", image_id, e)
         self._count(done=1)
+        self._tell(job, "done", str(image_id))
         with self._lock:
             self._status[url].done += 1
 
+    def _tell(self, job: J.Job, status: str, detail: str) -> None:
+        if self.on_job is not None:
+            try:
+                self.on_job(job, status, detail)
+            except Exception:
+                log.exception("on_job callback failed")
+
     def _finish(self, url: str, job: J.Job, error: str, status: str = "failed") -> None:
         J.mark_failed(self.cat, job.id, error, status=status)
+        self._tell(job, status, error)
         self._count(**{"failed" if status == "failed" else "cancelled": 1})
         with self._lock:
             self._status[url].failed += status == "failed"

@@ -220,6 +220,8 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         assert main(["generate", str(tmp_path / "ws"), "--server", srv.url, "--until-idle"]) == 0
         out = capsys.readouterr().out
         assert "4 done, 0 failed" in out
+        assert "job 1 base: done: image 1" in out
+        assert "job 4 upscale (parent 3): done: image 4" in out
         assert main(["tree", str(tmp_path / "ws")]) == 0
         assert "upscale" in capsys.readouterr().out
         assert main(["jobs", str(tmp_path / "ws"), "--status", "done"]) == 0
