@@ -95,6 +95,7 @@ def _spawn(ws: Path, *urls: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_survives_a_runner_killed_mid_job(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=1, **FAST)
     with FakeComfy(tmp_path / "srv", node_delay_s=0.08) as srv:
@@ -115,6 +116,7 @@ def test_survives_a_runner_killed_mid_job(tmp_path: Path) -> None:
     cat.close()
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_workspace_never_exceed_n(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=3, **FAST)
     with FakeComfy(tmp_path / "a", node_delay_s=0.01) as a, FakeComfy(tmp_path / "b", node_delay_s=0.01) as b:
@@ -162,10 +164,17 @@ def test_several_servers_one_job_in_flight_each(tmp_path: Path) -> None:
 
 def test_faults_become_job_statuses_and_the_runner_goes_on(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=1, **FAST)
+    told: list[tuple[int, str]] = []
+
+    def on_job(job: jobs.Job, status: str, detail: str) -> None:
+        told.append((job.id, status))
+        raise RuntimeError("a broken callback never stops the run")
+
     with FakeComfy(tmp_path / "srv") as srv:
         srv.faults.extend(["node_errors", "execution_error", "interrupt", "unsafe_output"])
         srv.ws_silent = True
-        report = run(cat, [srv.url], max_jobs=8)
+        report = run(cat, [srv.url], max_jobs=8, on_job=on_job)
+    assert [s for _, s in told] == ["failed"] * 4 + ["done"] * 4
     js = jobs.jobs_df(cat)
     failed = js[js["status"] == "failed"]
     assert report.failed == 4
