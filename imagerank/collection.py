@@ -362,6 +362,22 @@ class Collection:
         return write_csv(self.leaderboard(include_inactive=include_inactive),
                          path or self.exports_dir / f"leaderboard-{stamp()}.csv")
 
+    # ------------------------------------------------------------------ generation (imagerank.generation)
+    def next_job(self, **options: Any) -> Any:
+        """Queue the next generation job (:func:`imagerank.generation.policy.next_job`); None when nothing is to
+        be done. Options: ``policy``, ``max_children``, ``target_finals``, ``seed``."""
+        from .generation.policy import next_job
+
+        return next_job(self.catalog, **options)
+
+    def generation_runner(self, servers: Sequence[str], **options: Any) -> Any:
+        """A :class:`imagerank.generation.runner.Runner` on this workspace and these ComfyUI servers:
+        ``col.generation_runner([url]).start()`` runs it in the background, ``.snapshot()`` for a board,
+        ``.stop()``; ``.run()`` in this thread. Options as ``Runner`` (``max_jobs``, ``until_idle``, ``policy``)."""
+        from .generation.runner import Runner
+
+        return Runner(self.catalog, servers, **options)
+
 
 def init(
     workspace: str | os.PathLike[str],

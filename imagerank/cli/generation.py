@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,12 +33,19 @@ def generate(
 
     Jobs are kept in the catalog; stopping (Ctrl-C) or a crash loses nothing: the next run finds jobs still on a
     server by their prompt id and submits again what a restarted server lost. Prints what the run did (jobs done,
-    failed, jobs per minute). Exit status 1 when a worker stopped on an unexpected error.
+    failed, jobs per minute), and one line per job as it ends. Exit status 1 when a worker stopped on an
+    unexpected error.
     """
     from ..generation.runner import Runner
 
+    def tell(job: Any, status: str, detail: str) -> None:
+        what = f"image {detail}" if status == "done" else detail
+        typer.echo(f"job {job.id} {job.step}" + (f" (parent {job.parent_id})" if job.parent_id else "")
+                   + f": {status}: {what}")
+
     with open_workspace(workspace) as col:
-        runner = Runner(col, server, max_jobs=max_jobs, until_idle=until_idle, policy=policy, websocket=websocket)
+        runner = Runner(col, server, max_jobs=max_jobs, until_idle=until_idle, policy=policy, websocket=websocket,
+                        on_job=tell)
         try:
             report = runner.run()
         except KeyboardInterrupt:

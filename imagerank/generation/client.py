@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import threading
 import time
 import urllib.parse
@@ -258,7 +259,8 @@ class ComfyClient:
             data = p.read_bytes()
         except OSError as e:
             raise InvalidArgumentError(f"path: cannot read {p}: {e.strerror or e}") from e
-        ans = self._json("POST", "/upload/image", files={"image": (name or p.name, data, "image/png")},
+        mime = mimetypes.guess_type(name or p.name)[0] or "application/octet-stream"
+        ans = self._json("POST", "/upload/image", files={"image": (name or p.name, data, mime)},
                          data={"subfolder": subfolder, "overwrite": "true", "type": "input"})
         sub = ans.get("subfolder") or ""
         return f"{sub}/{ans['name']}" if sub else str(ans["name"])

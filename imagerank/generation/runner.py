@@ -26,11 +26,13 @@ From a notebook: ``runner = Runner(col, ["http://127.0.0.1:8188"]).start()`` run
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._util import utcnow
@@ -39,7 +41,7 @@ from ..errors import ComfyUIError, ImagerankError, InvalidArgumentError
 from . import jobs as J
 from .client import ComfyClient, PromptRejectedError, ServerUnreachableError, normalize_server_url, safe_output_ref
 from .policy import next_job
-from .steps import get_step, prepare_prompt
+from .steps import get_step, list_steps, prepare_prompt
 from .tree import ChildLimitError, add_candidate, output_dir
 
 __all__ = ["RunReport", "Runner", "ServerStatus", "run"]
@@ -109,15 +111,19 @@ class Runner:
         stale_s: seconds without a heartbeat after which another runner's job is adopted (> 0).
         websocket: use the event websocket (polling alone works too).
         thumbnails: write each new candidate's thumbnail.
+        on_job: called from the worker thread as ``on_job(job, status, detail)`` when a job ends (``done`` with
+            the new image id as detail, ``failed`` / ``cancelled`` with the reason); exceptions it raises are
+            logged, never stop the run.
         client_options: more keyword arguments for :class:`~imagerank.generation.client.ComfyClient`.
 
     Raises:
-        InvalidArgumentError: no servers, a bad URL, ``max_jobs`` < 1, ``stale_s`` <= 0.
+        InvalidArgumentError: no servers, a bad URL, ``max_jobs`` < 1, ``stale_s`` <= 0, no pipeline steps.
     """
 
     def __init__(self, col: CatalogLike, servers: Sequence[str], *, max_jobs: int | None = None,
                  until_idle: bool = False, policy: str | None = None, stale_s: float = 60.0, websocket: bool = True,
-                 thumbnails: bool = True, client_options: dict[str, Any] | None = None) -> None:
+                 thumbnails: bool = True, client_options: dict[str, Any] | None = None,
+                 on_job: Callable[[J.Job, str, str], None] | None = None) -> None:
         self.cat = as_catalog(col)
         urls = list(dict.fromkeys(normalize_server_url(u) for u in servers))
         if not urls:
@@ -126,8 +132,12 @@ class Runner:
             raise InvalidArgumentError(f"max_jobs: expected an integer >= 1 or None, got {max_jobs!r}")
         if stale_s <= 0:
             raise InvalidArgumentError(f"stale_s: expected seconds > 0, got {stale_s!r}")
+        if not list_steps(self.cat):
+            raise InvalidArgumentError(f"the workspace {self.cat.root} has no pipeline steps; add them first "
+                                       "(`imagerank steps WS --add-examples`, `imagerank add-step ...`)")
         self.servers, self.max_jobs, self.until_idle = urls, max_jobs, until_idle
         self.policy, self.stale_s, self.websocket, self.thumbnails = policy, float(stale_s), websocket, thumbnails
+        self.on_job = on_job
         self.runner_id = J.make_runner_id()
         g = self.cat.settings.generation
         self.poll_s, self.timeout_s = float(g.comfy_poll_s), float(g.comfy_job_timeout_s)
@@ -367,7 +377,14 @@ class Runner:
                 return False
             self._set(url, state="uploading")
             suffix = "".join(c for c in (parent["filepath"].rsplit(".", 1)[-1]) if c.isalnum())[:5] or "png"
-            input_name = client.upload_image(parent["filepath"], name=f"imagerank_{job.parent_id}.{suffix}")
+            # named by content: a re-upload of the same parent reuses the name, and two workspaces sharing a server
+            # never overwrite each other's inputs
+            try:
+                digest = hashlib.sha256(Path(parent["filepath"]).read_bytes()).hexdigest()[:20]
+            except OSError as e:
+                self._finish(url, job, f"cannot read the parent's file {parent['filepath']}: {e.strerror or e}")
+                return False
+            input_name = client.upload_image(parent["filepath"], name=f"imagerank_{digest}.{suffix}")
         workflow = prepare_prompt(step, input_image=input_name, seed=job.seed, prompt_id=job.prompt_id)
         J.begin_post(self.cat, job.id)
         try:
@@ -412,11 +429,20 @@ class Runner:
             except ImagerankError as e:  # the candidate stays; the thumbnail is retried by the next pass
                 log.warning("thumbnail of candidate %s: %s", image_id, e)
         self._count(done=1)
+        self._tell(job, "done", str(image_id))
         with self._lock:
             self._status[url].done += 1
 
+    def _tell(self, job: J.Job, status: str, detail: str) -> None:
+        if self.on_job is not None:
+            try:
+                self.on_job(job, status, detail)
+            except Exception:
+                log.exception("on_job callback failed")
+
     def _finish(self, url: str, job: J.Job, error: str, status: str = "failed") -> None:
         J.mark_failed(self.cat, job.id, error, status=status)
+        self._tell(job, status, error)
         self._count(**{"failed" if status == "failed" else "cancelled": 1})
         with self._lock:
             self._status[url].failed += status == "failed"

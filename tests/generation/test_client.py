@@ -202,3 +202,25 @@ def test_the_fake_answers_like_the_recorded_server(tmp_path: Path) -> None:
         assert got["outputs"] == recorded["outputs"]
         assert httpx.get(f"{srv.url}/api/history/{pid}").json()[pid]["outputs"] == recorded["outputs"]
         assert httpx.get(f"{srv.url}/api/jobs/{pid}").status_code == 404  # 0.3.64 has no jobs API
+
+
+def test_the_fake_websocket_sends_the_recorded_sequence(tmp_path: Path) -> None:
+    """A base job's websocket messages, in order, are the types the real server sent for the recorded base job."""
+    from fake_comfy import RECORDED
+    from websockets.sync.client import connect
+
+    recorded = json.loads((RECORDED / "ws_messages.json").read_text())
+    base_pid = next(iter(json.loads((RECORDED / "history_base.json").read_text())))
+    start = next(i for i, m in enumerate(recorded) if m["msg"]["data"].get("prompt_id") == base_pid)
+    end = max(i for i, m in enumerate(recorded) if m["msg"]["data"].get("prompt_id") == base_pid)
+    want = ["status"] + [m["msg"]["type"] for m in recorded[start - 2: end + 1]]  # the greeting, then the job
+    with FakeComfy(tmp_path / "srv") as srv:
+        client_id = uuid.uuid4().hex
+        with connect(f"ws://127.0.0.1:{srv.port}/ws?clientId={client_id}") as ws:
+            got = [json.loads(ws.recv(timeout=5))]
+            assert got[0]["data"]["sid"] == client_id
+            httpx.post(f"{srv.url}/prompt", json={"prompt": _wf("base"), "client_id": client_id,
+                                                  "prompt_id": str(uuid.uuid4())})
+            while not (got[-1]["type"] == "executing" and got[-1]["data"]["node"] is None):
+                got.append(json.loads(ws.recv(timeout=5)))
+    assert [m["type"] for m in got] == want

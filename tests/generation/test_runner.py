@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_comfy import FakeComfy
@@ -24,7 +25,7 @@ from imagerank.generation.client import wait_until
 from imagerank.generation.runner import Runner, run
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"comfy_poll_s": 0.05, "comfy_retries": 3}
+FAST: dict[str, Any] = {"comfy_poll_s": 0.05, "comfy_retries": 3}
 
 
 def _check_tree(cat: Catalog, n: int) -> None:
@@ -94,6 +95,7 @@ def _spawn(ws: Path, *urls: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_survives_a_runner_killed_mid_job(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=1, **FAST)
     with FakeComfy(tmp_path / "srv", node_delay_s=0.08) as srv:
@@ -114,6 +116,7 @@ def test_survives_a_runner_killed_mid_job(tmp_path: Path) -> None:
     cat.close()
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_workspace_never_exceed_n(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=3, **FAST)
     with FakeComfy(tmp_path / "a", node_delay_s=0.01) as a, FakeComfy(tmp_path / "b", node_delay_s=0.01) as b:
@@ -146,7 +149,7 @@ def test_several_servers_one_job_in_flight_each(tmp_path: Path) -> None:
     assert report.started == 30
     assert report.done == 30
     assert all(s.max_queue == 1 for s in servers)  # one job in flight per server
-    assert all(len(s.executions) >= 5 for s in servers)  # all used
+    assert all(len(s.executions) >= 3 for s in servers)  # all used
     busy = [sum(x["state"] in ("submitted", "running", "uploading", "collecting") for x in s["servers"])
             for s in snaps if "servers" in s]
     assert max(busy) >= 2  # in parallel
@@ -161,10 +164,17 @@ def test_several_servers_one_job_in_flight_each(tmp_path: Path) -> None:
 
 def test_faults_become_job_statuses_and_the_runner_goes_on(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=2, target_finals=1, **FAST)
+    told: list[tuple[int, str]] = []
+
+    def on_job(job: jobs.Job, status: str, detail: str) -> None:
+        told.append((job.id, status))
+        raise RuntimeError("a broken callback never stops the run")
+
     with FakeComfy(tmp_path / "srv") as srv:
         srv.faults.extend(["node_errors", "execution_error", "interrupt", "unsafe_output"])
         srv.ws_silent = True
-        report = run(cat, [srv.url], max_jobs=8)
+        report = run(cat, [srv.url], max_jobs=8, on_job=on_job)
+    assert [s for _, s in told] == ["failed"] * 4 + ["done"] * 4
     js = jobs.jobs_df(cat)
     failed = js[js["status"] == "failed"]
     assert report.failed == 4
@@ -219,6 +229,8 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         assert main(["generate", str(tmp_path / "ws"), "--server", srv.url, "--until-idle"]) == 0
         out = capsys.readouterr().out
         assert "4 done, 0 failed" in out
+        assert "job 1 base: done: image 1" in out
+        assert "job 4 upscale (parent 3): done: image 4" in out
         assert main(["tree", str(tmp_path / "ws")]) == 0
         assert "upscale" in capsys.readouterr().out
         assert main(["jobs", str(tmp_path / "ws"), "--status", "done"]) == 0
@@ -232,6 +244,10 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_bad_runner_arguments(tmp_path: Path) -> None:
+    empty = Catalog.create(tmp_path / "empty")
+    with pytest.raises(InvalidArgumentError, match="has no pipeline steps; add them first"):
+        Runner(empty, ["http://127.0.0.1:1"])
+    empty.close()
     cat = example_workspace(tmp_path / "ws")
     with pytest.raises(InvalidArgumentError, match="at least one ComfyUI URL"):
         Runner(cat, [])
@@ -265,4 +281,39 @@ def test_notebook_mode_stop_and_start_again_in_one_process(tmp_path: Path) -> No
     assert tree.columns_df(cat)["candidates"].tolist() == [1, 1, 1, 1]
     assert len(srv.executions) == len(set(srv.executions)) == 4
     _check_tree(cat, 1)
+    cat.close()
+
+
+def test_facade_verbs(tmp_path: Path) -> None:
+    import imagerank
+    from imagerank.generation import steps
+
+    col = imagerank.init(tmp_path / "ws", max_children=1, target_finals=1, **FAST)
+    steps.add_example_steps(col)
+    with FakeComfy(tmp_path / "srv") as srv:
+        report = col.generation_runner([srv.url], until_idle=True).run()
+    assert report.done == 4
+    assert col.next_job() is None  # T reached
+    board = col.leaderboard()
+    assert len(board) == 4  # the candidates are ordinary images: pairs, votes, thumbnails
+    (left, right), = col.next_pairs(1)
+    col.vote(left, right, "left")
+    assert col.image(left)["comparison_count"] == 1
+    thumb = col.thumbnail_bytes(left)
+    assert thumb is not None
+    assert thumb[:2] == b"\xff\xd8"
+    col.close()
+
+
+def test_a_parent_file_gone_fails_its_job_with_the_reason(tmp_path: Path) -> None:
+    cat = example_workspace(tmp_path / "ws", max_children=1, target_finals=1, **FAST)
+    with FakeComfy(tmp_path / "srv") as srv:
+        run(cat, [srv.url], max_jobs=1)
+        base = tree.column(cat, "base").iloc[0]
+        Path(base["filepath"]).unlink()
+        report = run(cat, [srv.url], max_jobs=1)
+    assert report.failed == 1
+    assert report.errors == []
+    err = jobs.jobs_df(cat, status="failed")["error"].iloc[0]
+    assert err.startswith("cannot read the parent's file")
     cat.close()

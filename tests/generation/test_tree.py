@@ -157,6 +157,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_never_exceed_n(tmp_path: Path) -> None:
     cat = example_workspace(tmp_path / "ws", max_children=3)
     parents = [add_file_candidate(cat, "base", seed=i) for i in range(3)]
