@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "BTPrior",
     "LinearBT",
     "bt_prior",
+    "duel_loglik",
     "feature_weight",
     "fit_linear_bt",
     "prequential_loglik",
@@ -53,7 +54,7 @@ _KAPPA = 0.0001  # openskill's default kappa (lower bound of the sigma shrink fa
 
 # ---------------------------------------------------------------------------------------------- ratings
 def rate_duel(
-    mu_a: float, sigma_a: float, mu_b: float, sigma_b: float, outcome: float
+    mu_a: float, sigma_a: float, mu_b: float, sigma_b: float, outcome: float, beta: float = R.BETA
 ) -> tuple[float, float, float, float]:
     """OpenSkill Plackett-Luce update of one 1-vs-1 match, without rating objects.
 
@@ -64,6 +65,7 @@ def rate_duel(
     Args:
         mu_a, sigma_a, mu_b, sigma_b: the two ratings (OpenSkill units, sigma > 0).
         outcome: 1.0 a won, 0.0 b won, 0.5 a draw.
+        beta: the judge's performance SD (OpenSkill units, > 0; default 25/6, else the fitted one).
 
     Returns:
         ``(mu_a', sigma_a', mu_b', sigma_b')``.
@@ -72,7 +74,7 @@ def rate_duel(
         InvalidArgumentError: ``outcome`` is not 0, 0.5 or 1.
     """
     tau2 = R.MODEL.tau * R.MODEL.tau
-    beta2 = R.BETA * R.BETA
+    beta2 = beta * beta
     sa = math.sqrt(sigma_a * sigma_a + tau2)
     sb = math.sqrt(sigma_b * sigma_b + tau2)
     va, vb = sa * sa, sb * sb
@@ -254,7 +256,7 @@ def shrink_prior(slope: float, spread: float, weight: float) -> tuple[float, flo
 
 
 def prequential_loglik(
-    z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, slope: float, spread: float
+    z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, slope: float, spread: float, beta: float = R.BETA
 ) -> float:
     """Log-likelihood of the outcomes, each predicted before it is rated, ratings started from a prior.
 
@@ -269,27 +271,36 @@ def prequential_loglik(
     Args:
         z: (N,) standardised scores; a, b: (M,) int indices in vote order; y: (M,) outcomes for a (1, 0, 0.5).
         slope: prior mean per unit of z (>= 0); spread: prior SD (> 0); OpenSkill units.
+        beta: the judge's performance SD (OpenSkill units, > 0).
 
     Returns:
         The log-likelihood (<= 0). Cost O(M) in plain Python, about 1.5 us per vote.
     """
     mu = (R.DEFAULT_MU + slope * np.asarray(z, dtype=np.float64)).tolist()
     var = [float(spread) ** 2] * len(mu)
+    return duel_loglik(mu, var, a, b, y, beta)
+
+
+def duel_loglik(mu: list[float], var: list[float], a: np.ndarray | Sequence[int], b: np.ndarray | Sequence[int],
+                y: np.ndarray | Sequence[float], beta: float = R.BETA) -> float:
+    """:func:`prequential_loglik` from given start ratings: ``mu`` and ``var`` (N,) lists of prior means and
+    variances (OpenSkill units; both are updated in place, so pass copies), duels ``a``, ``b``, ``y`` in vote order.
+    Returns the summed log predictive probability of the outcomes (<= 0)."""
     tau2 = R.MODEL.tau * R.MODEL.tau
-    two_beta2 = 2.0 * R.BETA**2
+    two_beta2 = 2.0 * float(beta) ** 2
     exp, sqrt, log = math.exp, math.sqrt, math.log
     ll = 0.0
-    # rate_duel inlined (variances kept instead of SDs): this loop is the cost of bt_prior
+    # rate_duel inlined (variances kept instead of SDs): this loop is the cost of bt_prior and of the beta fit
     for x, w, o in zip(np.asarray(a).tolist(), np.asarray(b).tolist(), np.asarray(y, dtype=np.float64).tolist()):
         vx, vw = var[x], var[w]
         mx, mw = mu[x], mu[w]
-        q = 1.0 / (1.0 + exp((mw - mx) / sqrt(two_beta2 + vx + vw)))
+        q = 1.0 / (1.0 + exp(max(min((mw - mx) / sqrt(two_beta2 + vx + vw), 700.0), -700.0)))
         q = min(max(q, 1e-12), 1.0 - 1e-12)
         ll += log(q) if o == 1.0 else log(1.0 - q) if o == 0.0 else 0.5 * log(q * (1.0 - q))
         vx += tau2
         vw += tau2
         c = sqrt(vx + vw + two_beta2)
-        px = 1.0 / (1.0 + exp((mw - mx) / c))
+        px = 1.0 / (1.0 + exp(max(min((mw - mx) / c, 700.0), -700.0)))
         pw = 1.0 - px
         if o == 1.0:
             om_x, om_w = pw, -pw
@@ -354,6 +365,7 @@ def bt_prior(
     start: BTPrior | None = None,
     calibrate: bool = True,
     rng: np.random.Generator | int | None = 0,
+    beta: float = R.BETA,
 ) -> BTPrior:
     """Fit the linear Bradley-Terry ranker on the votes so far and calibrate it as an OpenSkill prior.
 
@@ -382,6 +394,7 @@ def bt_prior(
         calibrate: False keeps ``start``'s slope and spread and only refits the scores (one warm L-BFGS fit,
             milliseconds); e.g. recalibrate only when the number of votes has doubled.
         rng: seed or generator of the split.
+        beta: the judge's performance SD the ratings use (OpenSkill units; the collection's fitted one).
 
     Returns:
         A :class:`BTPrior`; ``BTPrior.ratings()`` gives the OpenSkill priors. Fewer than 20 outcomes give the
@@ -414,7 +427,7 @@ def bt_prior(
         folds.append((_standardise(fit.score(X)), a[part], b[part], y[part]))
 
     def evidence(slope: float, spread: float) -> float:
-        return sum(prequential_loglik(zf, af, bf, yf, slope, spread) for zf, af, bf, yf in folds)
+        return sum(prequential_loglik(zf, af, bf, yf, slope, spread, beta) for zf, af, bf, yf in folds)
 
     if start is None:
         slope, spread = 0.5 * R.DEFAULT_SIGMA, 0.75 * R.DEFAULT_SIGMA
