@@ -292,7 +292,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 last_prior = bp
                 confidence = bp.confidence
                 prior_mu, prior_sigma = bp.ratings()
-                pool.prior = bp.z
+                pool.prior = None if bp.off_reason else bp.z  # a prior switched off gives pairing no scores
             mu[:] = prior_mu
             sigma[:] = prior_sigma
             for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)

@@ -30,6 +30,8 @@ from . import openskill as R
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
     "MAX_CONFIDENCE",
+    "MIN_PRIOR_VOTES",
+    "OFF_WEIGHT",
     "BTPrior",
     "LinearBT",
     "bt_prior",
@@ -48,6 +50,11 @@ __all__ = [
 DEFAULT_PRIOR_CONFIDENCE = 0.5
 #: Highest confidence :func:`bt_prior` reports: a prior never pins an image down completely.
 MAX_CONFIDENCE = 0.95
+#: Below this probability that the features predict the votes (:func:`feature_weight`) the prior is switched off
+#: (the default prior, no scores for the pairing strategies): more likely than not, it would only add noise.
+OFF_WEIGHT = 0.5
+#: Fewer held-out-calibrated outcomes than this give no prior (``off_reason`` says so).
+MIN_PRIOR_VOTES = 20
 
 _KAPPA = 0.0001  # openskill's default kappa (lower bound of the sigma shrink factor)
 
@@ -156,6 +163,10 @@ class BTPrior:
             calibration.
         fit_confidence, fit_scale: the empirical-Bayes estimates before the averaging (None: as ``confidence`` and
             ``scale``); the next calibration searches around them.
+        off_reason: None when the prior is in use; else why it was switched off (a line a panel header can show:
+            too few votes, or the features do not predict the held-out votes); then ``confidence`` is 0 and
+            ``scale`` OpenSkill's default sigma, so :meth:`ratings` is exactly the default prior, and ``z`` should
+            not be handed to the pairing strategies.
     """
 
     z: np.ndarray
@@ -165,6 +176,7 @@ class BTPrior:
     weight: float = 0.0
     fit_confidence: float | None = None
     fit_scale: float | None = None
+    off_reason: str | None = None
 
     def ratings(self) -> tuple[np.ndarray, np.ndarray]:
         """``prior_to_rating(self.z, self.confidence, self.scale)``: (N,) prior mu and (N,) prior sigma."""
@@ -380,7 +392,8 @@ def bt_prior(
     OpenSkill units). The fitted prior is then averaged with the default prior by the probability that the
     features predict the votes at all (:func:`score_test` on the same held-out halves, :func:`feature_weight`,
     :func:`shrink_prior`), so that votes carrying no preference (a voter alternating left and
-    right, or flipping a coin) leave about the default prior instead of a narrow one. Returned as
+    right, or flipping a coin) leave about the default prior instead of a narrow one; below :data:`OFF_WEIGHT` the
+    prior is switched off altogether (``off_reason``: the default prior, no scores for pairing). Returned as
     ``confidence = slope' / hypot(slope', spread')``, ``scale = hypot(slope', spread')`` of the averaged prior (the
     fitted ones in ``fit_confidence`` / ``fit_scale``).
 
@@ -398,7 +411,7 @@ def bt_prior(
 
     Returns:
         A :class:`BTPrior`; ``BTPrior.ratings()`` gives the OpenSkill priors. Fewer than 20 outcomes give the
-        default prior (confidence 0, scale 25/3).
+        default prior (confidence 0, scale 25/3) and an ``off_reason``.
 
     Raises:
         NoVotesError: no outcomes.
@@ -416,9 +429,10 @@ def bt_prior(
     m = a.shape[0]
     if start is not None and not calibrate:
         return BTPrior(z=z, confidence=start.confidence, scale=start.scale, w=full.w, weight=start.weight,
-                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale)
-    if m < 20:
-        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w)
+                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason)
+    if m < MIN_PRIOR_VOTES:
+        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w,
+                       off_reason=f"taste prior off: {m} votes so far, it starts at {MIN_PRIOR_VOTES}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     half = gen.permutation(m) % 2 == 0
     folds = []
@@ -443,10 +457,17 @@ def bt_prior(
         slope = _golden_max(partial(_swap, evidence, spread), lo_s, hi_s, _TOL, ends=(0.0,) if lo_s == 0 else ())
         spread = _golden_max(partial(evidence, slope), lo_p, hi_p, _TOL)
     fit_scale = math.hypot(slope, spread)
-    weight = feature_weight(*score_test(folds))
+    t, held_out = score_test(folds)
+    weight = feature_weight(t, held_out)
+    fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
+    if weight < OFF_WEIGHT:
+        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
+                       fit_scale=float(fit_scale),
+                       off_reason=f"taste prior off: the features do not predict your votes (held-out score test "
+                                  f"t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
     confidence, scale = shrink_prior(slope, spread, weight)
-    return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight,
-                   fit_confidence=float(min(slope / fit_scale, MAX_CONFIDENCE)), fit_scale=float(fit_scale))
+    return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
+                   fit_scale=float(fit_scale))
 
 
 def _swap(f: Callable[[float, float], float], second: float, first: float) -> float:

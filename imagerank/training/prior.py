@@ -131,6 +131,8 @@ class LivePriorReport:
             :func:`imagerank.ratings.priors.feature_weight`); the fitted prior is averaged with the default prior by
             it, so votes that carry no preference leave about the default prior.
         beta: the judge's performance SD fitted to the votes and stored with the log (OpenSkill units).
+        off_reason: None while the prior is in use; else why it is off (too few votes, or the features do not
+            predict the held-out votes): every image then has the default prior and pairing gets no scores.
     """
 
     features: str
@@ -143,12 +145,14 @@ class LivePriorReport:
     seconds: float
     weight: float = 1.0
     beta: float = R.BETA
+    off_reason: str | None = None
 
     def __str__(self) -> str:
         return (f"live prior from {self.n_pairs} votes on {self.features} (confidence {self.confidence:.2f}, "
                 f"scale {self.scale:.2f}, evidence weight {self.weight:.2f}, judge noise beta {self.beta:.2f}"
                 f"{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
-                f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s")
+                f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s"
+                + (f"; {self.off_reason}" if self.off_reason else ""))
 
 
 @dataclass
@@ -387,14 +391,16 @@ class LivePrior:
         if calibrate:
             state.calibrated_at = m
         state.prior = bp
-        mu, sigma = bp.ratings()
+        mu, sigma = bp.ratings()  # switched off (off_reason): exactly the default prior
         priors = [(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)]
         changed = (cat.votes.swap_priors(priors, beta=beta, fitted_votes=fitted) if swap
                    else cat.votes.set_priors(priors, beta=beta, fitted_votes=fitted))
-        self._on_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
+        # a prior switched off gives the pairing strategies no scores either
+        self._on_scores(None if bp.off_reason else {int(i): float(v) for i, v in zip(ids, bp.z)})
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
-                               bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta))
+                               bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta),
+                               bp.off_reason)
 
     def _design(self, source: str, compute: bool) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):
