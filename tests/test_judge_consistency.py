@@ -230,3 +230,66 @@ def test_next_group_rejects_bad_sizes(make_collection) -> None:
     assert GROUP_SIZES == (2, 3, 4)
     with pytest.raises(InvalidArgumentError, match="best"):
         col.vote_best(col.next_group(3), best=10_000)
+
+
+# ------------------------------------------------------------------------------------------ the simulations
+def _load(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod
+
+
+def test_best_of_n_simulation_gives_every_mode_the_same_user_time() -> None:
+    bon = _load("best_of_n_sim")
+    sim = bon.S
+    assert bon.round_seconds(2) == pytest.approx(1.0 + math.log2(3))
+    assert bon.round_seconds(2) < bon.round_seconds(3) < bon.round_seconds(4)
+    world = sim.make_world(50, 0.5, 5, np.random.default_rng(0), None)
+    judge = sim.Judge("noiseless", world, 0.62, np.random.default_rng(0))
+    group = [3, 17, 29, 41]
+    assert group[bon.judge_best(judge, group)] == group[int(np.argmax(world.u[group]))]
+    cfg = sim.SimConfig(n=300, k=15, budgets=(150, 300), refit_every=100, ratio=0.62, stability_samples=50)
+    out = {size: bon.run_groups(size, "noiseless", 0.75, 0, cfg, None) for size in (2, 4)}
+    for cps in out.values():
+        assert len(cps) == 2
+        assert cps[-1][0] == pytest.approx(300 * bon.round_seconds(2) / 60, rel=0.02)  # minutes, equal for all
+        assert all(0.0 <= p <= 1.0 and 0.0 <= st <= 1.0 for _, p, st in cps)
+    # rounds of four find more of the top-k per minute than pairs for a consistent judge (2 seeds are enough here)
+    more = [bon.run_groups(4, "noiseless", 0.75, s, cfg, None)[-1][1] for s in (1, 2)]
+    less = [bon.run_groups(2, "noiseless", 0.75, s, cfg, None)[-1][1] for s in (1, 2)]
+    assert np.mean([*more, out[4][-1][1]]) > np.mean([*less, out[2][-1][1]])
+
+
+def test_the_ranking_simulation_fits_the_judges_beta() -> None:
+    sim = _load("ranking_sim")
+    seen: list[float] = []
+    fit = sim.fit_beta
+
+    def spy(*args, **kw):
+        seen.append(fit(*args, **kw))
+        return seen[-1]
+
+    sim.fit_beta = spy
+    try:
+        cfg = sim.SimConfig(n=300, k=15, budgets=(300,), refit_every=100, ratio=0.62, stability_samples=20)
+        sim.run_one("active", "noiseless", 0.75, 0, cfg, None)
+        assert len(seen) == 3
+        assert seen[-1] < 0.6 * R.BETA
+        seen.clear()
+        sim.run_one("active", "noiseless", 0.75, 0, sim.SimConfig(**{**cfg.__dict__, "fit_beta": False}), None)
+        assert seen == []
+    finally:
+        sim.fit_beta = fit
