@@ -293,3 +293,41 @@ def test_the_ranking_simulation_fits_the_judges_beta() -> None:
         assert seen == []
     finally:
         sim.fit_beta = fit
+
+
+def test_votes_during_swaps_that_change_beta_are_kept_and_the_log_stays_exact(make_collection) -> None:
+    import threading
+
+    col = make_collection(300, prior_refit_every=0, strategy="random")
+    ids = [int(i) for i in col.pool().ids]
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = rng.choice(ids, 2, replace=False)
+        col.vote(int(a), int(b), "left")
+    errors: list[BaseException] = []
+    betas = [1.0, 2.5, 0.5, R.BETA, 1.7, 0.3]
+
+    def swapper() -> None:
+        try:
+            for beta in betas:
+                z = rng.standard_normal(len(ids))
+                col.votes.swap_priors([(25 + 2 * float(v), 6.0, i) for v, i in zip(z, ids)], beta=beta)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=swapper)
+    t.start()
+    acknowledged = []
+    vote_rng = np.random.default_rng(1)
+    while t.is_alive() or len(acknowledged) < 30:
+        a, b = vote_rng.choice(ids, 2, replace=False)
+        acknowledged.append(col.vote(int(a), int(b), "right").id)
+    t.join()
+    assert not errors
+    assert col.votes.beta == betas[-1]
+    assert set(acknowledged) <= set(col.matches_df()["match_id"].unique())
+    assert col.doctor().ok
+    # and set_priors with the same beta gives the same state as the swap did
+    before = col.images_df().set_index("id")[["mu", "sigma"]]
+    assert col.votes.replay() == 0
+    assert col.images_df().set_index("id")[["mu", "sigma"]].equals(before)
