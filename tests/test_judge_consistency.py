@@ -331,3 +331,23 @@ def test_votes_during_swaps_that_change_beta_are_kept_and_the_log_stays_exact(ma
     before = col.images_df().set_index("id")[["mu", "sigma"]]
     assert col.votes.replay() == 0
     assert col.images_df().set_index("id")[["mu", "sigma"]].equals(before)
+
+
+def test_an_old_read_only_workspace_has_the_default_beta(tmp_path) -> None:
+    """A 0.1.0 workspace read as it is (schema 1, no rating_model table): openskill's beta, doctor exact."""
+    import shutil
+    from pathlib import Path
+
+    import imagerank
+
+    ws = tmp_path / "ws"
+    shutil.copytree(Path(__file__).parent / "data" / "workspace-0.1.0", ws)
+    col = imagerank.open(ws, read_only=True)
+    try:
+        assert col.votes.beta == R.BETA
+        cons = col.consistency
+        assert cons.beta == R.BETA
+        assert cons.fitted_votes == 0
+        assert col.doctor().ok
+    finally:
+        col.close()
