@@ -226,7 +226,7 @@ def test_next_group_rejects_bad_sizes(make_collection) -> None:
     col = make_collection(6)
     for bad in (1, 5, 0, True, 3.0):
         with pytest.raises(InvalidArgumentError, match="size"):
-            col.next_group(bad)  # type: ignore[arg-type]
+            col.next_group(bad)
     assert GROUP_SIZES == (2, 3, 4)
     with pytest.raises(InvalidArgumentError, match="best"):
         col.vote_best(col.next_group(3), best=10_000)
@@ -317,7 +317,7 @@ def test_votes_during_swaps_that_change_beta_are_kept_and_the_log_stays_exact(ma
 
     t = threading.Thread(target=swapper)
     t.start()
-    acknowledged = []
+    acknowledged: list[int] = []
     vote_rng = np.random.default_rng(1)
     while t.is_alive() or len(acknowledged) < 30:
         a, b = vote_rng.choice(ids, 2, replace=False)
