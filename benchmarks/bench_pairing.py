@@ -21,7 +21,7 @@ import numpy as np
 
 from imagerank import ratings as R
 from imagerank.collection import Collection
-from imagerank.pairing import PairContext, Pool, select_pairs
+from imagerank.pairing import PairContext, Pool, pair_keys, select_group, select_pairs
 from imagerank.ratings.priors import prior_to_rating
 
 STRATEGIES = ("random", "spec", "active")
@@ -53,6 +53,28 @@ def time_picks(pool: Pool, strategy: str, n_pairs: int, repeats: int) -> float:
         for a, b in pairs:
             ctx.seen.add((a, b) if a < b else (b, a))
     return 1000.0 * float(np.median(times))
+
+
+def time_groups(pool: Pool, size: int, repeats: int) -> float:
+    """Median milliseconds of one best-of-``size`` pick, ``select_group(ctx, "active", size)``."""
+    ctx = PairContext(pool, np.random.default_rng(0), set(), topk=100, exploration=0.1)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        group = select_group(ctx, "active", size)
+        times.append(time.perf_counter() - t)
+        ctx.seen.update(pair_keys(group))
+    return 1000.0 * float(np.median(times))
+
+
+def print_groups(sizes: list[int], repeats: int, rng: np.random.Generator) -> None:
+    """One line per pool size and state: the cost of a best-of-3 and a best-of-4 pick with ``active``."""
+    for n in sizes:
+        for state in ("fresh", "prior"):
+            pool = make_pool(n, state, rng)
+            ms = {g: time_groups(pool, g, repeats) for g in (3, 4)}
+            print(f"select_group('active') at {n:,} images ({state}): best-of-3 {ms[3]:.2f} ms, "
+                  f"best-of-4 {ms[4]:.2f} ms")
 
 
 def _fake_catalog(col: Collection, n: int) -> None:
@@ -227,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pick cost per strategy")
     ap.add_argument("--sizes", default="5000,100000")
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--groups-only", action="store_true", help="stop after the pick costs (pairs and best-of-N)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     print("| images | pool state | pairs per pick | random ms | spec ms | active ms | active / random |")
@@ -238,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                 ms = {s: time_picks(pool, s, n_pairs, args.repeats) for s in STRATEGIES}
                 print(f"| {n:,} | {state} | {n_pairs} | {ms['random']:.2f} | {ms['spec']:.2f} | {ms['active']:.2f} "
                       f"| {ms['active'] / ms['random']:.1f}x |")
+    print_groups([int(s) for s in args.sizes.split(",")], args.repeats, rng)
+    if args.groups_only:
+        return 0
     time_collection(100_000, args.repeats)
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)

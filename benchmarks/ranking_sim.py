@@ -52,6 +52,7 @@ from scipy import stats
 
 from imagerank import ratings as R
 from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
+from imagerank.ratings.consistency import fit_beta
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
 
@@ -217,6 +218,7 @@ class SimConfig:
     batch: int = 1
     stability_samples: int = 200
     prior: bool = True
+    fit_beta: bool = True
     ratio: float = DEFAULT_RATIO
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -225,6 +227,11 @@ def leaderboard_top(mu: np.ndarray, sigma: np.ndarray, k: int) -> np.ndarray:
     """(k,) indices of the leaderboard's top-k: ordinal ``mu - 3 sigma`` descending, ties by index."""
     order = np.lexsort((np.arange(mu.shape[0]), -(mu - 3.0 * sigma)))
     return order[:k]
+
+
+def _ranks(outcome: float) -> tuple[int, int]:
+    """Ranks of (a, b) for an outcome for a: 1 win, 0 loss, 0.5 draw."""
+    return (0, 1) if outcome == 1.0 else (1, 0) if outcome == 0.0 else (0, 0)
 
 
 def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfig,
@@ -242,6 +249,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
     ctx = PairContext(pool, np.random.default_rng([seed, 13]), set(), topk=cfg.k, exploration=cfg.exploration)
     pick = oracle_strategy(world.u, ORACLE_M) if strategy == "oracle" else strategy
     duels: list[tuple[int, int, float]] = []
+    beta = R.BETA
     last_prior = None
     calibrated_at = 0
     confidence = 0.0
@@ -266,26 +274,29 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
         res = judge(a, b)
         votes += 1
         if res is not None:
-            mu[a], sigma[a], mu[b], sigma[b] = rate_duel(mu[a], sigma[a], mu[b], sigma[b], res)
+            mu[a], sigma[a], mu[b], sigma[b] = rate_duel(mu[a], sigma[a], mu[b], sigma[b], res, beta)
             count[a] += 1
             count[b] += 1
             duels.append((a, b, res))
-        if cfg.prior and votes >= next_refit and duels:
+        if (cfg.prior or cfg.fit_beta) and votes >= next_refit and duels:
             next_refit += cfg.refit_every
             arr = np.array(duels)
-            calibrate = len(duels) >= 2 * calibrated_at  # recalibrate when the votes have doubled
-            bp = bt_prior(world.X, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2],
-                          start=last_prior, calibrate=calibrate, rng=seed)
-            if calibrate:
-                calibrated_at = len(duels)
-            last_prior = bp
-            confidence = bp.confidence
-            prior_mu, prior_sigma = bp.ratings()
-            pool.prior = bp.z
+            if cfg.fit_beta:  # the judge's consistency, from the priors in place (LivePrior.refit does the same)
+                beta = fit_beta(prior_mu, prior_sigma, [((int(x), int(y)), _ranks(r)) for x, y, r in duels])
+            if cfg.prior:
+                calibrate = len(duels) >= 2 * calibrated_at  # recalibrate when the votes have doubled
+                bp = bt_prior(world.X, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2],
+                              start=last_prior, calibrate=calibrate, rng=seed, beta=beta)
+                if calibrate:
+                    calibrated_at = len(duels)
+                last_prior = bp
+                confidence = bp.confidence
+                prior_mu, prior_sigma = bp.ratings()
+                pool.prior = None if bp.off_reason else bp.z  # a prior switched off gives pairing no scores
             mu[:] = prior_mu
             sigma[:] = prior_sigma
             for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)
-                mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r)
+                mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r, beta)
             queue = []  # queued pairs were chosen under the old prior
         if votes in budgets:
             top = leaderboard_top(mu, sigma, cfg.k)
@@ -484,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exploration", type=float, default=0.1)
     ap.add_argument("--batch", type=int, default=1, help="pairs per pick (the panel queues a few)")
     ap.add_argument("--no-prior", action="store_true", help="never fit the ranker prior")
+    ap.add_argument("--fixed-beta", action="store_true", help="keep OpenSkill's default beta (no consistency fit)")
     ap.add_argument("--full", action="store_true", help="every judge x every rho")
     ap.add_argument("--compact", action="store_true", help="only the one-line-per-setting summary table")
     args = ap.parse_args(argv)
@@ -492,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     if not ratio >= 0:
         ap.error(f"--ratio: expected a noise ratio >= 0, got {args.ratio}")
     cfg = SimConfig(n=args.n, k=args.k, budgets=tuple(int(b) for b in args.budgets.split(",")),
-                    exploration=args.exploration, batch=args.batch, prior=not args.no_prior, ratio=ratio)
+                    exploration=args.exploration, batch=args.batch, prior=not args.no_prior, ratio=ratio,
+                    fit_beta=not args.fixed_beta)
     strategies = args.strategies.split(",")
     if args.seeds < 1:
         ap.error(f"--seeds: expected at least 1, got {args.seeds}")

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._util import stamp
-from .catalog import DB_NAME, Catalog, DoctorReport, Match, Outcome, Session
+from .catalog import DB_NAME, Catalog, DoctorReport, JudgeConsistency, Match, Outcome, Session
 from .config import Settings
 from .media import ScanReport, ThumbnailCache, scan_workspace
-from .pairing import Pool, PoolCache, next_pairs
+from .pairing import Pool, PoolCache, best_of_ranks, next_group, next_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,6 +220,33 @@ class Collection:
         """
         return next_pairs(self, n, strategy=strategy, avoid=avoid)
 
+    def next_group(self, size: int = 4, *, strategy: str | None = None,
+                   avoid: Iterable[tuple[int, int]] = ()) -> list[int]:
+        """Image ids for one best-of-N round (``size`` 3 or 4; 2 is a pair), chosen by the session's strategy
+        (``active``: the top-k boundary), in screen order. See :func:`imagerank.pairing.select_group`.
+
+        Raises:
+            InvalidArgumentError: ``size`` not in ``GROUP_SIZES``.
+            StrategyNotFoundError: unknown strategy name.
+        """
+        return next_group(self, size, strategy=strategy, avoid=avoid)
+
+    def vote_best(self, image_ids: Sequence[int], best: int, *, worst: int | None = None,
+                  decision_ms: float | None = None, voter: str | None = None) -> Match:
+        """Record one best-of-N round: ``image_ids`` as shown (screen positions 0..N-1), ``best`` chosen (and
+        ``worst``, optionally). Stored as one N-way Plackett-Luce match (``kind='ranking'``, ranks from
+        :func:`imagerank.pairing.best_of_ranks`); undo and replay as for a pair.
+
+        Raises:
+            InvalidArgumentError: ids repeated or fewer than 2, ``best``/``worst`` not shown, ``worst == best``,
+                bad ``decision_ms`` or ``voter``.
+            NotFoundError: an image id is not in the catalog.
+        """
+        ranks = best_of_ranks(image_ids, best, worst)
+        ids = [int(i) for i in image_ids]
+        return self.votes.record(ids, ranks, positions=list(range(len(ids))),
+                                 kind="ranking" if len(ids) > 2 else None, decision_ms=decision_ms, voter=voter)
+
     def vote(self, left: int, right: int, outcome: Outcome, *, decision_ms: float | None = None,
              voter: str | None = None) -> Match:
         """Record one A-vs-B judgement: ``outcome`` is ``"left"``, ``"right"``, ``"draw"`` or ``"skip"``.
@@ -246,6 +273,13 @@ class Collection:
     def doctor(self) -> DoctorReport:
         """Check the catalog: ``PRAGMA integrity_check`` and replayed ratings == stored ratings (exactly)."""
         return self.votes.doctor()
+
+    @property
+    def consistency(self) -> JudgeConsistency:
+        """How consistent the judge is: the fitted beta the ratings use and ``agreement``, the probability of the
+        same answer on a judged pair shown again; ``.header`` is the panel's line ("you agree with yourself 91 %
+        of the time (312 pairs)"). Refitted with the live prior; see :mod:`imagerank.ratings.consistency`."""
+        return self.votes.consistency()
 
     # ------------------------------------------------------------------ the live prior (imagerank.training.prior)
     @property

@@ -5,6 +5,7 @@ listeners), crops and suggestions."""
 from .crops import Box, CropTable, validate_box
 from .db import BUSY_TIMEOUT_MS, Database, connect
 from .images import ImageTable, UpsertCounts
+from .judge import JudgeConsistency
 from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from .suggestions import SuggestionTable
 from .votes import DoctorReport, Match, Outcome, Session, VoteEvent, VoteLog, pair_key, pair_keys
@@ -23,6 +24,7 @@ __all__ = [
     "DoctorReport",
     "HasCatalog",
     "ImageTable",
+    "JudgeConsistency",
     "Match",
     "Outcome",
     "Session",

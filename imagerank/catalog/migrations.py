@@ -265,6 +265,24 @@ def _generation_tree(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration(4)
+def _rating_model(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        -- The rating model of the vote log: the judge's performance SD beta (OpenSkill units) fitted to the votes
+        -- (imagerank.ratings.consistency). The stored ratings are the replay of the kept matches with it; no row
+        -- means openskill's default 25/6 (every catalog made before this table).
+        CREATE TABLE rating_model (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            beta REAL NOT NULL CHECK (beta > 0),
+            fitted_votes INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The oldest schema this code reads without migrating it (a read-only workspace): migration 2 only added the
 #: ``import_rows`` table that imports write, so a 0.1.0 catalog (version 1) reads as it is.

@@ -8,6 +8,10 @@ lock and written in one short transaction (recomputed under the lock only if a v
 nobody voted on carry their prior as their rating and are written in small transactions, each row only if the
 image is still unvoted. Every committed state replays exactly, so ``doctor`` stays green even after a crash half
 way; an image voted on during the swap keeps its old prior until the next one.
+
+The rating model's beta (the judge's performance SD, fitted by :func:`imagerank.ratings.consistency.fit_beta`) is
+part of that definition: it is stored in ``rating_model`` (:func:`stored_beta`; no row is openskill's 25/6) and
+every replay uses it; :func:`swap_priors` can install a new beta together with new priors.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from .. import ratings as R
 from .db import Database
 
-__all__ = ["replay", "swap_priors"]
+__all__ = ["replay", "set_beta", "stored_beta", "swap_priors"]
 
 _IMAGES = "SELECT id, mu, sigma, comparison_count, last_compared_at, prior_mu, prior_sigma FROM images"
 _LOG = (
@@ -31,6 +35,30 @@ _LOG = (
 _LOG_VERSION = "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(undone), 0), COUNT(*) FROM matches"
 
 
+_BETA = "SELECT beta FROM rating_model WHERE id=1"
+
+
+def stored_beta(conn: sqlite3.Connection | Database) -> float:
+    """The vote log's beta (OpenSkill units): the ``rating_model`` row, else openskill's default 25/6 (also for a
+    read-only catalog made before the table existed)."""
+    try:
+        rows = conn.snapshot_query(_BETA) if isinstance(conn, Database) else conn.execute(_BETA).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return R.BETA
+        raise
+    return float(rows[0][0]) if rows else R.BETA
+
+
+def set_beta(conn: sqlite3.Connection, beta: float, fitted_votes: int = 0) -> None:
+    """Store ``beta`` (inside the caller's transaction; replay afterwards). Raises InvalidArgumentError when it is
+    not a positive finite number."""
+    R.model_for(beta)  # validates
+    conn.execute("INSERT INTO rating_model (id, beta, fitted_votes, updated_at) VALUES (1, ?, ?, "
+                 "strftime('%Y-%m-%dT%H:%M:%fZ','now')) ON CONFLICT(id) DO UPDATE SET beta=excluded.beta, "
+                 "fitted_votes=excluded.fitted_votes, updated_at=excluded.updated_at", (float(beta), int(fitted_votes)))
+
+
 def _start(row: Sequence[Any]) -> list[Any]:
     """[mu, sigma, comparisons, last_compared_at] of an image before any match: its prior, else the default."""
     return [row[5] if row[5] is not None else R.DEFAULT_MU, row[6] if row[6] is not None else R.DEFAULT_SIGMA,
@@ -38,16 +66,17 @@ def _start(row: Sequence[Any]) -> list[Any]:
 
 
 def _run(stored: Mapping[int, Sequence[Any]], rows: Sequence[Sequence[Any]],
-         state: dict[int, list[Any]] | None = None) -> tuple[int, dict[int, list[Any]], list[tuple[Any, ...]]]:
-    """Replay the match ``rows`` from the priors of ``stored`` (or go on from ``state``, a replay up to an earlier
-    match): (matches, image id -> [mu, sigma, comparisons, last_compared_at], entry updates)."""
+         state: dict[int, list[Any]] | None = None, beta: float = R.BETA
+         ) -> tuple[int, dict[int, list[Any]], list[tuple[Any, ...]]]:
+    """Replay the match ``rows`` with ``beta`` from the priors of ``stored`` (or go on from ``state``, a replay up to
+    an earlier match): (matches, image id -> [mu, sigma, comparisons, last_compared_at], entry updates)."""
     state = {i: _start(r) for i, r in stored.items()} if state is None else state
     entry_updates = []
     n = 0
     for mid, grouped in itertools.groupby(rows, key=lambda r: r[0]):
         group = list(grouped)
         before = [(state[g[2]][0], state[g[2]][1]) for g in group]
-        after = R.rate_ranking(before, [g[3] for g in group])
+        after = R.rate_ranking(before, [g[3] for g in group], beta)
         for g, b, a in zip(group, before, after):
             st = state[g[2]]
             st[0], st[1] = a
@@ -84,16 +113,18 @@ def replay(conn: sqlite3.Connection, *, write: bool) -> tuple[int, list[dict[str
         ``image_id``, ``stored``, ``replayed``); with ``write`` the replay is stored (entries and images).
     """
     stored = {r[0]: r for r in conn.execute(_IMAGES)}
-    n, state, entry_updates = _run(stored, conn.execute(_LOG).fetchall())
+    n, state, entry_updates = _run(stored, conn.execute(_LOG).fetchall(), beta=stored_beta(conn))
     diffs = _diffs(stored, state)
     if write:
         _write(conn, state, diffs, entry_updates)
     return n, diffs
 
 
-def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chunk: int = 200) -> int:
-    """Install new priors ``(prior_mu, prior_sigma, image_id)`` and the ratings that follow, holding the write lock
-    only briefly (see the module docstring).
+def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chunk: int = 200,
+                beta: float | None = None, fitted_votes: int = 0) -> int:
+    """Install new priors ``(prior_mu, prior_sigma, image_id)`` (and, when given, a new ``beta`` fitted on
+    ``fitted_votes`` votes) and the ratings that follow, holding the write lock only briefly (see the module
+    docstring).
 
     1. Images in the vote log: the replay from their new priors is computed from a snapshot *outside* the write
        lock; inside one transaction, matches appended since the snapshot (votes that came in meanwhile) are
@@ -112,11 +143,19 @@ def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chu
     stored: dict[int, Sequence[Any]] = {
         r[0]: r for r in db.snapshot_query(_IMAGES + " WHERE id IN (SELECT DISTINCT image_id FROM match_entries)")}
     seeded = {i: (*r[:5], *new.get(i, (r[5], r[6]))) for i, r in stored.items()}
-    _, state, entry_updates = _run(seeded, rows)
+    if beta is not None:
+        R.model_for(beta)  # validates before any work
+    use_beta = stored_beta(db) if beta is None else float(beta)
+    _, state, entry_updates = _run(seeded, rows, beta=use_beta)
     with db.atomic() as conn:
         now = tuple(conn.execute(_LOG_VERSION).fetchone())
-        if now[1] != version[1] or now[2] - version[2] != _appended(conn, version[0]):
-            # an undo (or a match we cannot place) since the snapshot: replay the whole log under the lock
+        if beta is not None:
+            set_beta(conn, beta, fitted_votes)
+        elif stored_beta(conn) != use_beta:  # another writer changed beta since the snapshot
+            version = (-1, -1, -1)
+        if version[0] < 0 or now[1] != version[1] or now[2] - version[2] != _appended(conn, version[0]):
+            # an undo (or a match we cannot place, or a new beta) since the snapshot: replay the whole log under
+            # the lock
             voted = {int(r[0]) for r in conn.execute("SELECT DISTINCT image_id FROM match_entries")}
             conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",
                              [(*new[i], i) for i in voted if i in new])
@@ -131,7 +170,7 @@ def swap_priors(db: Database, priors: Iterable[tuple[float, float, int]], *, chu
                     if r[0] not in state:  # voted on for the first time meanwhile
                         seeded[r[0]] = (*r[:5], *new.get(r[0], (r[5], r[6])))
                         state[r[0]] = _start(seeded[r[0]])
-                _, state, more_updates = _run(seeded, more, state)
+                _, state, more_updates = _run(seeded, more, state, beta=use_beta)
                 entry_updates += more_updates
             diffs = _diffs(stored, state)
             conn.executemany("UPDATE images SET prior_mu=?, prior_sigma=? WHERE id=?",

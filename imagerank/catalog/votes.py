@@ -29,8 +29,10 @@ from .. import ratings as R
 from .._util import utcnow
 from ..errors import InvalidArgumentError, NotFoundError
 from .db import Database
+from .judge import JudgeConsistency, fit_log_beta, judge_consistency
 from .replay import replay as replay_log
-from .replay import swap_priors
+from .replay import set_beta as store_beta
+from .replay import stored_beta, swap_priors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -315,7 +317,7 @@ class VoteLog:
             if absent:
                 raise NotFoundError(f"image_ids: no image with id {absent} in the catalog")
             before = [(rows[i][1], rows[i][2]) for i in ids]
-            after = R.rate_ranking(before, rk) if rated else before
+            after = R.rate_ranking(before, rk, stored_beta(conn)) if rated else before
             cur = conn.execute(
                 "INSERT INTO matches (session_id, voter, kind, rated, source, decision_ms, created_at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -459,18 +461,28 @@ class VoteLog:
         """Replay kept rated matches from the priors; returns (matches replayed, differences from stored)."""
         return replay_log(conn, write=write)
 
-    def set_priors(self, priors: Iterable[tuple[float, float, int]] | None) -> int:
+    def set_priors(self, priors: Iterable[tuple[float, float, int]] | None, *, beta: float | None = None,
+                   fitted_votes: int = 0) -> int:
         """Set prior ratings and replay the vote log from them, in one transaction (a crash leaves either the old
         priors and ratings or the new ones, never a mix that :meth:`doctor` would flag).
 
         Args:
             priors: ``(prior_mu, prior_sigma, image_id)`` rows (OpenSkill units, sigma > 0); None removes every
                 prior (back to mu 25, sigma 25/3).
+            beta: also store this beta (the judge's performance SD, :meth:`fit_beta`) before the replay.
+            fitted_votes: the votes ``beta`` was fitted on (shown to the user).
 
         Returns:
             The number of images whose stored rating changed.
+
+        Raises:
+            InvalidArgumentError: ``beta`` is not a positive finite number.
         """
+        if beta is not None:
+            R.model_for(beta)
         with self.db.atomic() as conn:
+            if beta is not None:
+                store_beta(conn, beta, fitted_votes)
             if priors is None:
                 conn.execute("UPDATE images SET prior_mu=NULL, prior_sigma=NULL WHERE prior_mu IS NOT NULL "
                              "OR prior_sigma IS NOT NULL")
@@ -480,18 +492,54 @@ class VoteLog:
         self._fire(VoteEvent("replay"))
         return len(diffs)
 
-    def swap_priors(self, priors: Iterable[tuple[float, float, int]]) -> int:
+    def swap_priors(self, priors: Iterable[tuple[float, float, int]], *, beta: float | None = None,
+                    fitted_votes: int = 0) -> int:
         """Like :meth:`set_priors`, but never holds the write lock for long, so votes from another thread go on
         while thousands of priors change (the live prior's background refit; see
         :func:`imagerank.catalog.replay.swap_priors`). Every committed state replays exactly; an image voted on
-        during the swap keeps its old prior.
+        during the swap keeps its old prior. With ``beta``, the new beta is stored in the same transaction as the
+        replayed ratings.
 
         Returns:
             The number of images whose stored rating changed.
+
+        Raises:
+            InvalidArgumentError: ``beta`` is not a positive finite number.
         """
-        changed = swap_priors(self.db, priors)
+        changed = swap_priors(self.db, priors, beta=beta, fitted_votes=fitted_votes)
         self._fire(VoteEvent("replay"))
         return changed
+
+    # ------------------------------------------------------------------ the judge's consistency (beta)
+    @property
+    def beta(self) -> float:
+        """The performance SD the ratings use (OpenSkill units): the fitted one, else openskill's 25/6."""
+        return stored_beta(self.db)
+
+    def set_beta(self, beta: float, *, fitted_votes: int = 0) -> int:
+        """Store ``beta`` and replay the log with it, in one transaction (``doctor`` stays exact).
+
+        Returns:
+            The number of images whose stored rating changed.
+
+        Raises:
+            InvalidArgumentError: ``beta`` is not a positive finite number.
+        """
+        R.model_for(beta)
+        with self.db.atomic() as conn:
+            store_beta(conn, beta, fitted_votes)
+            _, diffs = self._replay(conn, write=True)
+        self._fire(VoteEvent("replay"))
+        return len(diffs)
+
+    def fit_beta(self) -> tuple[float, int]:
+        """``(beta, matches)`` fitted to the kept votes from the stored priors; nothing is written
+        (:func:`imagerank.catalog.judge.fit_log_beta`)."""
+        return fit_log_beta(self.db)
+
+    def consistency(self) -> JudgeConsistency:
+        """The stored beta and how often the judge would repeat their answers (:class:`JudgeConsistency`)."""
+        return judge_consistency(self.db)
 
     def replay(self) -> int:
         """Recompute every rating from the priors and the kept matches, and store the result.

@@ -1,5 +1,6 @@
 """Ratings (floor 1, below the catalog): OpenSkill Plackett-Luce updates and predictions (:mod:`.openskill`), rating
-priors from a learned scorer (:mod:`.priors`) and the top-k stability estimate (:mod:`.stability`).
+priors from a learned scorer (:mod:`.priors`), the judge's fitted consistency
+(:mod:`.consistency`) and the top-k stability estimate (:mod:`.stability`).
 
 ``from imagerank import ratings as R`` gives the OpenSkill names: ``R.DEFAULT_MU``, ``R.rate_ranking``,
 ``R.ordinal`` ...; numpy and openskill only.
@@ -7,11 +8,13 @@ priors from a learned scorer (:mod:`.priors`) and the top-k stability estimate (
 
 from .openskill import (
     BETA,
+    BETA_RANGE,
     DEFAULT_MU,
     DEFAULT_SIGMA,
     MODEL,
     Rated,
     expected_sigma_after,
+    model_for,
     ordinal,
     predict_win_matrix,
     predict_win_pairs,
@@ -20,11 +23,13 @@ from .openskill import (
 
 __all__ = [
     "BETA",
+    "BETA_RANGE",
     "DEFAULT_MU",
     "DEFAULT_SIGMA",
     "MODEL",
     "Rated",
     "expected_sigma_after",
+    "model_for",
     "ordinal",
     "predict_win_matrix",
     "predict_win_pairs",

@@ -11,6 +11,7 @@ bit for bit: that is the definition of the stored ratings, and ``imagerank docto
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_MU",
     "DEFAULT_SIGMA",
     "MODEL",
+    "model_for",
     "ordinal",
     "predict_win_matrix",
     "predict_win_pairs",
@@ -36,6 +38,23 @@ MODEL = PlackettLuce()
 DEFAULT_MU: float = MODEL.mu
 DEFAULT_SIGMA: float = MODEL.sigma
 BETA: float = float(MODEL.beta)
+#: The range of a fitted beta (:mod:`imagerank.ratings.consistency`), OpenSkill units: 1/64 of the default up to the
+#: default. A judge noisier than openskill assumes keeps 25/6: in ``benchmarks/ranking_sim.py`` a larger fitted beta
+#: (crowd judge, 4.3 to 6.6) lowered precision@100 (0.43 against 0.51 at 3,000 votes) by slowing every update.
+BETA_RANGE: tuple[float, float] = (BETA / 64.0, BETA)
+
+
+@functools.lru_cache(maxsize=64)
+def model_for(beta: float = BETA) -> PlackettLuce:
+    """The OpenSkill Plackett-Luce model with performance SD ``beta`` (OpenSkill units, > 0) and every other
+    parameter at its default; ``model_for(BETA)`` is :data:`MODEL` itself (bit-identical updates).
+
+    Raises:
+        InvalidArgumentError: ``beta`` is not a positive finite number.
+    """
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise InvalidArgumentError(f"beta: expected a positive finite performance SD in OpenSkill units, got {beta!r}")
+    return MODEL if float(beta) == BETA else PlackettLuce(beta=float(beta))
 
 
 @dataclass(frozen=True)
@@ -51,7 +70,7 @@ class Rated:
 
 
 def rate_ranking(
-    ratings: Sequence[tuple[float, float]], ranks: Sequence[int]
+    ratings: Sequence[tuple[float, float]], ranks: Sequence[int], beta: float = BETA
 ) -> list[tuple[float, float]]:
     """Rate one match with OpenSkill Plackett-Luce.
 
@@ -59,19 +78,23 @@ def rate_ranking(
         ratings: (mu, sigma) of each participant, length N >= 2.
         ranks: rank of each participant, lower is better; equal ranks are a draw between them
             (a pairwise draw is ``[0, 0]``).
+        beta: the judge's performance SD (OpenSkill units; default openskill's 25/6, else the collection's fitted
+            one, :mod:`imagerank.ratings.consistency`).
 
     Returns:
         New (mu, sigma) per participant, same order.
 
     Raises:
-        InvalidArgumentError: fewer than two participants, or ``ranks`` of another length.
+        InvalidArgumentError: fewer than two participants, ``ranks`` of another length, or a ``beta`` that is not
+            positive.
     """
     if len(ratings) < 2:
         raise InvalidArgumentError(f"a match needs at least 2 images, got {len(ratings)}")
     if len(ranks) != len(ratings):
         raise InvalidArgumentError(f"ranks: expected {len(ratings)} values, got {len(ranks)}")
-    teams = [[MODEL.rating(mu=float(mu), sigma=float(sigma))] for mu, sigma in ratings]
-    out = MODEL.rate(teams, ranks=[float(r) for r in ranks])
+    model = model_for(beta)
+    teams = [[model.rating(mu=float(mu), sigma=float(sigma))] for mu, sigma in ratings]
+    out = model.rate(teams, ranks=[float(r) for r in ranks])
     return [(float(t[0].mu), float(t[0].sigma)) for t in out]
 
 
@@ -91,21 +114,21 @@ def _phi(x: np.ndarray) -> np.ndarray:
 
 
 def predict_win_pairs(
-    mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray
+    mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray, beta: float = BETA
 ) -> np.ndarray:
     """P(a beats b) for many pairs at once; equals ``PlackettLuce.predict_win`` for 1-vs-1 teams.
 
     ``Phi((mu_a - mu_b) / sqrt(2 beta^2 + sigma_a^2 + sigma_b^2))``, vectorised. Inputs broadcast; float64 out.
     """
-    denom = np.sqrt(2 * BETA**2 + np.square(sigma_a) + np.square(sigma_b))
+    denom = np.sqrt(2 * float(beta) ** 2 + np.square(sigma_a) + np.square(sigma_b))
     return _phi((np.asarray(mu_a, dtype=np.float64) - mu_b) / denom)
 
 
-def predict_win_matrix(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def predict_win_matrix(mu: np.ndarray, sigma: np.ndarray, beta: float = BETA) -> np.ndarray:
     """(N, N) float64 matrix of P(row beats column) for N images. O(N^2) memory: for small N only."""
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
-    return predict_win_pairs(mu[:, None], sigma[:, None], mu[None, :], sigma[None, :])
+    return predict_win_pairs(mu[:, None], sigma[:, None], mu[None, :], sigma[None, :], beta)
 
 
 def expected_sigma_after(sigma: float) -> float:

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,9 +30,12 @@ from . import openskill as R
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
     "MAX_CONFIDENCE",
+    "MIN_PRIOR_VOTES",
+    "OFF_WEIGHT",
     "BTPrior",
     "LinearBT",
     "bt_prior",
+    "duel_loglik",
     "feature_weight",
     "fit_linear_bt",
     "prequential_loglik",
@@ -47,13 +50,18 @@ __all__ = [
 DEFAULT_PRIOR_CONFIDENCE = 0.5
 #: Highest confidence :func:`bt_prior` reports: a prior never pins an image down completely.
 MAX_CONFIDENCE = 0.95
+#: Below this probability that the features predict the votes (:func:`feature_weight`) the prior is switched off
+#: (the default prior, no scores for the pairing strategies): more likely than not, it would only add noise.
+OFF_WEIGHT = 0.5
+#: Fewer held-out-calibrated outcomes than this give no prior (``off_reason`` says so).
+MIN_PRIOR_VOTES = 20
 
 _KAPPA = 0.0001  # openskill's default kappa (lower bound of the sigma shrink factor)
 
 
 # ---------------------------------------------------------------------------------------------- ratings
 def rate_duel(
-    mu_a: float, sigma_a: float, mu_b: float, sigma_b: float, outcome: float
+    mu_a: float, sigma_a: float, mu_b: float, sigma_b: float, outcome: float, beta: float = R.BETA
 ) -> tuple[float, float, float, float]:
     """OpenSkill Plackett-Luce update of one 1-vs-1 match, without rating objects.
 
@@ -64,6 +72,7 @@ def rate_duel(
     Args:
         mu_a, sigma_a, mu_b, sigma_b: the two ratings (OpenSkill units, sigma > 0).
         outcome: 1.0 a won, 0.0 b won, 0.5 a draw.
+        beta: the judge's performance SD (OpenSkill units, > 0; default 25/6, else the fitted one).
 
     Returns:
         ``(mu_a', sigma_a', mu_b', sigma_b')``.
@@ -72,7 +81,7 @@ def rate_duel(
         InvalidArgumentError: ``outcome`` is not 0, 0.5 or 1.
     """
     tau2 = R.MODEL.tau * R.MODEL.tau
-    beta2 = R.BETA * R.BETA
+    beta2 = beta * beta
     sa = math.sqrt(sigma_a * sigma_a + tau2)
     sb = math.sqrt(sigma_b * sigma_b + tau2)
     va, vb = sa * sa, sb * sb
@@ -154,6 +163,10 @@ class BTPrior:
             calibration.
         fit_confidence, fit_scale: the empirical-Bayes estimates before the averaging (None: as ``confidence`` and
             ``scale``); the next calibration searches around them.
+        off_reason: None when the prior is in use; else why it was switched off (a line a panel header can show:
+            too few votes, or the features do not predict the held-out votes); then ``confidence`` is 0 and
+            ``scale`` OpenSkill's default sigma, so :meth:`ratings` is exactly the default prior, and ``z`` should
+            not be handed to the pairing strategies.
     """
 
     z: np.ndarray
@@ -163,6 +176,7 @@ class BTPrior:
     weight: float = 0.0
     fit_confidence: float | None = None
     fit_scale: float | None = None
+    off_reason: str | None = None
 
     def ratings(self) -> tuple[np.ndarray, np.ndarray]:
         """``prior_to_rating(self.z, self.confidence, self.scale)``: (N,) prior mu and (N,) prior sigma."""
@@ -254,7 +268,7 @@ def shrink_prior(slope: float, spread: float, weight: float) -> tuple[float, flo
 
 
 def prequential_loglik(
-    z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, slope: float, spread: float
+    z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, slope: float, spread: float, beta: float = R.BETA
 ) -> float:
     """Log-likelihood of the outcomes, each predicted before it is rated, ratings started from a prior.
 
@@ -269,27 +283,36 @@ def prequential_loglik(
     Args:
         z: (N,) standardised scores; a, b: (M,) int indices in vote order; y: (M,) outcomes for a (1, 0, 0.5).
         slope: prior mean per unit of z (>= 0); spread: prior SD (> 0); OpenSkill units.
+        beta: the judge's performance SD (OpenSkill units, > 0).
 
     Returns:
         The log-likelihood (<= 0). Cost O(M) in plain Python, about 1.5 us per vote.
     """
     mu = (R.DEFAULT_MU + slope * np.asarray(z, dtype=np.float64)).tolist()
     var = [float(spread) ** 2] * len(mu)
+    return duel_loglik(mu, var, a, b, y, beta)
+
+
+def duel_loglik(mu: list[float], var: list[float], a: np.ndarray | Sequence[int], b: np.ndarray | Sequence[int],
+                y: np.ndarray | Sequence[float], beta: float = R.BETA) -> float:
+    """:func:`prequential_loglik` from given start ratings: ``mu`` and ``var`` (N,) lists of prior means and
+    variances (OpenSkill units; both are updated in place, so pass copies), duels ``a``, ``b``, ``y`` in vote order.
+    Returns the summed log predictive probability of the outcomes (<= 0)."""
     tau2 = R.MODEL.tau * R.MODEL.tau
-    two_beta2 = 2.0 * R.BETA**2
+    two_beta2 = 2.0 * float(beta) ** 2
     exp, sqrt, log = math.exp, math.sqrt, math.log
     ll = 0.0
-    # rate_duel inlined (variances kept instead of SDs): this loop is the cost of bt_prior
+    # rate_duel inlined (variances kept instead of SDs): this loop is the cost of bt_prior and of the beta fit
     for x, w, o in zip(np.asarray(a).tolist(), np.asarray(b).tolist(), np.asarray(y, dtype=np.float64).tolist()):
         vx, vw = var[x], var[w]
         mx, mw = mu[x], mu[w]
-        q = 1.0 / (1.0 + exp((mw - mx) / sqrt(two_beta2 + vx + vw)))
+        q = 1.0 / (1.0 + exp(max(min((mw - mx) / sqrt(two_beta2 + vx + vw), 700.0), -700.0)))
         q = min(max(q, 1e-12), 1.0 - 1e-12)
         ll += log(q) if o == 1.0 else log(1.0 - q) if o == 0.0 else 0.5 * log(q * (1.0 - q))
         vx += tau2
         vw += tau2
         c = sqrt(vx + vw + two_beta2)
-        px = 1.0 / (1.0 + exp((mw - mx) / c))
+        px = 1.0 / (1.0 + exp(max(min((mw - mx) / c, 700.0), -700.0)))
         pw = 1.0 - px
         if o == 1.0:
             om_x, om_w = pw, -pw
@@ -354,6 +377,7 @@ def bt_prior(
     start: BTPrior | None = None,
     calibrate: bool = True,
     rng: np.random.Generator | int | None = 0,
+    beta: float = R.BETA,
 ) -> BTPrior:
     """Fit the linear Bradley-Terry ranker on the votes so far and calibrate it as an OpenSkill prior.
 
@@ -368,7 +392,8 @@ def bt_prior(
     OpenSkill units). The fitted prior is then averaged with the default prior by the probability that the
     features predict the votes at all (:func:`score_test` on the same held-out halves, :func:`feature_weight`,
     :func:`shrink_prior`), so that votes carrying no preference (a voter alternating left and
-    right, or flipping a coin) leave about the default prior instead of a narrow one. Returned as
+    right, or flipping a coin) leave about the default prior instead of a narrow one; below :data:`OFF_WEIGHT` the
+    prior is switched off altogether (``off_reason``: the default prior, no scores for pairing). Returned as
     ``confidence = slope' / hypot(slope', spread')``, ``scale = hypot(slope', spread')`` of the averaged prior (the
     fitted ones in ``fit_confidence`` / ``fit_scale``).
 
@@ -382,10 +407,11 @@ def bt_prior(
         calibrate: False keeps ``start``'s slope and spread and only refits the scores (one warm L-BFGS fit,
             milliseconds); e.g. recalibrate only when the number of votes has doubled.
         rng: seed or generator of the split.
+        beta: the judge's performance SD the ratings use (OpenSkill units; the collection's fitted one).
 
     Returns:
         A :class:`BTPrior`; ``BTPrior.ratings()`` gives the OpenSkill priors. Fewer than 20 outcomes give the
-        default prior (confidence 0, scale 25/3).
+        default prior (confidence 0, scale 25/3) and an ``off_reason``.
 
     Raises:
         NoVotesError: no outcomes.
@@ -403,9 +429,10 @@ def bt_prior(
     m = a.shape[0]
     if start is not None and not calibrate:
         return BTPrior(z=z, confidence=start.confidence, scale=start.scale, w=full.w, weight=start.weight,
-                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale)
-    if m < 20:
-        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w)
+                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason)
+    if m < MIN_PRIOR_VOTES:
+        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w,
+                       off_reason=f"taste prior off: {m} votes so far, it starts at {MIN_PRIOR_VOTES}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     half = gen.permutation(m) % 2 == 0
     folds = []
@@ -414,7 +441,7 @@ def bt_prior(
         folds.append((_standardise(fit.score(X)), a[part], b[part], y[part]))
 
     def evidence(slope: float, spread: float) -> float:
-        return sum(prequential_loglik(zf, af, bf, yf, slope, spread) for zf, af, bf, yf in folds)
+        return sum(prequential_loglik(zf, af, bf, yf, slope, spread, beta) for zf, af, bf, yf in folds)
 
     if start is None:
         slope, spread = 0.5 * R.DEFAULT_SIGMA, 0.75 * R.DEFAULT_SIGMA
@@ -430,10 +457,17 @@ def bt_prior(
         slope = _golden_max(partial(_swap, evidence, spread), lo_s, hi_s, _TOL, ends=(0.0,) if lo_s == 0 else ())
         spread = _golden_max(partial(evidence, slope), lo_p, hi_p, _TOL)
     fit_scale = math.hypot(slope, spread)
-    weight = feature_weight(*score_test(folds))
+    t, held_out = score_test(folds)
+    weight = feature_weight(t, held_out)
+    fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
+    if weight < OFF_WEIGHT:
+        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
+                       fit_scale=float(fit_scale),
+                       off_reason=f"taste prior off: the features do not predict your votes (held-out score test "
+                                  f"t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
     confidence, scale = shrink_prior(slope, spread, weight)
-    return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight,
-                   fit_confidence=float(min(slope / fit_scale, MAX_CONFIDENCE)), fit_scale=float(fit_scale))
+    return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
+                   fit_scale=float(fit_scale))
 
 
 def _swap(f: Callable[[float, float], float], second: float, first: float) -> float:

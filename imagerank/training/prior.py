@@ -130,6 +130,9 @@ class LivePriorReport:
         weight: probability that the features predict the votes at all (held-out score test,
             :func:`imagerank.ratings.priors.feature_weight`); the fitted prior is averaged with the default prior by
             it, so votes that carry no preference leave about the default prior.
+        beta: the judge's performance SD fitted to the votes and stored with the log (OpenSkill units).
+        off_reason: None while the prior is in use; else why it is off (too few votes, or the features do not
+            predict the held-out votes): every image then has the default prior and pairing gets no scores.
     """
 
     features: str
@@ -141,12 +144,15 @@ class LivePriorReport:
     n_ratings_changed: int
     seconds: float
     weight: float = 1.0
+    beta: float = R.BETA
+    off_reason: str | None = None
 
     def __str__(self) -> str:
         return (f"live prior from {self.n_pairs} votes on {self.features} (confidence {self.confidence:.2f}, "
-                f"scale {self.scale:.2f}, evidence weight {self.weight:.2f}"
+                f"scale {self.scale:.2f}, evidence weight {self.weight:.2f}, judge noise beta {self.beta:.2f}"
                 f"{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
-                f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s")
+                f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s"
+                + (f"; {self.off_reason}" if self.off_reason else ""))
 
 
 @dataclass
@@ -323,7 +329,9 @@ class LivePrior:
         feature_weight`): votes that carry no preference (alternating left/right, coin flips) leave about the
         default prior, so never-compared images do not outrank voted ones on their prior alone. Confidence and
         scale are re-estimated on the first fit in a process and whenever the
-        votes have doubled since; in between only the ranker's weights are refitted (warm start, milliseconds).
+        votes have doubled since; the judge's performance SD beta is refitted to the votes first
+        (:meth:`VoteLog.fit_beta`, also without features) and stored with the priors in the same swap; in
+        between only the ranker's weights are refitted (warm start, milliseconds).
         Images without features keep their prior.
 
         Args:
@@ -358,10 +366,17 @@ class LivePrior:
             found = f"only {len(pairs)} pairwise draws" if len(pairs) else "no kept votes"
             raise NoVotesError(f"no decisive votes yet ({found}): the live prior needs votes that say which image "
                                f"is better")
+        # the judge's consistency first: it needs no features, and the prior is calibrated under it
+        beta, fitted = cat.votes.fit_beta()
         state = self.state
-        source = auto_source(cat) if features == "auto" else features
-        if state is None or not self._state_current(state, features, source):
-            state = LivePriorState(features, self._design(source, compute))
+        try:
+            source = auto_source(cat) if features == "auto" else features
+            if state is None or not self._state_current(state, features, source):
+                state = LivePriorState(features, self._design(source, compute))
+        except FeatureError:
+            if abs(beta / cat.votes.beta - 1.0) > 0.02:
+                cat.votes.set_beta(beta, fitted_votes=fitted)
+            raise
         ids = state.design.image_ids
         pos_a = state.design.rows(pairs.a)
         pos_b = state.design.rows(pairs.b)
@@ -372,17 +387,20 @@ class LivePrior:
         m = int(keep.sum())
         calibrate = state.prior is None or m >= 2 * state.calibrated_at
         bp = bt_prior(state.design.X, pos_a[keep], pos_b[keep], pairs.y[keep], start=state.prior,
-                      calibrate=calibrate, rng=0)
+                      calibrate=calibrate, rng=0, beta=beta)
         if calibrate:
             state.calibrated_at = m
         state.prior = bp
-        mu, sigma = bp.ratings()
+        mu, sigma = bp.ratings()  # switched off (off_reason): exactly the default prior
         priors = [(float(a), float(b), int(i)) for i, a, b in zip(ids, mu, sigma)]
-        changed = cat.votes.swap_priors(priors) if swap else cat.votes.set_priors(priors)
-        self._on_scores({int(i): float(v) for i, v in zip(ids, bp.z)})
+        changed = (cat.votes.swap_priors(priors, beta=beta, fitted_votes=fitted) if swap
+                   else cat.votes.set_priors(priors, beta=beta, fitted_votes=fitted))
+        # a prior switched off gives the pairing strategies no scores either
+        self._on_scores(None if bp.off_reason else {int(i): float(v) for i, v in zip(ids, bp.z)})
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
-                               bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight))
+                               bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta),
+                               bp.off_reason)
 
     def _design(self, source: str, compute: bool) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):
