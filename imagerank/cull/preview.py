@@ -23,6 +23,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 __all__ = ["MIN_PREVIEW_SIDE", "Preview", "exiftool_path", "find_preview", "jpeg_streams", "largest_jpeg"]
@@ -161,7 +162,7 @@ def _rawpy(buf: bytes, min_side: int, p: Preview) -> bool:
             return False
         p.data, p.source = bytes(thumb.data), "rawpy"
         return True
-    im = Image.fromarray(thumb.data)
+    im = Image.fromarray(np.asarray(thumb.data))
     if max(im.size) < min_side:
         p.tried.append(f"rawpy: {im.width}x{im.height} bitmap, under {min_side} px")
         return False

@@ -33,11 +33,13 @@ def test_empty_and_filled_frames_round_trip_through_the_schema() -> None:
     ]
     df = ir.to_frame(rows)
     assert list(df["path"]) == ["a.nef", "b.jpg"]  # sorted by path
-    assert str(df["size"].dtype) == "Int64" and str(df["dhash"].dtype) == "Int64"
+    assert str(df["size"].dtype) == "Int64"
+    assert str(df["dhash"].dtype) == "Int64"
     assert str(df["capture_time"].dtype) == "datetime64[us]"
     assert str(df["capture_time_utc"].dtype) == "datetime64[us, UTC]"
     assert df["capture_time"].iloc[1].microsecond == 250000
-    assert df["burst_id"].isna().all() and df["bucket"].iloc[0] is None
+    assert df["burst_id"].isna().all()
+    assert df["bucket"].iloc[0] is None
     t = pa.Table.from_pandas(df, schema=ir.IR_SCHEMA, preserve_index=False)
     assert t.column("reasons").to_pylist()[1][0]["code"] == "burst_pick"
 
