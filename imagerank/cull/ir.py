@@ -72,8 +72,9 @@ Passes
 
 Export
     ``export_path`` (string → object): where the file was placed under the output folder (``best/a/b.nef``).
-    ``export_method`` (string → object): ``hardlink``, ``symlink``, ``copy``, ``copy_fallback`` (a hard link
-    across devices, copied instead), ``present`` (already there from an earlier run) or null.
+    ``export_method`` (string → object): how the exported file is there — ``hardlink``, ``symlink``, ``copy``,
+    ``copy_fallback`` (a hard link across devices, copied instead) — the same whether this run or an earlier one
+    placed it; ``failed`` when it could not be placed; null when not exported.
     ``xmp_path`` (string → object): the XMP sidecar written or merged, relative to the input folder.
 """
 
@@ -138,6 +139,9 @@ REASON_CODES: dict[str, str] = {
     "kept": "kept: not a duplicate, not trashed, below the best fraction",
     "unjudged": "no preview to judge: bucket maybe for a person to look at",
     "learned_pick": "a learned reranker changed the pick",
+    "copied_across_devices": "a hard link was impossible (another device or file system): the file was copied",
+    "export_failed": "the file could not be placed under the output folder (the message says why)",
+    "xmp_failed": "the XMP sidecar could not be written or merged (the message says why); nothing was replaced",
 }
 
 #: The keys of one reason record (the struct fields of the ``reasons`` column).
@@ -224,7 +228,7 @@ def to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if n == "reasons":
             values = [list(v) if v else [] for v in values]
         if dt.startswith("datetime64"):
-            cols[n] = pd.Series(pd.to_datetime(values, utc=dt.endswith("UTC]")), dtype=dt)
+            cols[n] = pd.Series(pd.to_datetime(values, utc=dt.endswith("UTC]"), format="ISO8601"), dtype=dt)
         else:
             cols[n] = pd.Series(values, dtype=dt)
     return pd.DataFrame(cols)
