@@ -43,7 +43,7 @@ def test_bursts_clusters_picks_and_buckets(shoot: Path, tmp_path: Path) -> None:
     pick, other = (a1, a2) if a1["is_pick"] else (a2, a1)
     assert pick["score"] >= other["score"]
     assert other["bucket"] == "trash"
-    near = [x for x in other["reasons"] if x["code"] == "near_duplicate"][0]
+    near = next(x for x in other["reasons"] if x["code"] == "near_duplicate")
     assert near["ref"] == pick["path"]
     assert near["threshold"] == 6
     assert "burst_pick" in _codes(pick)
@@ -55,7 +55,7 @@ def test_bursts_clusters_picks_and_buckets(shoot: Path, tmp_path: Path) -> None:
     # a blurred frame alone: trashed as blurry, with the measured value and the threshold
     blurry = r["Z_0001.JPG"]
     assert blurry["bucket"] == "trash"
-    why = [x for x in blurry["reasons"] if x["code"] == "blurry"][0]
+    why = next(x for x in blurry["reasons"] if x["code"] == "blurry")
     assert why["value"] < why["threshold"] == 15.0
     # the exact copy: trash, pointing at the first path
     assert r["copy_of_A_0004.JPG"]["exact_duplicate_of"] == "DCIM/A_0004.JPG"
