@@ -50,6 +50,16 @@ def test_every_raw_sample_ends_with_a_status(exiftool: bool) -> None:
             why = next(x for x in r["reasons"] if x["code"] == "no_preview")
             assert "rawpy" in why["message"]
             assert "jpeg_scan" in why["message"]
+    if exiftool:  # exiftool reads the capture time of every sample, CR3 / RAF / CRW / ARW included
+        assert df["capture_time_source"].eq("DateTimeOriginal").all()
+        r6 = df[df["path"].str.endswith("Canon-R6-pruned.CR3")].iloc[0]
+        assert r6["camera_model"] == "Canon EOS R6"
+        assert r6["capture_time"].microsecond == 920000
+    else:  # Pillow reads the TIFF-based ones; the others fall back to the mtime and say so
+        for r in df.to_dict("records"):
+            if r["capture_time_source"] == "mtime":
+                assert "time_from_mtime" in _codes(r["reasons"])
+        assert (df["capture_time_source"] == "DateTimeOriginal").sum() >= 5
     z9 = df[df["path"].str.contains("nikon_z_9")].iloc[0]
     assert z9["capture_time_source"] == "DateTimeOriginal"
     assert z9["capture_time"].microsecond == 270000  # SubSecTimeOriginal
