@@ -115,5 +115,6 @@ def test_the_process_pool_gives_the_same_manifest(tmp_path: Path) -> None:
     one = cull(d, tmp_path / "one", workers=1, use_exiftool=False)
     two = cull(d, tmp_path / "two", workers=2, use_exiftool=False)
     assert len(one) == 26
+    assert two.attrs["cull"]["extracted"] == 26
     assert one["cluster_size"].max() > 1
     assert (tmp_path / "one" / "manifest.jsonl").read_bytes() == (tmp_path / "two" / "manifest.jsonl").read_bytes()
