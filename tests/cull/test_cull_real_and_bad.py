@@ -170,4 +170,8 @@ def test_inside_a_workspace_its_settings_and_cache_are_used(tmp_path: Path) -> N
     assert df["burst_id"].nunique() == 1  # 5 s apart: one burst with the workspace's 10 s
     assert (ws / "cache" / "cull.sqlite").is_file()
     assert cull(d, None, workers=1, use_exiftool=False)["burst_id"].nunique() == 2
+    with imagerank.open(ws) as col:  # the facade's verb: the workspace's folder, settings and cache
+        again = col.cull(workers=1, use_exiftool=False)
+    assert again["burst_id"].nunique() == 1
+    assert again.attrs["cull"]["cached"] == 2
     shutil.rmtree(ws / "cache")
