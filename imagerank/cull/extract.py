@@ -25,14 +25,15 @@ from PIL import Image
 from ..features.hashing import DIGEST_BITS, file_digest, hash_image
 from ..features.quality import quality_metrics
 from ..media.decode import decode_image, reduce_like_thumbnail
+from .exiftool import exiftool_path
 from .ir import RAW_EXTENSIONS, reason
-from .metadata import exiftool_preview_bytes, file_metadata
+from .metadata import exiftool_preview_bytes, exiftool_tags, file_metadata
 from .preview import find_preview
 
 __all__ = ["EXTRACT_VERSION", "FEATURE_SIZE", "ExtractJob", "extract_one", "faces_and_eyes", "sharpest_region"]
 
 #: Changes whenever the extracted values would change: cached records of another version are recomputed.
-EXTRACT_VERSION = "cull-extract-2"
+EXTRACT_VERSION = "cull-extract-3"
 #: Longest side (pixels) of the feature image, as the feature sidecars use.
 FEATURE_SIZE = 512
 _GRID = 4
@@ -42,8 +43,8 @@ _MIN_FACE = 40
 @dataclass(frozen=True)
 class ExtractJob:
     """One file for :func:`extract_one`: absolute ``abspath``, IR ``path`` (relative), ``size`` (bytes) and
-    ``mtime_ns`` from the scan, the pixel limit, whether to run the face check and use exiftool for previews, and
-    exiftool's tags for this file (or None)."""
+    ``mtime_ns`` from the scan, the pixel limit, whether to run the face check, and whether to ask exiftool
+    (when it is on ``PATH``) for metadata and previews."""
 
     abspath: str
     path: str
@@ -52,7 +53,6 @@ class ExtractJob:
     max_pixels: int = 178_956_970
     faces: bool = False
     use_exiftool: bool = True
-    exiftool: dict[str, Any] | None = None
 
 
 def sharpest_region(grey: Image.Image, grid: int = _GRID) -> dict[str, float]:
@@ -170,7 +170,9 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
         rec["status"] = "missing" if e.errno == errno.ENOENT else "unreadable"
         reasons.append(reason(rec["status"], "scan", f"cannot read the file: {e.strerror or e}"))
         return rec
-    meta = file_metadata(job.abspath, rec["mtime_ns"], job.exiftool)
+    tool = exiftool_path() if job.use_exiftool else None
+    tags = exiftool_tags(tool, job.abspath) if tool is not None else None
+    meta = file_metadata(job.abspath, rec["mtime_ns"], tags)
     errors = meta.pop("exif_errors", None)
     if errors:
         reasons.append(reason("exif_problem", "metadata", str(errors)[:300]))
@@ -182,8 +184,8 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     rgb: Image.Image | None = None
     try:
         if rec["kind"] == "raw":
-            pv = find_preview(job.abspath, buf, use_exiftool=job.use_exiftool, exiftool_bytes=None
-                              if job.exiftool is None else exiftool_preview_bytes(job.exiftool))
+            pv = find_preview(job.abspath, buf, use_exiftool=tool is not None,
+                              exiftool_bytes=None if tags is None else exiftool_preview_bytes(tags))
             if pv.source is None:
                 rec["status"] = "metadata_only"
                 reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))

@@ -25,7 +25,6 @@ from .artifacts import export_file, manifest_line, summary, write_text_atomic
 from .cache import CullCache
 from .extract import EXTRACT_VERSION, ExtractJob, extract_one
 from .ir import RAW_EXTENSIONS, reason, to_frame
-from .metadata import exiftool_batch
 from .passes import run_passes, weights_of
 from .preview import exiftool_path
 from .xmp import write_xmp
@@ -152,9 +151,6 @@ def cull(
     try:
         hits = store.get(((j.path, j.size, j.mtime_ns) for j in jobs), opts) if store is not None else {}
         todo = [j for j in jobs if j.path not in hits]
-        if tool is not None and todo:
-            tags = exiftool_batch(tool, [j.abspath for j in todo])
-            todo = [replace(j, exiftool=tags.get(j.abspath)) for j in todo]
         fresh = list(imap_processes(extract_one, todo, workers=workers, progress=progress, desc="cull"))
         if store is not None:
             store.put((r for r in fresh if r.get("status") in ("ok", "metadata_only", "corrupt", "empty")), opts)
