@@ -106,7 +106,8 @@ def cull(
         ``extracted`` (files read this run), ``cached`` (from the cache), ``walk_errors``.
 
     Raises:
-        InvalidArgumentError: ``input_dir`` is not a folder, a bad ``export`` mode or extension.
+        InvalidArgumentError: ``input_dir`` is not a folder, ``out_dir`` is ``input_dir``, a bad ``export`` mode or
+            extension.
         ConfigError: a bad override (the message names the setting). ImagerankError: a cache file that is not one.
         StorageError: the output disk is full.
     """
@@ -119,6 +120,9 @@ def cull(
     s = _settings(workspace, settings, burst_gap_s=burst_seconds, cull_dedupe_hamming=dedupe_hamming,
                   cull_min_sharpness=min_sharpness, cull_max_clip=max_clip, cull_faces=faces)
     out = None if out_dir is None else Path(os.path.abspath(Path(out_dir).expanduser()))
+    if out is not None and out == root:
+        raise InvalidArgumentError(f"out_dir: expected a folder other than the input folder, got {os.fspath(out_dir)!r}"
+                                   " (the buckets go inside it; a sub-folder such as INPUT/culled is fine)")
     if cache is None and workspace is not None:
         cache = Path(workspace) / "cache" / "cull.sqlite"
 
