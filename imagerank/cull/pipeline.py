@@ -121,7 +121,7 @@ def cull(
                   cull_min_sharpness=min_sharpness, cull_max_clip=max_clip, cull_faces=faces)
     out = None if out_dir is None else Path(os.path.abspath(Path(out_dir).expanduser()))
     if out is not None and out == root:
-        raise InvalidArgumentError(f"out_dir: expected a folder other than the input folder, got {os.fspath(out_dir)!r}"
+        raise InvalidArgumentError(f"out_dir: expected a folder other than the input folder, got {str(out)!r}"
                                    " (the buckets go inside it; a sub-folder such as INPUT/culled is fine)")
     if cache is None and workspace is not None:
         cache = Path(workspace) / "cache" / "cull.sqlite"
