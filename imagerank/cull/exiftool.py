@@ -30,6 +30,7 @@ class ExiftoolSession:
     def __init__(self, tool: str) -> None:
         self.tool = tool
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pending = False
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is None or self.proc.poll() is not None:
@@ -38,15 +39,26 @@ class ExiftoolSession:
             atexit.register(self.close)
         return self.proc
 
-    def ask(self, args: list[str], timeout_s: float = 60.0) -> bytes:
-        """exiftool's output for ``args`` (one per line; no newline inside). Raises OSError / TimeoutError."""
+    def send(self, args: list[str]) -> None:
+        """Send one request (``args``, one per line, none with a line break); read its answer with
+        :meth:`receive` before the next. Raises OSError (a line break, no process, a broken pipe)."""
+        if self.pending:
+            raise OSError("exiftool: the previous answer has not been read")
         if any("\n" in a or "\r" in a for a in args):
             raise OSError(f"exiftool: an argument with a line break cannot go through -@ ({args[-1]!r})")
         proc = self._start()
-        if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen(PIPE) sets both
-            raise OSError("exiftool: no pipes to the process")
+        if proc.stdin is None:  # pragma: no cover - Popen(PIPE) sets it
+            raise OSError("exiftool: no pipe to the process")
         proc.stdin.write(("\n".join([*args, "-execute"]) + "\n").encode("utf-8", "surrogateescape"))
         proc.stdin.flush()
+        self.pending = True
+
+    def receive(self, timeout_s: float = 60.0) -> bytes:
+        """The answer to the request sent last (up to ``{ready}``). Raises OSError / TimeoutError (the process
+        is then ended, and the next request starts a new one)."""
+        proc = self.proc
+        if not self.pending or proc is None or proc.stdout is None:
+            raise OSError("exiftool: no request is waiting for its answer")
         out = bytearray()
         fd = proc.stdout.fileno()
         deadline = time.monotonic() + timeout_s
@@ -60,11 +72,17 @@ class ExiftoolSession:
                 self.close()
                 raise OSError("exiftool ended")
             out += chunk
+        self.pending = False
         return bytes(out[: -len(b"{ready}\n")])
+
+    def ask(self, args: list[str], timeout_s: float = 60.0) -> bytes:
+        """:meth:`send` then :meth:`receive`."""
+        self.send(args)
+        return self.receive(timeout_s)
 
     def close(self) -> None:
         """End the process (``-stay_open False``), or kill it when it does not listen."""
-        proc, self.proc = self.proc, None
+        proc, self.proc, self.pending = self.proc, None, False
         if proc is None or proc.poll() is not None:
             return
         try:

@@ -27,13 +27,13 @@ from ..features.quality import quality_metrics
 from ..media.decode import decode_image, reduce_like_thumbnail
 from .exiftool import exiftool_path
 from .ir import RAW_EXTENSIONS, reason
-from .metadata import exiftool_preview_bytes, exiftool_tags, file_metadata
+from .metadata import PendingTags, exiftool_preview_bytes, file_metadata
 from .preview import find_preview
 
 __all__ = ["EXTRACT_VERSION", "FEATURE_SIZE", "ExtractJob", "extract_one", "faces_and_eyes", "sharpest_region"]
 
 #: Changes whenever the extracted values would change: cached records of another version are recomputed.
-EXTRACT_VERSION = "cull-extract-3"
+EXTRACT_VERSION = "cull-extract-4"
 #: Longest side (pixels) of the feature image, as the feature sidecars use.
 FEATURE_SIZE = 512
 _GRID = 4
@@ -137,6 +137,39 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
 
 
+def _pixels(job: ExtractJob, rec: dict[str, Any], buf: bytes,
+            pending: PendingTags | None) -> tuple[Image.Image, int, int] | None:
+    """The decoded preview (image, full width, full height), or None with the status and reason set on ``rec``."""
+    reasons: list[dict[str, Any]] = rec["reasons"]
+    try:
+        if rec["kind"] == "raw":
+            tags = pending.result() if pending is not None else None
+            pv = find_preview(job.abspath, buf, use_exiftool=pending is not None,
+                              exiftool_bytes=None if tags is None else exiftool_preview_bytes(tags))
+            if pv.source is None:
+                rec["status"] = "metadata_only"
+                reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))
+                return None
+            rec["preview_source"] = pv.source
+            if pv.source != "rawpy":
+                reasons.append(reason("preview_fallback", "preview", f"preview from {pv.source}; "
+                                      + "; ".join(pv.tried)))
+            if pv.image is not None:
+                return pv.image, pv.image.width, pv.image.height
+            return decode_image(io.BytesIO(pv.data or b""), FEATURE_SIZE, job.max_pixels)  # type: ignore[arg-type]
+        rec["preview_source"] = "decode"
+        return decode_image(job.abspath, FEATURE_SIZE, job.max_pixels)
+    except FileNotFoundError:
+        rec["status"] = "missing"
+        rec["preview_source"] = None
+        reasons.append(reason("missing", "preview", "the file was deleted while it was read"))
+    except Exception as e:  # Pillow raises many types for damaged data; each is a corrupt file, not a crash
+        rec["status"] = "corrupt"
+        rec["preview_source"] = None
+        reasons.append(reason("corrupt", "preview", f"{type(e).__name__}: {e}"[:300]))
+    return None
+
+
 def extract_one(job: ExtractJob) -> dict[str, Any]:
     """The IR columns one file gets before the passes (file, metadata, digest, preview, features, status, reasons).
 
@@ -171,7 +204,11 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
         reasons.append(reason(rec["status"], "scan", f"cannot read the file: {e.strerror or e}"))
         return rec
     tool = exiftool_path() if job.use_exiftool else None
-    tags = exiftool_tags(tool, job.abspath) if tool is not None else None
+    pending = PendingTags(tool, job.abspath) if tool is not None else None
+    try:  # exiftool reads the file while the preview is decoded
+        pixels = _pixels(job, rec, buf, pending)
+    finally:
+        tags = pending.result() if pending is not None else None
     meta = file_metadata(job.abspath, rec["mtime_ns"], tags)
     errors = meta.pop("exif_errors", None)
     if errors:
@@ -181,34 +218,9 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     rec.update(meta)
     rec["capture_time"] = _iso(meta["capture_time"])
     rec["capture_time_utc"] = _iso(meta["capture_time_utc"])
-    rgb: Image.Image | None = None
-    try:
-        if rec["kind"] == "raw":
-            pv = find_preview(job.abspath, buf, use_exiftool=tool is not None,
-                              exiftool_bytes=None if tags is None else exiftool_preview_bytes(tags))
-            if pv.source is None:
-                rec["status"] = "metadata_only"
-                reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))
-                return rec
-            rec["preview_source"] = pv.source
-            if pv.source != "rawpy":
-                reasons.append(reason("preview_fallback", "preview", f"preview from {pv.source}; "
-                                      + "; ".join(pv.tried)))
-            if pv.image is not None:
-                rgb, w, h = pv.image, pv.image.width, pv.image.height
-            else:
-                rgb, w, h = decode_image(io.BytesIO(pv.data or b""), FEATURE_SIZE, job.max_pixels)  # type: ignore[arg-type]
-        else:
-            rgb, w, h = decode_image(job.abspath, FEATURE_SIZE, job.max_pixels)
-            rec["preview_source"] = "decode"
-    except FileNotFoundError:
-        rec["status"] = "missing"
-        reasons.append(reason("missing", "preview", "the file was deleted while it was read"))
+    if pixels is None:
         return rec
-    except Exception as e:  # Pillow raises many types for damaged data; each is a corrupt file, not a crash
-        rec["status"] = "corrupt"
-        reasons.append(reason("corrupt", "preview", f"{type(e).__name__}: {e}"[:300]))
-        return rec
+    rgb, w, h = pixels
     rec["width"], rec["height"] = int(w), int(h)
     feat = reduce_like_thumbnail(rgb, FEATURE_SIZE)
     grey = feat.convert("L")
@@ -216,7 +228,7 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     for k in ("laplacian_var", "noise_sigma", "clip_shadows", "clip_highlights", "luma_mean"):
         v = q[k]
         rec[k] = None if v != v else float(v)
-    hashes = hash_image(grey)
+    hashes = hash_image(grey, ("phash", "dhash"))
     rec["dhash"], rec["phash"] = hashes["dhash"], hashes["phash"]
     rec.update(sharpest_region(grey))
     if job.faces:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -26,7 +25,7 @@ from ..features.exif import parse_exif_datetime, parse_offset, read_exif
 from ..media.decode import pillow_limit_lifted
 from .exiftool import exiftool_session
 
-__all__ = ["EXIFTOOL_TAGS", "exiftool_preview_bytes", "exiftool_tags", "file_metadata", "sequence_of"]
+__all__ = ["EXIFTOOL_TAGS", "PendingTags", "exiftool_preview_bytes", "exiftool_tags", "file_metadata", "sequence_of"]
 
 _EXPOSURE_BIAS, _EXPOSURE_MODE, _BODY_SERIAL, _EXIF_IFD = 0x9204, 0xA402, 0xA431, 0x8769
 _MODES = {0: "auto", 1: "manual", 2: "auto_bracket"}
@@ -47,24 +46,42 @@ _OFF = re.compile(r"^\s*(off|none|n/?a|no|no bracket|0|0 ?ev|\+?0(\.0+)?|normal|
 _SETTING = re.compile(r"(step|increment|order|program|set$|setting$|modem$|^wb|flash)", re.I)
 
 
-def exiftool_tags(tool: str, path: str) -> dict[str, Any] | None:
-    """exiftool's :data:`EXIFTOOL_TAGS` of one file through this process's ``-stay_open`` session.
+class PendingTags:
+    """exiftool's :data:`EXIFTOOL_TAGS` of one file, asked of this process's ``-stay_open`` session at construction
+    and read by :meth:`result`, so exiftool reads the file while the caller decodes it."""
 
-    Returns:
-        {tag name: value} (numbers for the ``#`` tags, printed text for the others), or None when exiftool could
-        not answer (the caller falls back to Pillow). Never raises for a bad file or a failing tool.
-    """
-    try:
-        raw = exiftool_session(tool).ask(["-j", "-fast", *(f"-{t}" for t in EXIFTOOL_TAGS),
-                                          os.path.abspath(path)])
-        rows = json.loads(raw.decode("utf-8", "replace") or "[]")
-    except (OSError, TimeoutError, subprocess.SubprocessError, ValueError):
-        return None
-    if not rows or not isinstance(rows, list) or not isinstance(rows[0], dict):
-        return None
-    row = dict(rows[0])
-    row.pop("SourceFile", None)
-    return row
+    def __init__(self, tool: str, path: str) -> None:
+        self.session = exiftool_session(tool)
+        self.value: dict[str, Any] | None = None
+        self.done = False
+        try:
+            self.session.send(["-j", "-fast", *(f"-{t}" for t in EXIFTOOL_TAGS), os.path.abspath(path)])
+            self.sent = True
+        except OSError:
+            self.session.close()
+            self.sent = False
+
+    def result(self) -> dict[str, Any] | None:
+        """{tag name: value} (numbers for the ``#`` tags, printed text for the others), or None when exiftool could
+        not answer (the caller falls back to Pillow). Never raises for a bad file or a failing tool."""
+        if self.done:
+            return self.value
+        self.done = True
+        if not self.sent:
+            return None
+        try:
+            rows = json.loads(self.session.receive().decode("utf-8", "replace") or "[]")
+        except (OSError, TimeoutError, ValueError):
+            return None
+        if rows and isinstance(rows, list) and isinstance(rows[0], dict):
+            self.value = dict(rows[0])
+            self.value.pop("SourceFile", None)
+        return self.value
+
+
+def exiftool_tags(tool: str, path: str) -> dict[str, Any] | None:
+    """exiftool's :data:`EXIFTOOL_TAGS` of one file (:class:`PendingTags` asked and read at once)."""
+    return PendingTags(tool, path).result()
 
 
 def exiftool_preview_bytes(tags: Mapping[str, Any]) -> int:
