@@ -4,19 +4,34 @@ ExifTool (Phil Harvey; Perl, run as a program, never linked) reads the maker not
 Perl costs ~0.1–0.2 s; in ``-stay_open`` mode (ExifTool's documented batch mode) one process answers request after
 request, each ended by ``-execute`` and answered up to a ``{ready}`` line, in milliseconds (``-q`` must not be
 used: it suppresses that line). Workers of the cull's
-process pool each start their own on first use; it ends with the process.
+process pool each start their own on first use; it ends with the process (at exit, as the pool's workers end, and,
+on Linux, when the process dies).
 """
 
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
 import select
 import shutil
+import signal
 import subprocess
+import sys
 import time
 
 __all__ = ["ExiftoolSession", "exiftool_path", "exiftool_session"]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the exiftool process gets SIGTERM when the process that started it dies (``PR_SET_PDEATHSIG``);
+    exiftool does not end on its own when its ``-@ -`` input closes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def exiftool_path() -> str | None:
@@ -35,8 +50,10 @@ class ExiftoolSession:
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([self.tool, "-stay_open", "True", "-@", "-"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            atexit.register(self.close)
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            atexit.register(self.close)  # this process ends normally
+            multiprocessing.util.Finalize(self, self.close, exitpriority=10)  # a pool worker ends (no atexit)
         return self.proc
 
     def send(self, args: list[str]) -> None:
