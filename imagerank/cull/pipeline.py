@@ -41,11 +41,12 @@ def _extensions(ext: Iterable[str] | None) -> tuple[str, ...]:
     if ext is None:
         return DEFAULT_CULL_EXTENSIONS
     out = []
-    for e in ext:
-        e = str(e).strip().lower()
-        if not e or "/" in e:
-            raise InvalidArgumentError(f"extensions: expected suffixes like '.nef', got {e!r}")
-        out.append(e if e.startswith(".") else "." + e)
+    for item in ext:
+        for e in str(item).split(","):  # "--ext .NEF,.JPG" as well as "--ext .NEF --ext .JPG"
+            e = e.strip().lower()
+            if not e or "/" in e or e == ".":
+                raise InvalidArgumentError(f"extensions: expected suffixes like '.nef', got {item!r}")
+            out.append(e if e.startswith(".") else "." + e)
     if not out:
         raise InvalidArgumentError("extensions: expected at least one suffix, got none")
     return tuple(out)

@@ -219,6 +219,10 @@ def test_cli_cull_and_its_errors(shoot: Path, tmp_path: Path, capsys: pytest.Cap
         cull(shoot, out, export="move")
     with pytest.raises(InvalidArgumentError, match="extensions"):
         cull(shoot, out, extensions=[])
+    with pytest.raises(InvalidArgumentError, match="extensions"):
+        cull(shoot, out, extensions=[".jpg,"])
+    assert main(["cull", str(shoot), "--out-dir", str(tmp_path / "o2"), "--ext", ".png,.tif", "--no-progress"]) == 0
+    assert "culled 0 files" in capsys.readouterr().out
     bad_cache = tmp_path / "cache.sqlite"
     bad_cache.write_text("not a database")
     with pytest.raises(ImagerankError, match="cull cache"):
