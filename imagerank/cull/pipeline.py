@@ -109,7 +109,8 @@ def cull(
     Raises:
         InvalidArgumentError: ``input_dir`` is not a folder, ``out_dir`` is ``input_dir``, a bad ``export`` mode or
             extension.
-        ConfigError: a bad override (the message names the setting). ImagerankError: a cache file that is not one.
+        ConfigError: a bad override (the message names the setting). ImagerankError: a cache file that is not one;
+            ``faces`` without OpenCV or its cascade files.
         StorageError: the output disk is full.
     """
     root = Path(os.path.abspath(Path(input_dir).expanduser()))
@@ -127,6 +128,8 @@ def cull(
     if cache is None and workspace is not None:
         cache = Path(workspace) / "cache" / "cull.sqlite"
 
+    if s.cull.cull_faces:
+        _check_face_detector()
     report = WalkReport()
     found = []
     for f in walk_images([str(root)], exts, recursive=True, report=report):
@@ -173,6 +176,19 @@ def cull(
     df = to_frame(recs)
     df.attrs["cull"] = {"extracted": len(fresh), "cached": len(hits), "walk_errors": list(report.errors)}
     return df
+
+
+def _check_face_detector() -> None:
+    """Raise ImagerankError now, not in every worker, when the face check cannot run."""
+    from PIL import Image
+
+    from ..errors import ImagerankError
+    from .extract import faces_and_eyes
+
+    try:
+        faces_and_eyes(Image.new("L", (32, 32)))
+    except ImportError as e:
+        raise ImagerankError(f"faces: the face check needs OpenCV 4.x (pip install 'imagerank[cull]'): {e}") from e
 
 
 def _write_sidecars(recs: list[dict[str, Any]], root: Path) -> None:
