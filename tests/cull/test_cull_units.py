@@ -130,3 +130,23 @@ def test_the_process_pool_gives_the_same_manifest(tmp_path: Path) -> None:
     assert two.attrs["cull"]["extracted"] == 26
     assert one["cluster_size"].max() > 1
     assert (tmp_path / "one" / "manifest.jsonl").read_bytes() == (tmp_path / "two" / "manifest.jsonl").read_bytes()
+
+
+def test_a_raw_and_jpeg_pair_is_one_shot(tmp_path: Path) -> None:
+    d = tmp_path / "shoot"
+    jpg = shot(d / "DSC_0001.JPG", 1, "2024:01:01 10:00:00")
+    # the RAW file: a stripped header that embeds the camera's JPEG as its preview
+    (d / "DSC_0001.NEF").write_bytes(b"\x00" * 512 + jpg.read_bytes() + b"\x00" * 64)
+    shot(d / "DSC_0002.JPG", 1, "2024:01:01 10:00:01", shift=1)  # a near-duplicate frame of the burst
+    df = cull(d, tmp_path / "out", workers=1, use_exiftool=False)
+    r = {p: x for p, x in zip(df["path"], df.to_dict("records"))}
+    nef, one = r["DSC_0001.NEF"], r["DSC_0001.JPG"]
+    assert nef["status"] == "ok"
+    assert nef["preview_source"] == "jpeg_scan"
+    assert next(x for x in nef["reasons"] if x["code"] == "companion")["ref"] == "DSC_0001.JPG"
+    assert nef["bucket"] == one["bucket"]
+    assert nef["cluster_id"] == one["cluster_id"]
+    assert nef["is_pick"] == one["is_pick"]
+    assert "near_duplicate" not in {x["code"] for x in nef["reasons"]}
+    assert one["burst_size"] == 2  # the two frames, not three files
+    assert (tmp_path / "out" / nef["export_path"]).exists()
