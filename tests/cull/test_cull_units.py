@@ -150,3 +150,15 @@ def test_a_raw_and_jpeg_pair_is_one_shot(tmp_path: Path) -> None:
     assert "near_duplicate" not in {x["code"] for x in nef["reasons"]}
     assert one["burst_size"] == 2  # the two frames, not three files
     assert (tmp_path / "out" / nef["export_path"]).exists()
+
+
+def test_hash_image_computes_only_the_kinds_asked() -> None:
+    from imagerank.errors import InvalidArgumentError
+    from imagerank.features.hashing import hash_image
+
+    im = Image.open(io.BytesIO(_jpeg(300, 200, 5)))
+    full = hash_image(im)
+    part = hash_image(im, ("phash", "dhash"))
+    assert part == {"phash": full["phash"], "dhash": full["dhash"]}
+    with pytest.raises(InvalidArgumentError, match="kinds"):
+        hash_image(im, ("ahash",))
