@@ -179,3 +179,26 @@ def test_inside_a_workspace_its_settings_and_cache_are_used(tmp_path: Path) -> N
     assert again["burst_id"].nunique() == 1
     assert again.attrs["cull"]["cached"] == 2
     shutil.rmtree(ws / "cache")
+
+
+@needs_photos
+@needs_raw
+def test_done_when_the_whole_shared_data_folder_is_culled(tmp_path: Path) -> None:
+    """The issue's check: photos and RAW together, every file in a bucket or with the reason why not."""
+    import json
+
+    from imagerank.cli import main
+
+    assert main(["cull", str(SHARED), "--out-dir", str(tmp_path / "out"), "--no-progress", "--workers", "1"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    files = [p for p in SHARED.rglob("*") if p.is_file() and p.suffix.lower() in
+             {".jpg", ".jpeg", ".tif", ".tiff", ".png"} | {p.suffix.lower() for p in RAW.rglob("*.*")} - {".md"}]
+    assert len(lines) == len(files)
+    for r in lines:
+        assert r["reasons"], r["path"]
+        if r["bucket"] is None:
+            assert r["status"] not in ("ok", "metadata_only"), r["path"]
+        else:
+            assert (tmp_path / "out" / r["export_path"]).exists(), r["path"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["files"] == len(lines)
