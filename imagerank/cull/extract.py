@@ -33,7 +33,7 @@ from .preview import find_preview
 __all__ = ["EXTRACT_VERSION", "FEATURE_SIZE", "ExtractJob", "extract_one", "faces_and_eyes", "sharpest_region"]
 
 #: Changes whenever the extracted values would change: cached records of another version are recomputed.
-EXTRACT_VERSION = "cull-extract-4"
+EXTRACT_VERSION = "cull-extract-5"
 #: Longest side (pixels) of the feature image, as the feature sidecars use.
 FEATURE_SIZE = 512
 _GRID = 4
@@ -44,7 +44,7 @@ _MIN_FACE = 40
 class ExtractJob:
     """One file for :func:`extract_one`: absolute ``abspath``, IR ``path`` (relative), ``size`` (bytes) and
     ``mtime_ns`` from the scan, the pixel limit, whether to run the face check, and whether to ask exiftool
-    (when it is on ``PATH``) for metadata and previews."""
+    (when it is on ``PATH``) for a RAW file's metadata and preview."""
 
     abspath: str
     path: str
@@ -203,7 +203,8 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
         rec["status"] = "missing" if e.errno == errno.ENOENT else "unreadable"
         reasons.append(reason(rec["status"], "scan", f"cannot read the file: {e.strerror or e}"))
         return rec
-    tool = exiftool_path() if job.use_exiftool else None
+    # exiftool for RAW files only: Pillow reads a JPEG's EXIF (ExposureMode included) at a fraction of the cost
+    tool = exiftool_path() if job.use_exiftool and rec["kind"] == "raw" else None
     pending = PendingTags(tool, job.abspath) if tool is not None else None
     try:  # exiftool reads the file while the preview is decoded
         pixels = _pixels(job, rec, buf, pending)

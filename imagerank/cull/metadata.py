@@ -3,8 +3,8 @@
 The EXIF reader of the feature sidecars (:func:`imagerank.features.exif.read_exif`: DateTimeOriginal +
 SubSecTimeOriginal + OffsetTimeOriginal, camera, lens, exposure) gives the common fields; this module adds what a
 cull needs on top: exposure compensation (``ExposureBiasValue``), ``ExposureMode`` (2 = auto bracket), the body's
-serial (``BodySerialNumber``), and — when ``exiftool`` is on ``PATH`` — the maker-note tags that say a frame is part
-of an exposure bracket, a focus stack or a panorama, asked of this worker's ``-stay_open`` exiftool
+serial (``BodySerialNumber``), and — for RAW files, when ``exiftool`` is on ``PATH`` — the maker-note tags that say a
+frame is part of an exposure bracket, a focus stack or a panorama, asked of this worker's ``-stay_open`` exiftool
 (:func:`exiftool_tags`). Files Pillow cannot read (CR3, RAF, CRW ...) take their fields from exiftool when it is
 there. Without any capture time the file's mtime (UTC) is used and ``capture_time_source`` says ``mtime``.
 """

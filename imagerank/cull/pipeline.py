@@ -97,7 +97,8 @@ def cull(
         cache: the SQLite cache file (default: none, or ``<workspace>/cache/cull.sqlite`` in a workspace).
         xmp: write or merge XMP sidecars (rating and label by bucket) beside the input files.
         workspace: a workspace folder whose settings (and cache) to use. settings: explicit settings instead.
-        use_exiftool: use ``exiftool`` when it is on ``PATH`` (metadata of RAW files, previews).
+        use_exiftool: use ``exiftool`` when it is on ``PATH`` for RAW files (their metadata and maker-note
+            bracket tags, previews); other files' EXIF is read by Pillow.
         workers: processes for the per-file pass (default: every core; small runs stay in this process).
         progress: show a progress bar. link: the hard-link call (tests simulate another device with it).
 
