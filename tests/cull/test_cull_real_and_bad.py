@@ -94,6 +94,17 @@ def test_real_bursts_in_the_exif_samples() -> None:
     assert (df["status"] == "ok").all()
 
 
+@needs_photos
+def test_the_face_check_finds_the_open_eyes_of_a_real_portrait() -> None:
+    pytest.importorskip("cv2")
+    from imagerank.media.decode import decode_image, reduce_like_thumbnail
+
+    rgb, _, _ = decode_image(str(PHOTOS / "tiff" / "DudleyLeavittUtah.tiff"), 512)
+    faces, closed = extract_mod.faces_and_eyes(reduce_like_thumbnail(rgb, 512).convert("L"))
+    assert faces >= 1
+    assert closed is False
+
+
 def test_bad_input_each_ends_with_a_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = tmp_path / "shoot"
     good = shot(d / "good.jpg", 1, "2024:01:01 10:00:00")
