@@ -244,14 +244,45 @@ class PairingSettings(_Section):
 
 @dataclass(frozen=True)
 class CullSettings(_Section):
-    """``[cull]``: grouping and culling a shoot.
+    """``[cull]``: grouping and culling a shoot (:func:`imagerank.cull.cull`; the weights are printed in
+    ``summary.json``). Score = sum of the parts in ``imagerank.cull.passes`` (each part 0–1 before its weight).
 
     Attributes:
         burst_gap_s: seconds (> 0) between capture times that still belong to one burst. Default 2.0.
+        cull_dedupe_hamming: dHash Hamming distance (bits, 0–64) at or under which two frames are near-duplicates.
+            Default 6.
+        cull_min_sharpness: Laplacian variance (>= 0, on the 512-px preview) under which a frame is trashed as
+            blurry; 0 turns it off. Default 15.0.
+        cull_max_clip: fraction (0–1) of clipped pixels (shadows + highlights) over which a frame is trashed.
+            Default 0.5.
+        cull_best_fraction: fraction (0–1) of the kept frames (ranked by score) that go to ``best``. Default 0.2.
+        cull_w_sharpness: weight (>= 0) of the sharpness base, ``log10(1 + laplacian_var) / 3``. Default 1.0.
+        cull_w_clip: weight (>= 0) of the clipping penalty (clipped fraction). Default 1.0.
+        cull_w_noise: weight (>= 0) of the noise penalty, ``min(noise_sigma / 20, 1)``. Default 0.5.
+        cull_w_exposure: weight (>= 0) of the mid-exposure tie-breaker, ``1 - |luma_mean - 128| / 128``.
+            Default 0.1.
+        cull_w_unique: weight (>= 0) of the non-duplicate tie-breaker (1 when alone in its cluster). Default 0.05.
+        cull_w_saliency: weight (>= 0) of the saliency proxy (how much sharper the sharpest tile is than the
+            frame). Default 0.2.
+        cull_w_eyes: weight (>= 0) of the closed-eyes penalty (only with ``cull_faces``). Default 0.5.
+        cull_faces: run the optional face / closed-eyes check (OpenCV Haar cascades, ``[cull]`` extra). Default
+            False.
     """
 
     section = "cull"
     burst_gap_s: float = _setting(2.0, "a number of seconds > 0", lambda v: v > 0)
+    cull_dedupe_hamming: int = _setting(6, "an integer 0..64 (bits)", lambda v: 0 <= v <= 64)
+    cull_min_sharpness: float = _setting(15.0, "a number >= 0 (Laplacian variance)", lambda v: v >= 0)
+    cull_max_clip: float = _setting(0.5, "a fraction 0..1", lambda v: 0 <= v <= 1)
+    cull_best_fraction: float = _setting(0.2, "a fraction 0..1", lambda v: 0 <= v <= 1)
+    cull_w_sharpness: float = _setting(1.0, "a weight >= 0", lambda v: v >= 0)
+    cull_w_clip: float = _setting(1.0, "a weight >= 0", lambda v: v >= 0)
+    cull_w_noise: float = _setting(0.5, "a weight >= 0", lambda v: v >= 0)
+    cull_w_exposure: float = _setting(0.1, "a weight >= 0", lambda v: v >= 0)
+    cull_w_unique: float = _setting(0.05, "a weight >= 0", lambda v: v >= 0)
+    cull_w_saliency: float = _setting(0.2, "a weight >= 0", lambda v: v >= 0)
+    cull_w_eyes: float = _setting(0.5, "a weight >= 0", lambda v: v >= 0)
+    cull_faces: bool = _setting(False, "true or false")
 
 
 @dataclass(frozen=True)
@@ -382,7 +413,7 @@ class Settings:
         core: :class:`CoreSettings` (roots, recursive, extensions, host, port, thumb_size, max_image_pixels).
         features: :class:`FeatureSettings` (phash/cosine duplicate thresholds, blur/dark/bright/clip flags).
         pairing: :class:`PairingSettings` (strategy, topk, skip_as_draw, prior_refit_every, prior_features).
-        cull: :class:`CullSettings` (burst_gap_s).
+        cull: :class:`CullSettings` (burst_gap_s, cull_* thresholds and score weights).
         generation: :class:`GenerationSettings` (max_children N, target_finals T, job_policy, job_seed, comfy_*).
         autopick: :class:`AutopickSettings` (no fields yet).
         extra: the file's keys this version does not know, shaped as in the file (``{"core": {"new_key": 1},
@@ -427,6 +458,18 @@ class Settings:
     comfy_retries = _Flat[int]("generation")
     comfy_job_timeout_s = _Flat[float]("generation")
     comfy_poll_s = _Flat[float]("generation")
+    cull_dedupe_hamming = _Flat[int]("cull")
+    cull_min_sharpness = _Flat[float]("cull")
+    cull_max_clip = _Flat[float]("cull")
+    cull_best_fraction = _Flat[float]("cull")
+    cull_w_sharpness = _Flat[float]("cull")
+    cull_w_clip = _Flat[float]("cull")
+    cull_w_noise = _Flat[float]("cull")
+    cull_w_exposure = _Flat[float]("cull")
+    cull_w_unique = _Flat[float]("cull")
+    cull_w_saliency = _Flat[float]("cull")
+    cull_w_eyes = _Flat[float]("cull")
+    cull_faces = _Flat[bool]("cull")
 
     def __init__(
         self,

@@ -147,6 +147,7 @@ EVERY_COMMAND = {
     "features", "duplicates", "similar", "feature-map",
     "train", "prior", "apply-prior", "train-crops", "import-selections", "import-crops", "models", "evaluate",
     "generate", "steps", "add-step", "tree", "jobs",
+    "cull",
 }
 
 
