@@ -4,6 +4,7 @@
 - :class:`LeaderboardView`: the ranked table with thumbnails, sorting, paging and export controls (ipywidgets).
 - :class:`CropPanel`: the crop editor (``jupyter_bbox_widget`` with one box, aspect presets, keyboard).
 - :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
+- :class:`BurstPanel`: refine a cull's best-of-burst picks (1–4 mark keepers, Enter records; anywidget).
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -14,14 +15,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .burst import BurstPanel
     from .compare import ComparePanel
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
     from .review import ReviewPanel
 
-__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
+__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
 
-_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review"}
+_LAZY = {"BurstPanel": ".burst", "ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop",
+         "ReviewPanel": ".review"}
 
 
 def __getattr__(name: str) -> Any:
