@@ -2,8 +2,9 @@
 ``burst.css`` beside this file).
 
 Each group (:func:`imagerank.cull.refine.burst_groups`: a near-duplicate cluster of the cull, at most four
-frames, the cull's pick among them) shows its frames side by side, each with a 100 % crop of its sharpest region
-(the IR's ``sharp_x``/``sharp_y``/``sharp_w``/``sharp_h``) under it. Keys: 1–4 mark or unmark a keeper, Enter
+frames, the cull's pick among them) shows its frames side by side, each with a 100 % crop under it: the same
+spot in every frame, the sharpest region (the IR's ``sharp_x``/``sharp_y``/``sharp_w``/``sharp_h``) of the
+group's sharpest frame, so the crops compare focus and detail directly. Keys: 1–4 mark or unmark a keeper, Enter
 records the marked keepers (with none marked, the cull's pick), S skips the group, ← / → move between groups,
 U undoes the last recorded choice, Z shows or hides the crops, Esc gives the keys back to JupyterLab.
 
@@ -215,6 +216,12 @@ class BurstPanel(anywidget.AnyWidget):
         ir, ids = self.ir, self.image_ids
         out = []
         for g in self._bursts:
+            # one region for every frame of the group, so the crops compare the same spot: the sharpest region
+            # of the group's sharpest frame (highest Laplacian variance)
+            lap = [_f(ir.iloc[r].get("laplacian_var")) for r in g.rows]
+            sharpness = [-1.0 if v is None else v for v in lap]
+            ref = g.rows[max(range(len(g.rows)), key=sharpness.__getitem__)]
+            region = [_f(ir.iloc[ref].get(c)) for c in ("sharp_x", "sharp_y", "sharp_w", "sharp_h")]
             items = []
             for r in g.rows:
                 row = ir.iloc[r]
@@ -225,10 +232,10 @@ class BurstPanel(anywidget.AnyWidget):
                     "learned": _f(row.get("learned_score")), "pick": r == g.pick,
                     "bucket": None if pd.isna(row.get("bucket")) else str(row["bucket"]),
                     "sharpness": _f(row.get("laplacian_var")),
-                    "sharp": [_f(row.get(c)) for c in ("sharp_x", "sharp_y", "sharp_w", "sharp_h")],
+                    "sharp": region,
                 })
             out.append({"gid": f"c{g.cluster_id}", "cluster_id": g.cluster_id, "burst_id": g.burst_id,
-                        "size": g.size, "items": items})
+                        "size": g.size, "items": items, "zoom_from": str(ir.iloc[ref]["path"])})
         return out
 
     def _header(self) -> dict[str, Any]:
