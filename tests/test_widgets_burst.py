@@ -167,3 +167,21 @@ def test_no_bursts_says_so(tmp_path):
     assert panel.groups == []
     assert "no bursts" in panel.status["text"]
     col.close()
+
+
+def test_bucket_grid_draws_a_bucket_with_its_reasons(shoot):
+    from imagerank.plots import bucket_grid
+    from imagerank.plots.cull import reason_label
+
+    col, folder, ir = shoot
+    fig = bucket_grid(col, ir, folder, "trash", max_images=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 3
+    assert all("near_duplicate of BURST_" in t for t in titles)
+    assert f"of {(ir['bucket'] == 'trash').sum()} files" in fig._suptitle.get_text()
+    with pytest.raises(InvalidArgumentError, match="bucket"):
+        bucket_grid(col, ir, folder, "keepers")
+    with pytest.raises(InvalidArgumentError, match="max_images"):
+        bucket_grid(col, ir, folder, "best", max_images=0)
+    assert reason_label([{"code": "kept"}, {"code": "blurry"}]) == "blurry"
+    assert reason_label(None) == ""
