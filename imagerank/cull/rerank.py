@@ -82,6 +82,7 @@ class RerankWeights:
             raise InvalidArgumentError("rerank weights: expected at least one weight > 0, got tech=0 and learned=0")
 
     def to_dict(self) -> dict[str, float]:
+        """``{"tech": w_tech, "learned": w_learned}`` (JSON-ready)."""
         return {"tech": float(self.tech), "learned": float(self.learned)}
 
 

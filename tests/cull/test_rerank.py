@@ -227,3 +227,22 @@ def test_simulated_picks_only_on_a_demo(shoots, tmp_path):
     assert len(mids) == 3
     assert col.votes.undo_source("simulated") == 3
     other.close()
+
+
+def test_the_pipeline_hook_on_records_writes_the_decision_into_the_manifest():
+    """What ``cull(..., rerank=reranker)`` does after its passes: ``reranker.apply(records, settings.cull)``; the
+    manifest lines then say which part decided."""
+    import json
+
+    from imagerank.config import CullSettings
+    from imagerank.cull.artifacts import manifest_line
+
+    recs = records_of(_ir())
+    info = Reranker(_learned({"a.jpg": 0.0, "b.jpg": 0.5, "c.jpg": -1.0, "solo.jpg": 0.0})).apply(
+        recs, CullSettings())
+    assert info["changed"] == 1
+    lines = {r["path"]: json.loads(manifest_line(r)) for r in recs}
+    assert lines["b.jpg"]["decided_by"] == "learned"
+    assert lines["b.jpg"]["learned_score"] == 0.5
+    assert lines["solo.jpg"]["decided_by"] == "tech"
+    assert "learned_pick" in [x["code"] for x in lines["a.jpg"]["reasons"]]
