@@ -185,3 +185,23 @@ def test_bucket_grid_draws_a_bucket_with_its_reasons(shoot):
         bucket_grid(col, ir, folder, "best", max_images=0)
     assert reason_label([{"code": "kept"}, {"code": "blurry"}]) == "blurry"
     assert reason_label(None) == ""
+
+
+def test_frames_outside_the_workspace_are_not_recorded_without_add(shoot, tmp_path):
+    col, _, _ = shoot
+    other = tmp_path / "other"
+    render_burst_shoot(other, 1, seed=6, frames=(2, 2))
+    ir = cull(other, None, workers=1, use_exiftool=False)
+    panel = BurstPanel(col, ir, other, add=False)
+    (g,) = panel.groups
+    assert [it["id"] for it in g["items"]] == [None, None]
+    replies = panel.handle_message({"type": "ready"})
+    assert [r for r in replies if r[0]["type"] == "images"] == []
+    panel.handle_message({"type": "pick", "gid": g["gid"], "keepers": [1]})
+    assert panel.status["level"] == "error"
+    assert "not in the workspace's catalog" in panel.status["text"]
+    assert _kept(col) == []
+    added = BurstPanel(col, ir, other)  # add=True: the files join the catalog and can be recorded
+    ids = [it["id"] for it in added.groups[0]["items"]]
+    added.handle_message({"type": "pick", "gid": g["gid"], "keepers": [ids[0]]})
+    assert _kept(col)[0][1:3] == (ids, [0, 1])

@@ -246,3 +246,25 @@ def test_the_pipeline_hook_on_records_writes_the_decision_into_the_manifest():
     assert lines["b.jpg"]["learned_score"] == 0.5
     assert lines["solo.jpg"]["decided_by"] == "tech"
     assert "learned_pick" in [x["code"] for x in lines["a.jpg"]["reasons"]]
+
+
+def test_embeddings_are_used_when_present_and_there_are_enough_picks(shoots):
+    """``features="auto"``: cheap features for a few dozen picks; an embedding set (here a sidecar another tool
+    wrote: image_id + one vector column) once it covers every judged frame and the picks are many."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from imagerank.training.burst import burst_feature_source
+
+    col = shoots[0]
+    ids = col.images_df()["id"].to_numpy()
+    assert burst_feature_source(col, ids, 500) == "cheap"  # no embeddings yet
+    folder = col.root / "sidecars" / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    vecs = [rng.normal(size=8).astype(np.float32).tolist() for _ in ids[:-1]]
+    pq.write_table(pa.table({"image_id": ids[:-1], "embedding": vecs}), folder / "toy__test.parquet")
+    assert burst_feature_source(col, ids[:-1], 500) == "embeddings:toy__test"
+    assert burst_feature_source(col, ids[:-1], 30) == "cheap"  # too few picks for 8+ dimensions
+    assert burst_feature_source(col, ids, 500) == "cheap"  # one judged frame has no embedding
+    (folder / "toy__test.parquet").unlink()
