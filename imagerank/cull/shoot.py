@@ -22,17 +22,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from PIL import ExifTags, Image, ImageDraw, ImageEnhance, ImageFilter
 
 from ..catalog import CatalogLike, as_catalog
 from ..errors import InvalidArgumentError, NotFoundError
 from ..training.simulate import DEMO_MANIFEST, is_demo_workspace
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["ShootFrame", "appeal_of", "read_shoot_manifest", "render_burst_shoot", "simulated_burst_picks"]
 
@@ -211,8 +208,7 @@ def simulated_burst_picks(col: CatalogLike, ir: pd.DataFrame, root: str | os.Pat
     for g in groups:
         rows: Sequence[int] = g.rows
         names = [os.path.basename(str(ir.at[r, "path"])) for r in rows]
-        if any(nm not in frames for nm in names) or any(ids.iloc[r] is None or ids.iloc[r] != ids.iloc[r]
-                                                         for r in rows):
+        if any(nm not in frames for nm in names) or any(pd.isna(ids.iloc[r]) for r in rows):
             continue
         appeal = np.array([frames[nm].appeal for nm in names]) + rng.normal(0, noise, len(names))
         keep = int(np.argmax(appeal))

@@ -268,3 +268,12 @@ def test_embeddings_are_used_when_present_and_there_are_enough_picks(shoots):
     assert burst_feature_source(col, ids[:-1], 30) == "cheap"  # too few picks for 8+ dimensions
     assert burst_feature_source(col, ids, 500) == "cheap"  # one judged frame has no embedding
     (folder / "toy__test.parquet").unlink()
+
+
+def test_simulated_picks_skip_frames_the_workspace_does_not_list(tmp_path):
+    shoot = tmp_path / "shoot"
+    render_burst_shoot(shoot, 2, seed=8)
+    col = imagerank.init(tmp_path / "ws", tmp_path / "empty-root")
+    ir = cull(shoot, None, workers=1, use_exiftool=False)
+    assert simulated_burst_picks(col, ir, shoot, allow_non_demo=True) == []  # no ids: nothing recorded
+    col.close()
