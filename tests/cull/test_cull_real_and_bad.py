@@ -108,6 +108,9 @@ def test_bad_input_each_ends_with_a_status(tmp_path: Path, monkeypatch: pytest.M
     locked = shot(d / "locked.jpg", 2, "2024:01:01 11:00:00")
     doomed = shot(d / "doomed.jpg", 3, "2024:01:01 12:00:00")
     os.chmod(locked, 0)
+    odd = os.path.join(os.fsencode(d), b"caf\xe9.jpg")  # a Latin-1 name: not valid UTF-8
+    with open(odd, "wb") as f:
+        f.write(good.read_bytes())
     real = extract_mod.extract_one
 
     def delete_mid_run(job: extract_mod.ExtractJob) -> dict[str, object]:
@@ -128,6 +131,7 @@ def test_bad_input_each_ends_with_a_status(tmp_path: Path, monkeypatch: pytest.M
     assert s["a_png.jpg"] == "ok"
     assert s["fake.nef"] == "metadata_only"
     assert s["doomed.jpg"] == "missing"
+    assert s["caf\\xe9.jpg"] == "unreadable"  # listed under its shown name, with the reason
     if os.geteuid() != 0:  # root reads any file
         assert s["locked.jpg"] == "unreadable"
     for r in df.to_dict("records"):

@@ -88,6 +88,18 @@ def test_the_face_check_runs_from_the_wheel_and_says_when_it_cannot_tell(tmp_pat
     monkeypatch.setattr(extract_mod, "_CASCADES", {})
     with pytest.raises(ImagerankError, match="cascade"):
         extract_mod.faces_and_eyes(Image.new("L", (64, 64)))
+    with pytest.raises(ImagerankError, match="cascade"):  # said once, before any file is read
+        cull(d, None, faces=True, workers=1, use_exiftool=False)
+
+
+def test_the_face_check_without_opencv_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    monkeypatch.setattr(extract_mod, "_CASCADES", {})
+    shot(tmp_path / "a.jpg", 1, "2024:01:01 10:00:00")
+    with pytest.raises(ImagerankError, match=r"imagerank\[cull\]"):
+        cull(tmp_path, None, faces=True, workers=1, use_exiftool=False)
 
 
 def test_xmp_names_for_raw_and_other_files(tmp_path: Path) -> None:
