@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from .collection import Collection
 
 __all__ = [
-    "DEFAULT_DEMO", "DemoImage", "crop_demo_collection", "is_demo_workspace", "make_demo", "open_demo",
-    "render_demo_images",
+    "DEFAULT_CULL_DEMO", "DEFAULT_DEMO", "DemoImage", "crop_demo_collection", "is_demo_workspace", "make_demo",
+    "open_cull_demo", "open_demo", "render_demo_images",
 ]
 
 _SIZES = ((1024, 768), (768, 1024), (800, 800), (960, 640), (640, 960), (1024, 683), (900, 675), (720, 960))
@@ -49,6 +49,8 @@ MANIFEST_NAME = DEMO_MANIFEST
 #: Where :func:`open_demo` puts the demo without a path or ``IMAGERANK_WORKSPACE``: relative to the current folder,
 #: so from ``notebooks/`` it is the repository's ``data/demo``.
 DEFAULT_DEMO = "../data/demo"
+#: Where :func:`open_cull_demo` puts the burst-shoot demo without a path or ``IMAGERANK_CULL_DEMO``.
+DEFAULT_CULL_DEMO = "../data/cull-demo"
 
 
 @dataclass
@@ -421,3 +423,32 @@ def crop_demo_collection(folder: str | os.PathLike[str], n: int = 120, *, size: 
     col = init(root, root / "images")
     col.scan(progress=False)
     return col, import_crop_log(col, csv_path)
+
+
+def open_cull_demo(path: str | os.PathLike[str] | None = None, *, n_bursts: int = 16, seed: int = 0,
+                   progress: bool = False) -> Collection:
+    """The cull notebook's first cell: a workspace over a generated burst shoot, built on first use.
+
+    The folder is ``path``, else the environment variable ``IMAGERANK_CULL_DEMO``, else :data:`DEFAULT_CULL_DEMO`
+    (``../data/cull-demo`` from the current folder). The shoot (:func:`imagerank.cull.shoot.render_burst_shoot`:
+    ``n_bursts`` bursts of 2–4 frames that differ in sharpness, brightness and saturation) is painted into
+    ``<folder>/shoot``, which is the workspace's one image folder; the scan writes the cheap features the burst
+    reranker learns from. An existing workspace there is opened as it is (choices kept, nothing regenerated).
+
+    Returns:
+        The open :class:`~imagerank.Collection`; the shoot is ``col.settings.roots[0]``.
+
+    Raises:
+        InvalidArgumentError: ``n_bursts`` < 1 when the shoot has to be painted.
+    """
+    from .collection import DB_NAME, init, open_collection
+    from .cull.shoot import render_burst_shoot
+
+    root = Path(path if path is not None else os.environ.get("IMAGERANK_CULL_DEMO") or DEFAULT_CULL_DEMO)
+    root = root.expanduser()
+    if (root / DB_NAME).exists():
+        return open_collection(root)
+    render_burst_shoot(root / "shoot", n_bursts, seed=seed)
+    col = init(root, root / "shoot")
+    col.scan(progress=progress, extractors=("cheap",))
+    return col

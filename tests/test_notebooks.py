@@ -31,6 +31,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     ws = tmp_path / "ws"
     make_demo(ws, n=60, progress=False).close()
     monkeypatch.setenv("IMAGERANK_WORKSPACE", str(ws))
+    monkeypatch.setenv("IMAGERANK_CULL_DEMO", str(tmp_path / "cull-demo"))  # 07_cull's generated shoot
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("COMFYUI_URL", raising=False)  # 06_generation runs on its local emulator
 
@@ -57,6 +58,17 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         assert list(cols["step"]) == ["base", "face", "hand", "upscale"]
         assert cols["candidates"].sum() == 24
         assert (cols["candidates"] > 0).all()
+    if path.name == "07_cull.ipynb":
+        cull_ws = imagerank.open(tmp_path / "cull-demo")
+        picks = cull_ws.matches_df().drop_duplicates("match_id")
+        assert (picks["source"] == "simulated").sum() >= 10  # the demo's scripted burst picks
+        assert (cull_ws.models_dir / "burst-reranker" / "meta.json").is_file()
+        pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        assert pngs == 3  # the best and trash buckets, then best after the rerank
+        texts = "".join(o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code"
+                        for o in c.outputs)
+        assert "'changed': 0" not in texts  # the learned rerank changed some picks
+        cull_ws.close()
     if path.name == "05_explore.ipynb":
         pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         assert pngs == 5

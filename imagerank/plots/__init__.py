@@ -1,5 +1,7 @@
-"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`) and features (:mod:`.features`)."""
+"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`), features (:mod:`.features`) and culls
+(:mod:`.cull`)."""
 
+from .cull import bucket_grid
 from .features import (
     duplicate_groups_grid,
     feature_map_plot,
@@ -18,6 +20,7 @@ from .ranking import (
 )
 
 __all__ = [
+    "bucket_grid",
     "comparisons_histogram",
     "decision_time_histogram",
     "duplicate_groups_grid",

@@ -6,6 +6,7 @@
 - :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
 - :class:`TriagePanel`: triage of the generation tree (←/→ vote, K kill and walk left, U undo; anywidget).
 - :class:`GenerationBoard`: the generation tree live: one column per step, the job queue, the servers.
+- :class:`BurstPanel`: refine a cull's best-of-burst picks (1–4 mark keepers, Enter records; anywidget).
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -17,16 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .board import GenerationBoard
+    from .burst import BurstPanel
     from .compare import ComparePanel
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
     from .review import ReviewPanel
     from .triage import TriagePanel
 
-__all__ = ["ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "ReviewPanel", "TriagePanel"]
+__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "ReviewPanel",
+           "TriagePanel"]
 
-_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review",
-         "TriagePanel": ".triage", "GenerationBoard": ".board"}
+_LAZY = {"BurstPanel": ".burst", "ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop",
+         "ReviewPanel": ".review", "TriagePanel": ".triage", "GenerationBoard": ".board"}
 
 
 def __getattr__(name: str) -> Any:
