@@ -306,6 +306,29 @@ class Collection:
         """Totals: images by status, kept matches by kind, undone matches, sessions, last vote time."""
         return self.images.stats()
 
+    # ------------------------------------------------------------------ plans in plain words (imagerank.cull.intents)
+    def plan(self, intent: str, *, run: bool = False, parser: str = "auto") -> Any:
+        """Parse ``intent`` into a plan of whitelisted actions and preview it (nothing written); with ``run=True``
+        also run it and store it with its results (see :func:`imagerank.cull.intents.plan_intent`).
+
+        Returns:
+            a :class:`~imagerank.cull.intents.PlanPreview` (``print`` it: counts per step, a sample of files).
+
+        Raises:
+            PlanError: words not understood, an invalid plan, an export outside the allowed roots.
+            LLMError: the LLM parser's endpoint failed.
+        """
+        from .cull.intents import plan_intent
+
+        return plan_intent(self, intent, run=run, parser=parser)  # type: ignore[arg-type]
+
+    def explain(self, image_id: int) -> dict[str, Any]:
+        """Why image ``image_id`` was picked or not: the machine-readable reasons and a sentence (see
+        :func:`imagerank.cull.intents.explain_image`). Raises NotFoundError for an unknown or inactive id."""
+        from .cull.intents import explain_image
+
+        return explain_image(self, image_id)
+
     # ------------------------------------------------------------------ export
     def export_top(self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
                    min_comparisons: int = 0) -> ExportReport:
