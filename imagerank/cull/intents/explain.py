@@ -67,7 +67,8 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
         ``rating`` (``mu``, ``sigma`` = the uncertainty, ``ordinal`` = ``mu - 3 sigma``, ``comparisons``),
         ``learned`` (``score`` = the cull reranker's learned score, ``prior_mu``, ``prior_sigma``, ``weight`` =
         ``sigma² / prior_sigma²``, the prior's share of the rating's precision under Gaussian updating, 0–1, or
-        None without a prior), ``score`` (the cull's technical score) and ``sentence`` (:func:`sentence`).
+        None without a prior), ``score`` (the cull's technical score), ``camera`` and ``lens`` (EXIF text, or
+        None) and ``sentence`` (:func:`sentence`).
 
     Raises:
         NotFoundError: no active image with that id.
@@ -112,6 +113,8 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
         "learned": {"score": _f(row["learned_score"]), "prior_mu": _f(row["prior_mu"]), "prior_sigma": prior_sigma,
                     "weight": weight},
         "score": _f(row["score"]),
+        "camera": " ".join(str(x) for x in (row["camera_make"], row["camera_model"]) if x) or None,
+        "lens": row["lens_model"],
     }
     facts["sentence"] = sentence(facts)
     return facts
@@ -123,8 +126,8 @@ def _n(x: float | None, digits: int = 1) -> str:
 
 def sentence(facts: dict[str, Any]) -> str:
     """One sentence built only from ``facts`` (the dict of :func:`explain_image`); deterministic. The file name
-    appears quoted (``repr``), so text inside it reads as a name, not as words of the sentence."""
-    parts = [f"{facts['path']!r}"]
+    and the camera appear quoted (``repr``), so text inside them reads as a name, not as words of the sentence."""
+    parts = [f"{facts['path']!r}" + (f" (camera {facts['camera']!r})" if facts.get("camera") else "")]
     if facts.get("bucket") is None:
         parts.append(f"has no bucket (status {facts.get('status') or 'not culled'})")
     else:

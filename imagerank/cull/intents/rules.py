@@ -199,7 +199,7 @@ _RULES: list[_Rule] = [
     (r"\b(?:the\s+)?(?:best|top)\s*(?P<n>\d+)?(?:\s+(?:frames?|shots?|ones?))?\s+(?:of|from|in)\s+(?:each|every)\s+"
      r"(?P<g>bursts?|clusters?)",
      lambda s, m: _per(s, m, "score")),
-    (r"\bburst rejects\b", lambda s, m: s.crit(True, burst_role=["other"])),
+    (_NEG + r"\bburst rejects\b", lambda s, m: s.crit(_neg(m), burst_role=["other"])),
     (_NEG + r"\bburst picks?\b", lambda s, m: s.crit(_neg(m), burst_role=["pick"])),
     (_NEG + r"\b(?:singles|single (?:frames|shots|images|photos)|(?:not|outside) (?:in )?(?:a )?bursts?)\b",
      lambda s, m: s.crit(_neg(m), burst_role=["single"])),
