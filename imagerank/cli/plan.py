@@ -32,7 +32,7 @@ def plan(
     """Turn INTENT into a plan of whitelisted actions, show it with counts per step and a sample of files, and run
     it on confirmation (--yes runs at once; --dry-run never runs). The phrasings the offline parser knows are in
     the README ("Plans in plain words"). Exit 1 when nothing ran (dry run, or not confirmed)."""
-    from ..cull.intents import plan_intent
+    from ..cull.intents import execute, plan_intent
 
     with open_workspace(workspace) as col:
         shown = plan_intent(col, intent, parser=parser)
@@ -43,7 +43,7 @@ def plan(
         if not yes and not typer.confirm("run this plan?", default=False):
             typer.echo("not run")
             return 1
-        done = plan_intent(col, intent, run=True, parser=parser)
+        done = execute(shown.plan, col, parser=shown.parser)  # exactly the plan shown, never a re-parse
         typer.echo(f"ran as plan {done.plan_id}: {json.dumps(done.result, sort_keys=True)}")
     return 0
 

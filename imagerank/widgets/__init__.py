@@ -4,6 +4,7 @@
 - :class:`LeaderboardView`: the ranked table with thumbnails, sorting, paging and export controls (ipywidgets).
 - :class:`CropPanel`: the crop editor (``jupyter_bbox_widget`` with one box, aspect presets, keyboard).
 - :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
+- :class:`PlanPanel`: type an intent, see the plan with counts per step, run it (ipywidgets).
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -17,11 +18,13 @@ if TYPE_CHECKING:
     from .compare import ComparePanel
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
+    from .plan import PlanPanel
     from .review import ReviewPanel
 
-__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
+__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "PlanPanel", "ReviewPanel"]
 
-_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review"}
+_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review",
+         "PlanPanel": ".plan"}
 
 
 def __getattr__(name: str) -> Any:

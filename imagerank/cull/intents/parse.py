@@ -69,4 +69,4 @@ def plan_intent(col: CatalogLike, intent: str, *, run: bool = False,
         raise PlanError(f"intent: not understood: {', '.join(map(repr, res.not_understood)) or 'nothing to do'}"
                         + (f" (understood: {'; '.join(res.understood)})" if res.understood else "")
                         + "; see the phrasings in imagerank.cull.intents.rules")
-    return execute(res.plan, cat, parser=p.name) if run else preview(res.plan, cat)
+    return execute(res.plan, cat, parser=p.name) if run else preview(res.plan, cat, parser=p.name)

@@ -57,7 +57,7 @@ class PlanPreview:
         selection frame, in order). sample: up to ``plan_sample`` paths of it (relative to their image folder).
         destination: the resolved export folder, if the plan exports. plan_id: the stored plan's id (None for a
         dry run). result: what ran (``labelled``, ``session_id``, ``exported``, ``export_failed``,
-        ``export_missing``, ``xmp_written``); empty for a dry run.
+        ``export_missing``, ``xmp_written``); empty for a dry run. parser: the parser that made the plan.
     """
 
     plan: Plan
@@ -67,6 +67,7 @@ class PlanPreview:
     destination: Path | None = None
     plan_id: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    parser: str = "rules"
 
     def __str__(self) -> str:
         lines = [f"plan (v{self.plan.version}), {len(self.steps)} steps:"]
@@ -319,7 +320,7 @@ def _run_steps(plan: Plan, col: CatalogLike) -> tuple[pd.DataFrame, list[StepCou
     return df, counts, dest
 
 
-def preview(plan: Plan, col: CatalogLike) -> PlanPreview:
+def preview(plan: Plan, col: CatalogLike, *, parser: str = "rules") -> PlanPreview:
     """The dry run: what each step would select and do. Writes nothing to the catalog, the image folders or the
     export roots (the cull's extraction cache under ``<workspace>/cache/`` may be filled).
 
@@ -328,7 +329,8 @@ def preview(plan: Plan, col: CatalogLike) -> PlanPreview:
     """
     cat = as_catalog(col)
     df, counts, dest = _run_steps(plan, cat)
-    return PlanPreview(plan, counts, df, list(df["relpath"].head(cat.settings.cull.plan_sample)), dest)
+    return PlanPreview(plan, counts, df, list(df["relpath"].head(cat.settings.cull.plan_sample)), dest,
+                       parser=parser)
 
 
 def execute(plan: Plan, col: CatalogLike, *, parser: str = "rules") -> PlanPreview:
@@ -394,7 +396,7 @@ def execute(plan: Plan, col: CatalogLike, *, parser: str = "rules") -> PlanPrevi
     cat.db.execute("UPDATE plans SET status='done', result_json=?, finished_at=? WHERE id=?",
                    (json.dumps(result, sort_keys=True), utcnow(), plan_id))
     return PlanPreview(plan, counts, df, list(df["relpath"].head(cat.settings.cull.plan_sample)), dest, plan_id,
-                       result)
+                       result, parser)
 
 
 def session_pairs(col: CatalogLike, n: int = 1, *, session_id: int | None = None) -> list[tuple[int, int]]:
