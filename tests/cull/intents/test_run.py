@@ -288,3 +288,16 @@ def test_preview_and_execute_take_a_plan_directly(col):
     assert list(p.selection["relpath"]) == sorted(p.selection["relpath"])
     assert len(p.selection) <= 3
     assert execute(plan, col).plan_id == 1
+
+
+@pytest.mark.parametrize(("answer", "code", "runs"), [("n\n", 1, 0), ("y\n", 0, 1), ("", 130, 0)])
+def test_cli_asks_before_running(col, monkeypatch, capsys, answer, code, runs):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(answer))
+    assert main(["plan", str(col.root), "top 2, label them bad"]) == code
+    out = capsys.readouterr().out
+    assert "run this plan?" in out
+    assert "2. limit to 2: 16 -> 2" in out
+    assert col.db.query("SELECT COUNT(*) FROM plans")[0][0] == runs
+    assert col.db.query("SELECT COUNT(*) FROM labels WHERE label='bad'")[0][0] == 2 * runs
