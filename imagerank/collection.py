@@ -372,6 +372,29 @@ class Collection:
         board = board[board["ordinal"] >= threshold]
         return export_images(board, out_dir or self.exports_dir / f"above{threshold:g}-{stamp()}", mode=mode)
 
+    def cull(self, out_dir: str | os.PathLike[str] | None = None, input_dir: str | os.PathLike[str] | None = None,
+             **options: Any) -> pd.DataFrame:
+        """Cull a photo shoot with this workspace's settings and its cache (``cache/cull.sqlite``); see
+        :func:`imagerank.cull.cull` for ``options`` and the returned IR table.
+
+        Args:
+            out_dir: where the buckets and reports go (None: only the table). input_dir: the shoot (default: the
+                workspace's folder when it has exactly one).
+
+        Raises:
+            InvalidArgumentError: no ``input_dir`` and not exactly one folder in the workspace.
+        """
+        from .cull import cull
+        from .errors import InvalidArgumentError
+
+        if input_dir is None:
+            if len(self.settings.roots) != 1:
+                raise InvalidArgumentError(f"input_dir: expected a folder (the workspace has {len(self.settings.roots)}"
+                                           " image folders), got none")
+            input_dir = self.settings.roots[0]
+        options.setdefault("cache", self.root / "cache" / "cull.sqlite")
+        return cull(input_dir, out_dir, settings=self.settings, **options)
+
     def to_csv(self, path: str | os.PathLike[str] | None = None, *, include_inactive: bool = True) -> Path:
         """Write the leaderboard (all images by default) to CSV; never overwrites an existing file.
 

@@ -7,6 +7,7 @@
 - :mod:`.features`: ``features``, ``duplicates``, ``similar``, ``feature-map``;
 - :mod:`.training`: ``train``, ``prior``, ``apply-prior``, ``train-crops``, ``import-selections``, ``import-crops``,
   ``models``, ``evaluate``;
+- :mod:`.cull`: ``cull`` (a photo shoot into best / good / maybe / trash; no workspace needed);
 - :mod:`.plan`: ``plan``, ``explain``.
 
 Exit status: 0 on success; 1 when a check finds a problem or nothing was done (``doctor``, ``undo``, imports with
@@ -23,7 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ImagerankError
-from . import features, plan, ranking, training, voting, workspace
+from . import cull, features, plan, ranking, training, voting, workspace
 
 __all__ = ["app", "build_parser", "main"]
 
@@ -39,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _area in (workspace, ranking, voting, features, training, plan):  # listed in this order by --help
+for _area in (workspace, ranking, voting, features, training, cull, plan):  # listed in this order by --help
     app.add_typer(_area.app)
 
 

@@ -32,6 +32,7 @@ from .ir import BUCKETS, IR_COLUMNS, reason
 
 __all__ = ["export_file", "manifest_line", "summary", "write_text_atomic"]
 
+_COPIED = "a hard link was impossible here (another device or file system): copied"
 _CROSS = (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
 
 
@@ -102,8 +103,7 @@ def export_file(src: str, out_dir: Path, bucket: str, rel: str, mode: str,
                 have = _existing(src, dest, mode)
                 if have is None:
                     continue
-                why = None if have != "copy_fallback" else reason(
-                    "copied_across_devices", "export", "an earlier run copied it (no hard link possible)")
+                why = None if have != "copy_fallback" else reason("copied_across_devices", "export", _COPIED)
                 return str(dest.relative_to(out_dir).as_posix()), have, why
             try:
                 if mode == "symlink":
@@ -120,7 +120,7 @@ def export_file(src: str, out_dir: Path, bucket: str, rel: str, mode: str,
                             raise
                         _copy_new(src, dest)
                         return dest.relative_to(out_dir).as_posix(), "copy_fallback", reason(
-                            "copied_across_devices", "export", f"hard link impossible ({e.strerror or e}): copied")
+                            "copied_across_devices", "export", _COPIED)
                 _copy_new(src, dest)
                 return dest.relative_to(out_dir).as_posix(), "copy", None
             except FileExistsError:

@@ -26,13 +26,13 @@ from ..features.hashing import DIGEST_BITS, file_digest, hash_image
 from ..features.quality import quality_metrics
 from ..media.decode import decode_image, reduce_like_thumbnail
 from .ir import RAW_EXTENSIONS, reason
-from .metadata import file_metadata
+from .metadata import exiftool_preview_bytes, file_metadata
 from .preview import find_preview
 
 __all__ = ["EXTRACT_VERSION", "FEATURE_SIZE", "ExtractJob", "extract_one", "faces_and_eyes", "sharpest_region"]
 
 #: Changes whenever the extracted values would change: cached records of another version are recomputed.
-EXTRACT_VERSION = "cull-extract-1"
+EXTRACT_VERSION = "cull-extract-2"
 #: Longest side (pixels) of the feature image, as the feature sidecars use.
 FEATURE_SIZE = 512
 _GRID = 4
@@ -182,7 +182,8 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     rgb: Image.Image | None = None
     try:
         if rec["kind"] == "raw":
-            pv = find_preview(job.abspath, buf, use_exiftool=job.use_exiftool)
+            pv = find_preview(job.abspath, buf, use_exiftool=job.use_exiftool, exiftool_bytes=None
+                              if job.exiftool is None else exiftool_preview_bytes(job.exiftool))
             if pv.source is None:
                 rec["status"] = "metadata_only"
                 reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))

@@ -24,7 +24,7 @@ from PIL import Image
 from ..features.exif import parse_exif_datetime, parse_offset, read_exif
 from ..media.decode import pillow_limit_lifted
 
-__all__ = ["EXIFTOOL_TAGS", "exiftool_batch", "file_metadata", "sequence_of"]
+__all__ = ["EXIFTOOL_TAGS", "exiftool_batch", "exiftool_preview_bytes", "file_metadata", "sequence_of"]
 
 _EXPOSURE_BIAS, _EXPOSURE_MODE, _BODY_SERIAL, _EXIF_IFD = 0x9204, 0xA402, 0xA431, 0x8769
 _MODES = {0: "auto", 1: "manual", 2: "auto_bracket"}
@@ -36,7 +36,10 @@ EXIFTOOL_TAGS: tuple[str, ...] = (
     "InternalSerialNumber", "LensModel", "ISO#", "ExposureTime#", "FNumber#", "FocalLength#",
     "ExposureCompensation#", "ExposureMode#", "*Bracket*", "*Panorama*", "*FocusStack*", "*FocusShift*",
     "ShootingMode", "ReleaseMode", "DriveMode", "SceneMode",
+    "JpgFromRaw", "PreviewImage", "OtherImage", "ThumbnailImage",  # without -b: "(Binary data N bytes ...)"
 )
+_PREVIEW_TAGS = ("JpgFromRaw", "PreviewImage", "OtherImage", "ThumbnailImage")
+_BINARY = re.compile(r"Binary data (\d+) bytes")
 _OFF = re.compile(r"^\s*(off|none|n/?a|no|no bracket|0|0 ?ev|\+?0(\.0+)?|normal|single(-frame)?( shooting)?)?\s*$",
                   re.I)
 # bracket *settings* (step, order, program ...) say how a bracket would be shot, not that this frame is in one
@@ -64,6 +67,12 @@ def exiftool_batch(tool: str, paths: Sequence[str], *, timeout_s: float = 600.0)
             if isinstance(row, dict) and isinstance(row.get("SourceFile"), str):
                 out[row.pop("SourceFile")] = row
     return out
+
+
+def exiftool_preview_bytes(tags: Mapping[str, Any]) -> int:
+    """The size in bytes of the largest embedded preview exiftool's batch listed for a file (0: none)."""
+    sizes = [int(m.group(1)) for t in _PREVIEW_TAGS if (m := _BINARY.search(str(tags.get(t) or "")))]
+    return max(sizes, default=0)
 
 
 def sequence_of(tags: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -164,7 +173,7 @@ def file_metadata(path: str, mtime_ns: int, exiftool: Mapping[str, Any] | None =
     mode = extras.get("mode") if extras.get("mode") is not None else et.get("ExposureMode")
     mode_n = _num(mode)
     out["exposure_mode"] = _MODES.get(int(mode_n)) if mode_n is not None and mode_n == int(mode_n) else None
-    seq_tags = {k: v for k, v in et.items() if k not in ("Make", "Model", "ISO", "FNumber")}
+    seq_tags = {k: v for k, v in et.items() if k not in ("Make", "Model", "ISO", "FNumber", *_PREVIEW_TAGS)}
     if mode_n is not None:
         seq_tags["ExposureMode"] = int(mode_n) if mode_n == int(mode_n) else mode_n
     out["sequence_kind"], out["sequence_info"] = sequence_of(seq_tags)
