@@ -50,18 +50,41 @@ def plan(
 
 @app.command("explain")
 def explain(
-    workspace: Workspace,
+    workspace: Annotated[Path, typer.Argument(metavar="WS", help="the workspace, or a cull's output folder "
+                                                                 "(with manifest.jsonl)")],
     path: Annotated[str, typer.Argument(metavar="PATH", help="the image file (or its image id)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the machine-readable reasons as JSON")] = False,
 ) -> int:
     """Why the image at PATH was picked (or not): its bucket and the rule that decided, sharpness within its burst,
-    clipping, duplicates, rating and uncertainty, the learned score and its weight, as a sentence (or --json)."""
-    with open_workspace(workspace, reads_only=True) as col:
-        image_id = col.images.id_of(os.path.abspath(path))
-        if image_id is None and path.isdigit() and not Path(path).exists():
-            image_id = int(path)
-        if image_id is None:
-            raise NotFoundError(f"explain: expected an image of this workspace, got {path!r} (not in the catalog)")
-        facts = col.explain(image_id)
+    clipping, duplicates, rating and uncertainty, the learned score and its weight, as a sentence (or --json).
+    WS may also be the output folder of `imagerank cull` (no workspace): PATH is then a file of the culled folder."""
+    if (workspace / "manifest.jsonl").is_file() and not (workspace / "imagerank.db").exists():
+        facts = _explain_cull_output(workspace, path)
+    else:
+        with open_workspace(workspace, reads_only=True) as col:
+            image_id = col.images.id_of(os.path.abspath(path))
+            if image_id is None and path.isdigit() and not Path(path).exists():
+                image_id = int(path)
+            if image_id is None:
+                raise NotFoundError(f"explain: expected an image of this workspace, got {path!r} (not in the catalog)")
+            facts = col.explain(image_id)
     typer.echo(json.dumps(facts, indent=2, sort_keys=True, default=str) if as_json else facts["sentence"])
     return 0
+
+
+def _explain_cull_output(out: Path, path: str) -> dict[str, object]:
+    import pandas as pd
+
+    from ..cull.intents import explain_record
+    from ..errors import InvalidArgumentError
+
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        manifest = pd.read_json(out / "manifest.jsonl", lines=True, dtype=False)
+    except (OSError, ValueError) as e:
+        raise InvalidArgumentError(f"explain: expected a cull output folder with summary.json and manifest.jsonl, "
+                                   f"got {out} ({e})") from None
+    rel, full, root = path, os.path.abspath(path), summary.get("input")
+    if root and full.startswith(str(root) + os.sep):  # a path of the culled folder; else the manifest's own path
+        rel = os.path.relpath(full, root).replace(os.sep, "/")
+    return explain_record(manifest, rel, max_clip=summary.get("thresholds", {}).get("cull_max_clip"))

@@ -20,7 +20,7 @@ import pandas as pd
 from ...catalog import CatalogLike, as_catalog
 from ...errors import NotFoundError
 
-__all__ = ["DECIDING_CODES", "explain_image", "polish_sentence", "sentence"]
+__all__ = ["DECIDING_CODES", "explain_image", "explain_record", "polish_sentence", "sentence"]
 
 #: Reason codes that decide a bucket, strongest first: the first one an image carries is "the rule that decided".
 DECIDING_CODES: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "blurry", "clipped", "eyes_closed",
@@ -80,7 +80,37 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
     hit = df[df["image_id"] == int(image_id)]
     if hit.empty:
         raise NotFoundError(f"image {image_id}: expected an active image of this workspace, got none with that id")
-    row = hit.iloc[0]
+    return _facts(df, hit.iloc[0], cat.settings.cull.cull_max_clip)
+
+
+def explain_record(ir: pd.DataFrame, path: str, *, max_clip: float | None = None) -> dict[str, Any]:
+    """The reasons for one file of a cull without a workspace: ``ir`` is the table :func:`imagerank.cull.cull`
+    returned (or ``manifest.jsonl`` read with ``pandas.read_json(..., lines=True)``), ``path`` its ``path`` column.
+
+    Returns:
+        the dict of :func:`explain_image` with ``image_id`` None and the ``rating`` / ``learned`` prior fields None
+        (there is no catalog); ``clipping.limit`` is ``max_clip`` (default: the ``[cull]`` default).
+
+    Raises:
+        NotFoundError: no row with that path. InvalidArgumentError: ``ir`` lacks an IR column.
+    """
+    from ...config import CullSettings
+    from ..ir import IR_COLUMNS
+    from .run import ir_selection_frame
+
+    missing = [n for n, _ in IR_COLUMNS if n not in ir.columns]
+    if missing:
+        from ...errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"ir: expected the cull's IR columns, got a table without {missing[:5]}")
+    df = ir_selection_frame(ir)
+    hit = df[df["relpath"] == str(path)]
+    if hit.empty:
+        raise NotFoundError(f"path: expected a file of this cull, got {path!r}")
+    return _facts(df, hit.iloc[0], CullSettings().cull_max_clip if max_clip is None else float(max_clip))
+
+
+def _facts(df: pd.DataFrame, row: pd.Series, max_clip: float) -> dict[str, Any]:
     reasons = [dict(r) for r in (row["reasons"] or [])]
     decided = next((r for code in DECIDING_CODES for r in reasons if r.get("code") == code), None)
     pick = None
@@ -92,7 +122,7 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
     if sigma is not None and prior_sigma and prior_sigma > 0:
         weight = min(1.0, (sigma / prior_sigma) ** 2)
     facts: dict[str, Any] = {
-        "image_id": int(row["image_id"]),
+        "image_id": None if row["image_id"] is None else int(row["image_id"]),
         "path": str(row["relpath"]),
         "status": row["status"],
         "bucket": row["bucket"],
@@ -103,13 +133,13 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
                       "burst_size": None if row["burst_size"] is None else int(row["burst_size"]),
                       "burst_role": row["burst_role"]},
         "clipping": {"shadows": _f(row["clip_shadows"]), "highlights": _f(row["clip_highlights"]),
-                     "total": _f(row["clip"]), "limit": cat.settings.cull.cull_max_clip},
+                     "total": _f(row["clip"]), "limit": max_clip},
         "duplicates": {"exact_duplicate_of": row["exact_duplicate_of"],
                        "cluster_id": None if row["cluster_id"] is None else int(row["cluster_id"]),
                        "cluster_size": None if row["cluster_size"] is None else int(row["cluster_size"]),
                        "role": row["duplicate_role"], "pick": pick},
         "rating": {"mu": _f(row["mu"]), "sigma": sigma, "ordinal": _f(row["ordinal"]),
-                   "comparisons": int(row["comparison_count"])},
+                   "comparisons": None if row["comparison_count"] is None else int(row["comparison_count"])},
         "learned": {"score": _f(row["learned_score"]), "prior_mu": _f(row["prior_mu"]), "prior_sigma": prior_sigma,
                     "weight": weight},
         "score": _f(row["score"]),
@@ -150,8 +180,9 @@ def sentence(facts: dict[str, Any]) -> str:
     elif du["role"] == "pick":
         parts.append(f"kept over {du['cluster_size'] - 1} near-duplicates")
     ra = facts["rating"]
-    parts.append(f"rating {_n(ra['mu'], 2)} ± {_n(ra['sigma'], 2)} (ordinal {_n(ra['ordinal'], 2)}, "
-                 f"{ra['comparisons']} comparisons)")
+    if ra["mu"] is not None:
+        parts.append(f"rating {_n(ra['mu'], 2)} ± {_n(ra['sigma'], 2)} (ordinal {_n(ra['ordinal'], 2)}, "
+                     f"{ra['comparisons']} comparisons)")
     le = facts["learned"]
     if le["score"] is not None:
         parts.append(f"learned score {_n(le['score'], 3)}")

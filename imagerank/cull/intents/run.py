@@ -27,8 +27,8 @@ from ...catalog.workspace import Catalog
 from ...errors import ImagerankError, NotFoundError
 from .schema import Cull, Export, Label, Limit, Plan, PlanError, Select, Sort, Vote, describe_step
 
-__all__ = ["SORT_COLUMNS", "PlanPreview", "StepCount", "allowed_export_roots", "check_plan", "execute", "preview",
-           "resolve_destination", "selection_frame", "session_pairs"]
+__all__ = ["SORT_COLUMNS", "PlanPreview", "StepCount", "allowed_export_roots", "check_plan", "execute",
+           "ir_selection_frame", "preview", "resolve_destination", "selection_frame", "session_pairs"]
 
 #: Sort key -> the selection-frame column it orders by.
 SORT_COLUMNS: dict[str, str] = {"score": "score", "sharpness": "laplacian_var", "ordinal": "ordinal",
@@ -177,16 +177,40 @@ def selection_frame(col: CatalogLike, cull: Cull | None = None) -> pd.DataFrame:
             ir_rows.setdefault(full, rec)
             roots.setdefault(full, (base, str(rec["path"])))
     recs = [ir_rows.get(os.path.abspath(str(p)), {}) for p in df["filepath"]]
-    for c in _IR_KEEP:
-        df[c] = [_clean(r.get(c)) for r in recs]
     df["root"] = [roots.get(os.path.abspath(str(p)), (None, ""))[0] for p in df["filepath"]]
     df["relpath"] = [roots.get(os.path.abspath(str(p)), (None, str(n)))[1] for p, n in
                      zip(df["filepath"], df["filename"])]
-    df["clip"] = [None if a is None and b is None else (a or 0.0) + (b or 0.0)
-                  for a, b in zip(df["clip_shadows"], df["clip_highlights"])]
-    df["burst_role"] = [_burst_role(r) for r in recs]
-    df["duplicate_role"] = [_dup_role(r) for r in recs]
+    return _with_ir(df, recs)
+
+
+def _with_ir(df: pd.DataFrame, recs: list[dict[str, Any]]) -> pd.DataFrame:
+    """``df`` with the IR columns of ``recs`` (one per row, ``{}`` for none) and the derived ``clip``,
+    ``burst_role``, ``duplicate_role``."""
+    def col(values: list[Any]) -> pd.Series:
+        return pd.Series(values, index=df.index, dtype=object)  # object: a missing value stays None, never NaN
+
+    recs = [{k: _clean(v) for k, v in r.items()} for r in recs]
+    for c in _IR_KEEP:
+        df[c] = col([r.get(c) for r in recs])
+    df["clip"] = col([None if a is None and b is None else (a or 0.0) + (b or 0.0)
+                      for a, b in zip(df["clip_shadows"], df["clip_highlights"])])
+    df["burst_role"] = col([_burst_role(r) for r in recs])
+    df["duplicate_role"] = col([_dup_role(r) for r in recs])
     return df
+
+
+def ir_selection_frame(ir: pd.DataFrame) -> pd.DataFrame:
+    """The columns of :func:`selection_frame` from a cull's IR table alone (no workspace): ``relpath`` is the IR
+    ``path``, ``image_id``, ``root`` and the rating / label columns are None (``labels`` empty). Rows keep the IR's
+    order."""
+    recs = [{k: _clean(v) for k, v in r.items()} for r in ir.to_dict("records")]
+    df = pd.DataFrame({"image_id": [None] * len(recs), "filepath": [r.get("path") for r in recs],
+                       "filename": [str(r.get("path", "")).rsplit("/", 1)[-1] for r in recs],
+                       "root": [None] * len(recs), "relpath": [str(r.get("path")) for r in recs]}, dtype=object)
+    for c in ("mu", "sigma", "ordinal", "comparison_count", "prior_mu", "prior_sigma"):
+        df[c] = pd.Series([None] * len(recs), dtype=object)
+    df["labels"] = [[] for _ in recs]
+    return _with_ir(df, recs)
 
 
 def _clean(v: Any) -> Any:

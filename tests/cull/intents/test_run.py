@@ -301,3 +301,66 @@ def test_cli_asks_before_running(col, monkeypatch, capsys, answer, code, runs):
     assert "2. limit to 2: 16 -> 2" in out
     assert col.db.query("SELECT COUNT(*) FROM plans")[0][0] == runs
     assert col.db.query("SELECT COUNT(*) FROM labels WHERE label='bad'")[0][0] == 2 * runs
+
+
+def test_every_decision_of_a_cull_without_a_workspace_is_explained(tmp_path):
+    import pandas as pd
+
+    from imagerank.cull import cull
+    from imagerank.cull.intents import explain_record
+    from imagerank.errors import InvalidArgumentError
+
+    src = tmp_path / "shoot"
+    src.mkdir()
+    for k in range(5):
+        img = Image.new("RGB", (64, 48), (30 * k, 90, 160))
+        for x in range(0, 64, 3 + k):
+            img.putpixel((x, (x * 7) % 48), (255, 255, 255))
+        img.save(src / f"f{k}.jpg")
+    (src / "f0_copy.jpg").write_bytes((src / "f0.jpg").read_bytes())
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    ir = cull(src, tmp_path / "out", progress=False)
+    manifest = pd.read_json(tmp_path / "out" / "manifest.jsonl", lines=True)
+    for table in (ir, manifest):
+        for path in table["path"]:
+            e = explain_record(table, path)
+            assert e["image_id"] is None
+            assert e["rating"]["mu"] is None
+            assert "rating" not in e["sentence"]
+            assert e["sentence"].startswith(repr(path))
+            if e["bucket"] is not None:
+                assert e["decided_by"]["code"] in e["sentence"]
+    copy = explain_record(ir, "f0_copy.jpg")
+    assert copy["decided_by"]["code"] == "exact_duplicate"
+    assert copy["duplicates"]["role"] == "duplicate"
+    assert "a byte-identical copy of 'f0.jpg'" in copy["sentence"]
+    broken = explain_record(ir, "broken.jpg")
+    assert broken["bucket"] is None
+    assert broken["status"] == "corrupt"
+    assert "has no bucket (status corrupt)" in broken["sentence"]
+    with pytest.raises(NotFoundError):
+        explain_record(ir, "nope.jpg")
+    with pytest.raises(InvalidArgumentError, match="IR columns"):
+        explain_record(ir[["path"]], "f1.jpg")
+
+
+def test_cli_explains_a_cull_output_folder(tmp_path, capsys):
+    from imagerank.cull import cull
+
+    src = tmp_path / "shoot"
+    src.mkdir()
+    for k in range(3):
+        img = Image.new("RGB", (64, 48), (60 * k, 90, 160))
+        for x in range(0, 64, 3 + k):
+            img.putpixel((x, (x * 5) % 48), (255, 255, 255))
+        img.save(src / f"f{k}.jpg")
+    out = tmp_path / "out"
+    cull(src, out, progress=False)
+    assert main(["explain", str(out), str(src / "f1.jpg")]) == 0
+    assert capsys.readouterr().out.startswith("'f1.jpg' is in ")
+    assert main(["explain", str(out), "f2.jpg", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["clipping"]["limit"] == 0.5
+    assert main(["explain", str(out), "nope.jpg"]) == 2
+    (out / "summary.json").write_text("{broken")
+    assert main(["explain", str(out), "f1.jpg"]) == 2
+    assert "expected a cull output folder" in capsys.readouterr().err
