@@ -51,7 +51,20 @@ from pydantic import ValidationError
 from ...config import CullSettings
 from .schema import Cull, Export, Label, Limit, Plan, PlanError, Select, Sort, Vote, format_errors
 
-__all__ = ["FILLER", "ParseResult", "RuleParser", "parse_rules"]
+__all__ = ["EXAMPLES", "FILLER", "ParseResult", "RuleParser", "parse_rules"]
+
+#: One example intent per kind of phrasing (the README's table); every one parses completely.
+EXAMPLES: tuple[str, ...] = (
+    "keep the sharpest frame of each burst from Saturday afternoon, drop anything with closed eyes, at most 200, "
+    "hardlink them to picks",
+    "keepers, no duplicates, top 50 by rating, start a voting session",
+    "weekend shots between 2pm and 5pm, from 2024-06-01 to 2024-06-03",
+    "shot with the x100v, with the 85mm lens, sharpness over 200, clipping under 5%, noise under 4",
+    "only sharp ones, no clipped frames, eyes open, unique shots",
+    "best 2 of each cluster, not flagged, rating above 20, at least 3 comparisons",
+    "in folder day1, burst picks, newest first, at most 20, label them good",
+    "burst gap 1.5 s, hamming 8, blur threshold 30, max clip 20%, keepers, copy to picks with xmp",
+)
 
 #: Words that carry no meaning of their own in an intent (never reported as not understood).
 FILLER: frozenset[str] = frozenset(str.split(

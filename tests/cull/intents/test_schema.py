@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from imagerank.cull.intents import PLAN_VERSION, Plan, PlanError, parse_plan, parse_rules, plan_json_schema
+from imagerank.cull.intents.rules import EXAMPLES
 from imagerank.cull.intents.schema import ACTIONS, Select, describe_step
 from imagerank.errors import ImagerankError, InvalidArgumentError
 
@@ -86,6 +87,13 @@ def test_step_models_are_frozen_and_compare_by_value():
 def test_readme_examples(text):
     r = parse_rules(text)
     assert r.ok, r.not_understood
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_every_example_parses_completely(text):
+    r = parse_rules(text)
+    assert r.ok, r.not_understood
+    assert len(r.understood) >= 3  # several phrasings in each
 
 
 def test_a_dict_is_validated_too():
