@@ -24,7 +24,7 @@ import pandas as pd
 from ..._util import utcnow
 from ...catalog import CatalogLike, as_catalog
 from ...catalog.workspace import Catalog
-from ...errors import ImagerankError, NotFoundError
+from ...errors import NotFoundError
 from .schema import Cull, Export, Label, Limit, Plan, PlanError, Select, Sort, Vote, describe_step
 
 __all__ = ["SORT_COLUMNS", "PlanPreview", "StepCount", "allowed_export_roots", "check_plan", "execute",
@@ -166,12 +166,13 @@ def selection_frame(col: CatalogLike, cull: Cull | None = None) -> pd.DataFrame:
                 "min_sharpness": cull.min_sharpness, "max_clip": cull.max_clip}
     ir_rows: dict[str, dict[str, Any]] = {}
     roots: dict[str, tuple[str, str]] = {}
+    cache = None if cat.read_only else cat.root / "cache" / "cull.sqlite"  # read-only: nothing written there
     for root in cat.settings.core.roots:
         base = os.path.abspath(os.path.expanduser(root))
         if not os.path.isdir(base):
             continue
         ir = run_cull(base, None, extensions=cat.settings.core.extensions, settings=cat.settings,
-                      cache=cat.root / "cache" / "cull.sqlite", progress=False, **over)
+                      cache=cache, progress=False, **over)
         for rec in ir.to_dict("records"):
             full = os.path.join(base, *str(rec["path"]).split("/"))
             ir_rows.setdefault(full, rec)
@@ -370,7 +371,8 @@ def execute(plan: Plan, col: CatalogLike, *, parser: str = "rules") -> PlanPrevi
 
     Raises:
         PlanError: the export destination is outside the allowed roots (nothing ran, nothing stored).
-        ImagerankError: an action failed; the plan is stored with status ``failed`` and the error.
+        ImagerankError: an action failed (any other error too): the plan is stored with status ``failed``, the
+            error and what ran before it (``result_json``), and the error is raised.
     """
     from ...export import export_images
     from ..xmp import write_xmp
@@ -413,9 +415,9 @@ def execute(plan: Plan, col: CatalogLike, *, parser: str = "rules") -> PlanPrevi
                             write_xmp(out, str(buckets[src]), raw=kinds.get(src) == "raw")
                             n += 1
                     result["xmp_written"] = n
-    except ImagerankError as e:
+    except Exception as e:  # any failure: the plan is recorded as failed with what ran, then the error goes on
         cat.db.execute("UPDATE plans SET status='failed', error=?, result_json=?, finished_at=? WHERE id=?",
-                       (str(e)[:2000], json.dumps(result), utcnow(), plan_id))
+                       (f"{type(e).__name__}: {e}"[:2000], json.dumps(result, sort_keys=True), utcnow(), plan_id))
         raise
     cat.db.execute("UPDATE plans SET status='done', result_json=?, finished_at=? WHERE id=?",
                    (json.dumps(result, sort_keys=True), utcnow(), plan_id))

@@ -364,3 +364,30 @@ def test_cli_explains_a_cull_output_folder(tmp_path, capsys):
     (out / "summary.json").write_text("{broken")
     assert main(["explain", str(out), "f1.jpg"]) == 2
     assert "expected a cull output folder" in capsys.readouterr().err
+
+
+def test_a_failed_action_is_stored_with_what_ran(col):
+    from imagerank.errors import ExportError
+
+    col.exports_dir.mkdir(parents=True, exist_ok=True)
+    (col.exports_dir / "picks").write_text("a file, not a folder")
+    with pytest.raises(ExportError, match="cannot create export folder"):
+        col.plan("top 2, label them good, copy to picks/sub", run=True)
+    row = dict(col.db.query("SELECT status, error, result_json FROM plans")[0])
+    assert row["status"] == "failed"
+    assert row["error"].startswith("ExportError: cannot create export folder")
+    assert json.loads(row["result_json"])["labelled"] == 2  # the label step ran before the export failed
+
+
+def test_a_read_only_workspace_previews_and_explains_without_writing(col, tmp_path):
+    root = col.root
+    iid = int(col.images.active_ids()[0])
+    col.close()
+    ro = imagerank.open(root, read_only=True)
+    try:
+        assert not (root / "cache").exists()
+        assert len(ro.plan("top 3").selection) == 3
+        assert ro.explain(iid)["bucket"] is not None
+        assert not (root / "cache").exists()
+    finally:
+        ro.close()
