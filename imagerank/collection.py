@@ -322,12 +322,14 @@ class Collection:
 
         return plan_intent(self, intent, run=run, parser=parser)  # type: ignore[arg-type]
 
-    def explain(self, image_id: int) -> dict[str, Any]:
+    def explain(self, image_id: int, *, polish: bool = False) -> dict[str, Any]:
         """Why image ``image_id`` was picked or not: the machine-readable reasons and a sentence (see
-        :func:`imagerank.cull.intents.explain_image`). Raises NotFoundError for an unknown or inactive id."""
-        from .cull.intents import explain_image
+        :func:`imagerank.cull.intents.explain_image`); ``polish`` lets the configured LLM rephrase the sentence
+        (``polished``; the facts never change). Raises NotFoundError for an unknown or inactive id,
+        InvalidArgumentError for ``polish`` without ``llm_url`` / ``llm_model``."""
+        from .cull.intents import explain_image, get_parser
 
-        return explain_image(self, image_id)
+        return explain_image(self, image_id, polish=get_parser(self.settings, "llm").polish if polish else None)
 
     # ------------------------------------------------------------------ export
     def export_top(self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",

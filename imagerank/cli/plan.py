@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from ..errors import NotFoundError
-from ._shared import Workspace, open_workspace
+from ._shared import Workspace, open_workspace, usage_error
 
 __all__ = ["app"]
 
@@ -54,10 +54,14 @@ def explain(
                                                                  "(with manifest.jsonl)")],
     path: Annotated[str, typer.Argument(metavar="PATH", help="the image file (or its image id)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the machine-readable reasons as JSON")] = False,
+    polish: Annotated[bool, typer.Option("--polish", help="let the LLM (llm_url) rephrase the sentence; the "
+                                                          "facts never change")] = False,
 ) -> int:
     """Why the image at PATH was picked (or not): its bucket and the rule that decided, sharpness within its burst,
     clipping, duplicates, rating and uncertainty, the learned score and its weight, as a sentence (or --json).
     WS may also be the output folder of `imagerank cull` (no workspace): PATH is then a file of the culled folder."""
+    if polish and (workspace / "manifest.jsonl").is_file() and not (workspace / "imagerank.db").exists():
+        raise usage_error("--polish needs a workspace (its llm_url setting)", "--polish")
     if (workspace / "manifest.jsonl").is_file() and not (workspace / "imagerank.db").exists():
         facts = _explain_cull_output(workspace, path)
     else:
@@ -67,8 +71,9 @@ def explain(
                 image_id = int(path)
             if image_id is None:
                 raise NotFoundError(f"explain: expected an image of this workspace, got {path!r} (not in the catalog)")
-            facts = col.explain(image_id)
-    typer.echo(json.dumps(facts, indent=2, sort_keys=True, default=str) if as_json else facts["sentence"])
+            facts = col.explain(image_id, polish=polish)
+    text = facts.get("polished", facts["sentence"])
+    typer.echo(json.dumps(facts, indent=2, sort_keys=True, default=str) if as_json else text)
     return 0
 
 

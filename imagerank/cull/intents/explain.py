@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,15 @@ def _percentile_in_burst(df: pd.DataFrame, row: pd.Series) -> float | None:
     return float(100.0 * ((vals < lap).sum() + 0.5 * (vals == lap).sum()) / len(vals))
 
 
-def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None = None,
+                  polish: Callable[[str], str] | None = None) -> dict[str, Any]:
     """The machine-readable reasons for one image.
 
     Args:
         col: a Collection or Catalog. image_id: a catalog image id. frame: a :func:`~.run.selection_frame`
-            already computed (so many explanations share one cull).
+            already computed (so many explanations share one cull). polish: a rephrasing call (e.g.
+            :meth:`~.llm.LLMParser.polish`); adds ``polished`` (the rephrased sentence, or the sentence when the
+            reply was refused) and ``polish_accepted`` (:func:`polish_sentence`). The facts never change.
 
     Returns:
         dict (JSON-serialisable) with ``image_id``, ``path``, ``status`` (the cull status, or None without a cull
@@ -80,7 +84,10 @@ def explain_image(col: CatalogLike, image_id: int, *, frame: pd.DataFrame | None
     hit = df[df["image_id"] == int(image_id)]
     if hit.empty:
         raise NotFoundError(f"image {image_id}: expected an active image of this workspace, got none with that id")
-    return _facts(df, hit.iloc[0], cat.settings.cull.cull_max_clip)
+    facts = _facts(df, hit.iloc[0], cat.settings.cull.cull_max_clip)
+    if polish is not None:
+        facts["polished"], facts["polish_accepted"] = polish_sentence(facts["sentence"], polish)
+    return facts
 
 
 def explain_record(ir: pd.DataFrame, path: str, *, max_clip: float | None = None) -> dict[str, Any]:

@@ -391,3 +391,30 @@ def test_a_read_only_workspace_previews_and_explains_without_writing(col, tmp_pa
         assert not (root / "cache").exists()
     finally:
         ro.close()
+
+
+def test_explain_with_a_polish_from_the_llm(col, capsys, monkeypatch):
+    from imagerank.errors import InvalidArgumentError
+
+    iid = int(col.images.active_ids()[0])
+    with pytest.raises(InvalidArgumentError, match="llm_url"):
+        col.explain(iid, polish=True)
+    plain = col.explain(iid)
+    with fake_chat_server() as fake:
+        col.settings = col.settings.replace(llm_url=fake.url, llm_model="m")
+        fake.replies = [plain["sentence"].replace(" is in ", " landed in ")]
+        e = col.explain(iid, polish=True)
+        assert e["polish_accepted"] is True
+        assert " landed in " in e["polished"]
+        assert e["sentence"] == plain["sentence"]  # the facts and the sentence are unchanged
+        assert {k: v for k, v in e.items() if k not in ("polished", "polish_accepted")} == plain
+        fake.replies = ["It is the best photo ever, 99 out of 100."]
+        e = col.explain(iid, polish=True)
+        assert e["polish_accepted"] is False
+        assert e["polished"] == plain["sentence"]
+        monkeypatch.setenv("IMAGERANK_LLM_URL", fake.url)
+        monkeypatch.setenv("IMAGERANK_LLM_MODEL", "m")
+        fake.replies = [plain["sentence"].replace(" is in ", " landed in ")]
+        path = col.images.get(iid)["filepath"]
+        assert main(["explain", str(col.root), path, "--polish"]) == 0
+        assert " landed in " in capsys.readouterr().out
