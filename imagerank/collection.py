@@ -327,9 +327,9 @@ class Collection:
         :func:`imagerank.cull.intents.explain_image`); ``polish`` lets the configured LLM rephrase the sentence
         (``polished``; the facts never change). Raises NotFoundError for an unknown or inactive id,
         InvalidArgumentError for ``polish`` without ``llm_url`` / ``llm_model``."""
-        from .cull.intents import explain_image, get_parser
+        from .cull.intents import explain_image, llm_parser
 
-        return explain_image(self, image_id, polish=get_parser(self.settings, "llm").polish if polish else None)
+        return explain_image(self, image_id, polish=llm_parser(self.settings).polish if polish else None)
 
     # ------------------------------------------------------------------ export
     def export_top(self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",

@@ -9,12 +9,12 @@ a sentence built from them.
 
 from .explain import explain_image, explain_record, polish_sentence, sentence
 from .llm import LLMError, LLMParser
-from .parse import get_parser, parse_intent, plan_intent
+from .parse import get_parser, llm_parser, parse_intent, plan_intent
 from .rules import ParseResult, RuleParser, parse_rules
 from .run import PlanPreview, execute, preview, selection_frame, session_pairs
 from .schema import PLAN_VERSION, Plan, PlanError, parse_plan, plan_json_schema
 
 __all__ = ["PLAN_VERSION", "LLMError", "LLMParser", "ParseResult", "Plan", "PlanError", "PlanPreview", "RuleParser",
-           "execute", "explain_image", "explain_record", "get_parser", "parse_intent", "parse_plan", "parse_rules",
-           "plan_intent", "plan_json_schema", "polish_sentence", "preview", "selection_frame", "sentence",
-           "session_pairs"]
+           "execute", "explain_image", "explain_record", "get_parser", "llm_parser", "parse_intent", "parse_plan",
+           "parse_rules", "plan_intent", "plan_json_schema", "polish_sentence", "preview", "selection_frame",
+           "sentence", "session_pairs"]

@@ -13,7 +13,7 @@ from .rules import ParseResult, RuleParser
 from .run import PlanPreview, execute, preview
 from .schema import PlanError
 
-__all__ = ["IntentParser", "get_parser", "parse_intent", "plan_intent"]
+__all__ = ["IntentParser", "get_parser", "llm_parser", "parse_intent", "plan_intent"]
 
 
 class IntentParser(Protocol):
@@ -38,6 +38,17 @@ def get_parser(settings: Settings | None = None, parser: Literal["auto", "rules"
         raise InvalidArgumentError(f"parser: expected auto, rules or llm, got {parser!r}")
     if parser == "rules" or (parser == "auto" and not c.llm_url):
         return RuleParser(c)
+    return llm_parser(s)
+
+
+def llm_parser(settings: Settings) -> LLMParser:
+    """The :class:`~.llm.LLMParser` of ``settings`` (``llm_url``, ``llm_model``, ``llm_api_key``,
+    ``llm_timeout_s``).
+
+    Raises:
+        InvalidArgumentError: ``llm_url`` or ``llm_model`` is empty.
+    """
+    c = settings.cull
     if not c.llm_url or not c.llm_model:
         raise InvalidArgumentError(f"parser llm: expected the llm_url and llm_model settings (or IMAGERANK_LLM_URL "
                                    f"and IMAGERANK_LLM_MODEL), got url={c.llm_url!r} model={c.llm_model!r}")
