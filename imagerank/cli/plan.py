@@ -50,7 +50,7 @@ def plan(
 
 @app.command("explain")
 def explain(
-    workspace: Annotated[Path, typer.Argument(metavar="WS", help="the workspace, or a cull's output folder "
+    workspace: Annotated[Path, typer.Argument(metavar="WORKSPACE", help="the workspace, or a cull's output folder "
                                                                  "(with manifest.jsonl)")],
     path: Annotated[str, typer.Argument(metavar="PATH", help="the image file (or its image id)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the machine-readable reasons as JSON")] = False,
@@ -59,7 +59,8 @@ def explain(
 ) -> int:
     """Why the image at PATH was picked (or not): its bucket and the rule that decided, sharpness within its burst,
     clipping, duplicates, rating and uncertainty, the learned score and its weight, as a sentence (or --json).
-    WS may also be the output folder of `imagerank cull` (no workspace): PATH is then a file of the culled folder."""
+    WORKSPACE may also be the output folder of `imagerank cull` (no workspace): PATH is then a file of the culled
+    folder."""
     if polish and (workspace / "manifest.jsonl").is_file() and not (workspace / "imagerank.db").exists():
         raise usage_error("--polish needs a workspace (its llm_url setting)", "--polish")
     if (workspace / "manifest.jsonl").is_file() and not (workspace / "imagerank.db").exists():
