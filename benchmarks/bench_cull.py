@@ -23,6 +23,7 @@ import argparse
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -134,6 +135,7 @@ def main() -> None:
     ap.add_argument("--size", default="3000x2000", help="JPEG size WxH")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     w, h = (int(v) for v in args.size.lower().split("x"))
     work = Path(tempfile.mkdtemp(prefix="bench_cull_"))
     try:

@@ -22,7 +22,8 @@ def cull(
     export: Annotated[Literal["hardlink", "symlink", "copy"],
                       typer.Option("--export", help="how files are placed in the buckets")] = "hardlink",
     ext: Annotated[list[str] | None, typer.Option(
-        "--ext", metavar=".NEF", help="suffixes to read (repeatable; default: every image and RAW suffix)")] = None,
+        "--ext", metavar=".NEF", help="suffixes to read (repeatable or comma-separated; default: every image and RAW "
+        "suffix)")] = None,
     burst_seconds: Annotated[float | None, typer.Option(
         "--burst-seconds", help="largest gap inside a burst, seconds [settings: 2]")] = None,
     dedupe_hamming: Annotated[int | None, typer.Option(

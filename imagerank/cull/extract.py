@@ -25,14 +25,15 @@ from PIL import Image
 from ..features.hashing import DIGEST_BITS, file_digest, hash_image
 from ..features.quality import quality_metrics
 from ..media.decode import decode_image, reduce_like_thumbnail
+from .exiftool import exiftool_path
 from .ir import RAW_EXTENSIONS, reason
-from .metadata import exiftool_preview_bytes, file_metadata
+from .metadata import PendingTags, exiftool_preview_bytes, file_metadata
 from .preview import find_preview
 
 __all__ = ["EXTRACT_VERSION", "FEATURE_SIZE", "ExtractJob", "extract_one", "faces_and_eyes", "sharpest_region"]
 
 #: Changes whenever the extracted values would change: cached records of another version are recomputed.
-EXTRACT_VERSION = "cull-extract-2"
+EXTRACT_VERSION = "cull-extract-4"
 #: Longest side (pixels) of the feature image, as the feature sidecars use.
 FEATURE_SIZE = 512
 _GRID = 4
@@ -42,8 +43,8 @@ _MIN_FACE = 40
 @dataclass(frozen=True)
 class ExtractJob:
     """One file for :func:`extract_one`: absolute ``abspath``, IR ``path`` (relative), ``size`` (bytes) and
-    ``mtime_ns`` from the scan, the pixel limit, whether to run the face check and use exiftool for previews, and
-    exiftool's tags for this file (or None)."""
+    ``mtime_ns`` from the scan, the pixel limit, whether to run the face check, and whether to ask exiftool
+    (when it is on ``PATH``) for metadata and previews."""
 
     abspath: str
     path: str
@@ -52,7 +53,6 @@ class ExtractJob:
     max_pixels: int = 178_956_970
     faces: bool = False
     use_exiftool: bool = True
-    exiftool: dict[str, Any] | None = None
 
 
 def sharpest_region(grey: Image.Image, grid: int = _GRID) -> dict[str, float]:
@@ -137,6 +137,39 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
 
 
+def _pixels(job: ExtractJob, rec: dict[str, Any], buf: bytes,
+            pending: PendingTags | None) -> tuple[Image.Image, int, int] | None:
+    """The decoded preview (image, full width, full height), or None with the status and reason set on ``rec``."""
+    reasons: list[dict[str, Any]] = rec["reasons"]
+    try:
+        if rec["kind"] == "raw":
+            tags = pending.result() if pending is not None else None
+            pv = find_preview(job.abspath, buf, use_exiftool=pending is not None,
+                              exiftool_bytes=None if tags is None else exiftool_preview_bytes(tags))
+            if pv.source is None:
+                rec["status"] = "metadata_only"
+                reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))
+                return None
+            rec["preview_source"] = pv.source
+            if pv.source != "rawpy":
+                reasons.append(reason("preview_fallback", "preview", f"preview from {pv.source}; "
+                                      + "; ".join(pv.tried)))
+            if pv.image is not None:
+                return pv.image, pv.image.width, pv.image.height
+            return decode_image(io.BytesIO(pv.data or b""), FEATURE_SIZE, job.max_pixels)  # type: ignore[arg-type]
+        rec["preview_source"] = "decode"
+        return decode_image(job.abspath, FEATURE_SIZE, job.max_pixels)
+    except FileNotFoundError:
+        rec["status"] = "missing"
+        rec["preview_source"] = None
+        reasons.append(reason("missing", "preview", "the file was deleted while it was read"))
+    except Exception as e:  # Pillow raises many types for damaged data; each is a corrupt file, not a crash
+        rec["status"] = "corrupt"
+        rec["preview_source"] = None
+        reasons.append(reason("corrupt", "preview", f"{type(e).__name__}: {e}"[:300]))
+    return None
+
+
 def extract_one(job: ExtractJob) -> dict[str, Any]:
     """The IR columns one file gets before the passes (file, metadata, digest, preview, features, status, reasons).
 
@@ -170,7 +203,13 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
         rec["status"] = "missing" if e.errno == errno.ENOENT else "unreadable"
         reasons.append(reason(rec["status"], "scan", f"cannot read the file: {e.strerror or e}"))
         return rec
-    meta = file_metadata(job.abspath, rec["mtime_ns"], job.exiftool)
+    tool = exiftool_path() if job.use_exiftool else None
+    pending = PendingTags(tool, job.abspath) if tool is not None else None
+    try:  # exiftool reads the file while the preview is decoded
+        pixels = _pixels(job, rec, buf, pending)
+    finally:
+        tags = pending.result() if pending is not None else None
+    meta = file_metadata(job.abspath, rec["mtime_ns"], tags)
     errors = meta.pop("exif_errors", None)
     if errors:
         reasons.append(reason("exif_problem", "metadata", str(errors)[:300]))
@@ -179,34 +218,9 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     rec.update(meta)
     rec["capture_time"] = _iso(meta["capture_time"])
     rec["capture_time_utc"] = _iso(meta["capture_time_utc"])
-    rgb: Image.Image | None = None
-    try:
-        if rec["kind"] == "raw":
-            pv = find_preview(job.abspath, buf, use_exiftool=job.use_exiftool, exiftool_bytes=None
-                              if job.exiftool is None else exiftool_preview_bytes(job.exiftool))
-            if pv.source is None:
-                rec["status"] = "metadata_only"
-                reasons.append(reason("no_preview", "preview", "no usable embedded preview: " + "; ".join(pv.tried)))
-                return rec
-            rec["preview_source"] = pv.source
-            if pv.source != "rawpy":
-                reasons.append(reason("preview_fallback", "preview", f"preview from {pv.source}; "
-                                      + "; ".join(pv.tried)))
-            if pv.image is not None:
-                rgb, w, h = pv.image, pv.image.width, pv.image.height
-            else:
-                rgb, w, h = decode_image(io.BytesIO(pv.data or b""), FEATURE_SIZE, job.max_pixels)  # type: ignore[arg-type]
-        else:
-            rgb, w, h = decode_image(job.abspath, FEATURE_SIZE, job.max_pixels)
-            rec["preview_source"] = "decode"
-    except FileNotFoundError:
-        rec["status"] = "missing"
-        reasons.append(reason("missing", "preview", "the file was deleted while it was read"))
+    if pixels is None:
         return rec
-    except Exception as e:  # Pillow raises many types for damaged data; each is a corrupt file, not a crash
-        rec["status"] = "corrupt"
-        reasons.append(reason("corrupt", "preview", f"{type(e).__name__}: {e}"[:300]))
-        return rec
+    rgb, w, h = pixels
     rec["width"], rec["height"] = int(w), int(h)
     feat = reduce_like_thumbnail(rgb, FEATURE_SIZE)
     grey = feat.convert("L")
@@ -214,7 +228,7 @@ def extract_one(job: ExtractJob) -> dict[str, Any]:
     for k in ("laplacian_var", "noise_sigma", "clip_shadows", "clip_highlights", "luma_mean"):
         v = q[k]
         rec[k] = None if v != v else float(v)
-    hashes = hash_image(grey)
+    hashes = hash_image(grey, ("phash", "dhash"))
     rec["dhash"], rec["phash"] = hashes["dhash"], hashes["phash"]
     rec.update(sharpest_region(grey))
     if job.faces:

@@ -139,6 +139,7 @@ REASON_CODES: dict[str, str] = {
     "kept": "kept: not a duplicate, not trashed, below the best fraction",
     "unjudged": "no preview to judge: bucket maybe for a person to look at",
     "learned_pick": "a learned reranker changed the pick",
+    "companion": "the RAW and the JPEG of one shot (same name, same folder): this file follows its companion (ref)",
     "copied_across_devices": "a hard link was impossible (another device or file system): the file was copied",
     "export_failed": "the file could not be placed under the output folder (the message says why)",
     "xmp_failed": "the XMP sidecar could not be written or merged (the message says why); nothing was replaced",

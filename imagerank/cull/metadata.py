@@ -4,18 +4,18 @@ The EXIF reader of the feature sidecars (:func:`imagerank.features.exif.read_exi
 SubSecTimeOriginal + OffsetTimeOriginal, camera, lens, exposure) gives the common fields; this module adds what a
 cull needs on top: exposure compensation (``ExposureBiasValue``), ``ExposureMode`` (2 = auto bracket), the body's
 serial (``BodySerialNumber``), and — when ``exiftool`` is on ``PATH`` — the maker-note tags that say a frame is part
-of an exposure bracket, a focus stack or a panorama, read for all files in a few batch calls
-(:func:`exiftool_batch`). Files Pillow cannot read (CR3, RAF, CRW ...) take their fields from exiftool when it is
+of an exposure bracket, a focus stack or a panorama, asked of this worker's ``-stay_open`` exiftool
+(:func:`exiftool_tags`). Files Pillow cannot read (CR3, RAF, CRW ...) take their fields from exiftool when it is
 there. Without any capture time the file's mtime (UTC) is used and ``capture_time_source`` says ``mtime``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import subprocess
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,12 +23,12 @@ from PIL import Image
 
 from ..features.exif import parse_exif_datetime, parse_offset, read_exif
 from ..media.decode import pillow_limit_lifted
+from .exiftool import exiftool_session
 
-__all__ = ["EXIFTOOL_TAGS", "exiftool_batch", "exiftool_preview_bytes", "file_metadata", "sequence_of"]
+__all__ = ["EXIFTOOL_TAGS", "PendingTags", "exiftool_preview_bytes", "exiftool_tags", "file_metadata", "sequence_of"]
 
 _EXPOSURE_BIAS, _EXPOSURE_MODE, _BODY_SERIAL, _EXIF_IFD = 0x9204, 0xA402, 0xA431, 0x8769
 _MODES = {0: "auto", 1: "manual", 2: "auto_bracket"}
-_BATCH = 400
 
 #: Tags asked of exiftool (``#`` = the number, not the printed value); wildcards catch the makers' sequence tags.
 EXIFTOOL_TAGS: tuple[str, ...] = (
@@ -46,27 +46,42 @@ _OFF = re.compile(r"^\s*(off|none|n/?a|no|no bracket|0|0 ?ev|\+?0(\.0+)?|normal|
 _SETTING = re.compile(r"(step|increment|order|program|set$|setting$|modem$|^wb|flash)", re.I)
 
 
-def exiftool_batch(tool: str, paths: Sequence[str], *, timeout_s: float = 600.0) -> dict[str, dict[str, Any]]:
-    """exiftool's :data:`EXIFTOOL_TAGS` for every file of ``paths`` (absolute), a few hundred per call.
+class PendingTags:
+    """exiftool's :data:`EXIFTOOL_TAGS` of one file, asked of this process's ``-stay_open`` session at construction
+    and read by :meth:`result`, so exiftool reads the file while the caller decodes it."""
 
-    Returns:
-        path -> {tag name: value} (numbers for the ``#`` tags, printed text for the others); files exiftool could
-        not read are left out (the caller falls back to Pillow). Never raises for a bad file or a failing tool.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    args = ["-j", "-q", "-q", "-fast", *(f"-{t}" for t in EXIFTOOL_TAGS)]
-    for i in range(0, len(paths), _BATCH):
-        chunk = list(paths[i:i + _BATCH])
+    def __init__(self, tool: str, path: str) -> None:
+        self.session = exiftool_session(tool)
+        self.value: dict[str, Any] | None = None
+        self.done = False
         try:
-            res = subprocess.run([tool, *args, "-@", "-"], input="\n".join(chunk).encode("utf-8"),
-                                 capture_output=True, timeout=timeout_s, check=False)
-            rows = json.loads(res.stdout.decode("utf-8", "replace") or "[]")
-        except (OSError, subprocess.SubprocessError, ValueError):
-            continue
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and isinstance(row.get("SourceFile"), str):
-                out[row.pop("SourceFile")] = row
-    return out
+            self.session.send(["-j", "-fast", *(f"-{t}" for t in EXIFTOOL_TAGS), os.path.abspath(path)])
+            self.sent = True
+        except OSError:
+            self.session.close()
+            self.sent = False
+
+    def result(self) -> dict[str, Any] | None:
+        """{tag name: value} (numbers for the ``#`` tags, printed text for the others), or None when exiftool could
+        not answer (the caller falls back to Pillow). Never raises for a bad file or a failing tool."""
+        if self.done:
+            return self.value
+        self.done = True
+        if not self.sent:
+            return None
+        try:
+            rows = json.loads(self.session.receive().decode("utf-8", "replace") or "[]")
+        except (OSError, TimeoutError, ValueError):
+            return None
+        if rows and isinstance(rows, list) and isinstance(rows[0], dict):
+            self.value = dict(rows[0])
+            self.value.pop("SourceFile", None)
+        return self.value
+
+
+def exiftool_tags(tool: str, path: str) -> dict[str, Any] | None:
+    """exiftool's :data:`EXIFTOOL_TAGS` of one file (:class:`PendingTags` asked and read at once)."""
+    return PendingTags(tool, path).result()
 
 
 def exiftool_preview_bytes(tags: Mapping[str, Any]) -> int:
@@ -146,7 +161,7 @@ def file_metadata(path: str, mtime_ns: int, exiftool: Mapping[str, Any] | None =
 
     Args:
         path: the file. mtime_ns: its modification time (the capture time of last resort).
-        exiftool: the file's tags from :func:`exiftool_batch`, when exiftool ran.
+        exiftool: the file's tags from :func:`exiftool_tags`, when exiftool ran.
 
     Never raises for a bad file: what cannot be read is left null and named in ``exif_errors``.
     """

@@ -2,6 +2,9 @@
 buckets. Pure functions of the records and the settings (no I/O), so the same input gives the same output.
 
 - Exact duplicates: equal BLAKE2b digests; the first by ``path`` stays, the others go to ``trash``.
+- RAW+JPEG pairs (one shot saved twice: the same name but the suffix, in one folder): the image file leads, the
+  RAW file follows it into its burst, cluster and bucket (``companion``), so the two are never culled as
+  duplicates of each other.
 - Bursts: per camera body (``body``; files without one share one "unknown body"), frames sorted by capture time
   (microseconds: sub-second aware) are split wherever the gap exceeds ``burst_gap_s``. Files whose time is their
   mtime are not grouped (a copy sets every mtime alike): each is a burst of one. Ids run in capture order.
@@ -38,8 +41,8 @@ from ..config import CullSettings
 from ..features.hashing import hamming
 from .ir import reason
 
-__all__ = ["assign_buckets", "find_bursts", "find_clusters", "mark_exact_duplicates", "run_passes", "score_parts",
-           "weights_of"]
+__all__ = ["assign_buckets", "find_bursts", "find_clusters", "follow_companions", "mark_companions",
+           "mark_exact_duplicates", "run_passes", "score_parts", "weights_of"]
 
 _UNKNOWN_BODY = "\x00unknown"
 
@@ -50,6 +53,49 @@ def weights_of(cfg: CullSettings) -> dict[str, float]:
     return {"sharpness": cfg.cull_w_sharpness, "clip": cfg.cull_w_clip, "noise": cfg.cull_w_noise,
             "exposure": cfg.cull_w_exposure, "unique": cfg.cull_w_unique, "saliency": cfg.cull_w_saliency,
             "eyes": cfg.cull_w_eyes}
+
+
+def _follows(r: dict[str, Any]) -> str | None:
+    """The companion ``r`` follows (a RAW+JPEG pair), or None."""
+    return next((x["ref"] for x in r.get("reasons") or [] if x["code"] == "companion"), None)
+
+
+def mark_companions(recs: Sequence[dict[str, Any]]) -> None:
+    """Pair the RAW and the JPEG (or other image) of one shot: the same name but the suffix, in the same folder.
+
+    The image file leads (its pixels are the camera's own rendering) when it could be decoded, else the RAW file;
+    the other gets a ``companion`` reason naming the leader, joins no burst or cluster on its own and takes the
+    leader's burst, cluster, pick and bucket (:func:`follow_companions`)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        if r.get("status") in ("ok", "metadata_only") and not r.get("exact_duplicate_of"):
+            folder, _, name = r["path"].rpartition("/")
+            groups[(folder, name.rsplit(".", 1)[0].lower())].append(r)
+    for group in groups.values():
+        raws = [r for r in group if r.get("kind") == "raw"]
+        images = [r for r in group if r.get("kind") != "raw"]
+        if len(raws) != 1 or not images:
+            continue
+        ok_images = sorted((r for r in images if r.get("status") == "ok"), key=lambda r: r["path"])
+        leader = ok_images[0] if ok_images else raws[0] if raws[0].get("status") == "ok" else None
+        if leader is None:
+            continue
+        for r in group:
+            if r is not leader:
+                r["reasons"].append(reason("companion", "pairs", f"one shot with {leader['path']}: follows it",
+                                           ref=leader["path"]))
+
+
+def follow_companions(recs: Sequence[dict[str, Any]]) -> None:
+    """Give each companion its leader's burst, cluster, pick and bucket (see :func:`mark_companions`)."""
+    by_path = {r["path"]: r for r in recs}
+    for r in recs:
+        lead = _follows(r)
+        if lead is None:
+            continue
+        leader = by_path[lead]
+        for k in ("burst_id", "burst_size", "cluster_id", "cluster_size", "is_pick", "bucket", "decided_by"):
+            r[k] = leader.get(k)
 
 
 def mark_exact_duplicates(recs: Sequence[dict[str, Any]]) -> None:
@@ -75,7 +121,8 @@ def _time(r: dict[str, Any]) -> datetime:
 
 def find_bursts(recs: Sequence[dict[str, Any]], gap_s: float) -> None:
     """Set ``burst_id`` and ``burst_size`` on the readable, non-duplicate records (see the module docstring)."""
-    live = [r for r in recs if r.get("status") in ("ok", "metadata_only") and not r.get("exact_duplicate_of")]
+    live = [r for r in recs if r.get("status") in ("ok", "metadata_only") and not r.get("exact_duplicate_of")
+            and _follows(r) is None]
     by_body: dict[str, list[dict[str, Any]]] = defaultdict(list)
     groups: list[list[dict[str, Any]]] = []
     for r in live:
@@ -125,7 +172,7 @@ def find_clusters(recs: Sequence[dict[str, Any]], max_bits: int) -> None:
     """Set ``cluster_id`` and ``cluster_size`` on every record with a dHash that is not an exact duplicate
     (within bursts first, then across; see the module docstring). Sequence members stay alone."""
     live = sorted((r for r in recs if r.get("dhash") is not None and r.get("status") == "ok"
-                   and not r.get("exact_duplicate_of")), key=lambda r: r["path"])
+                   and not r.get("exact_duplicate_of") and _follows(r) is None), key=lambda r: r["path"])
     n = len(live)
     if n == 0:
         return
@@ -192,7 +239,7 @@ def score_parts(r: dict[str, Any], w: dict[str, float]) -> dict[str, float]:
 def assign_buckets(recs: Sequence[dict[str, Any]], cfg: CullSettings) -> None:
     """Scores, picks and buckets (see the module docstring); every bucketed record gets its reasons."""
     w = weights_of(cfg)
-    scored = [r for r in recs if r.get("status") == "ok" and not r.get("exact_duplicate_of")]
+    scored = [r for r in recs if r.get("status") == "ok" and not r.get("exact_duplicate_of") and _follows(r) is None]
     for r in scored:
         parts = score_parts(r, w)
         r.update(parts)
@@ -233,7 +280,7 @@ def assign_buckets(recs: Sequence[dict[str, Any]], cfg: CullSettings) -> None:
         else:
             kept.append(pick)
     for r in recs:
-        if r.get("status") == "metadata_only" and not r.get("exact_duplicate_of"):
+        if r.get("status") == "metadata_only" and not r.get("exact_duplicate_of") and _follows(r) is None:
             r["bucket"] = "maybe"
             r["reasons"].append(reason("unjudged", "select", "no preview to judge: left for a person to look at"))
     kept.sort(key=lambda r: (-r["score"], r["path"]))
@@ -251,8 +298,10 @@ def assign_buckets(recs: Sequence[dict[str, Any]], cfg: CullSettings) -> None:
 
 
 def run_passes(recs: Sequence[dict[str, Any]], cfg: CullSettings) -> None:
-    """All passes in order, in place: exact duplicates, bursts, clusters, scores, picks, buckets."""
+    """All passes in order, in place: exact duplicates, RAW+JPEG pairs, bursts, clusters, scores, picks, buckets."""
     mark_exact_duplicates(recs)
+    mark_companions(recs)
     find_bursts(recs, cfg.burst_gap_s)
     find_clusters(recs, cfg.cull_dedupe_hamming)
     assign_buckets(recs, cfg)
+    follow_companions(recs)

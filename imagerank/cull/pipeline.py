@@ -25,7 +25,6 @@ from .artifacts import export_file, manifest_line, summary, write_text_atomic
 from .cache import CullCache
 from .extract import EXTRACT_VERSION, ExtractJob, extract_one
 from .ir import RAW_EXTENSIONS, reason, to_frame
-from .metadata import exiftool_batch
 from .passes import run_passes, weights_of
 from .preview import exiftool_path
 from .xmp import write_xmp
@@ -42,11 +41,12 @@ def _extensions(ext: Iterable[str] | None) -> tuple[str, ...]:
     if ext is None:
         return DEFAULT_CULL_EXTENSIONS
     out = []
-    for e in ext:
-        e = str(e).strip().lower()
-        if not e or "/" in e:
-            raise InvalidArgumentError(f"extensions: expected suffixes like '.nef', got {e!r}")
-        out.append(e if e.startswith(".") else "." + e)
+    for item in ext:
+        for e in str(item).split(","):  # "--ext .NEF,.JPG" as well as "--ext .NEF --ext .JPG"
+            e = e.strip().lower()
+            if not e or "/" in e or e == ".":
+                raise InvalidArgumentError(f"extensions: expected suffixes like '.nef', got {item!r}")
+            out.append(e if e.startswith(".") else "." + e)
     if not out:
         raise InvalidArgumentError("extensions: expected at least one suffix, got none")
     return tuple(out)
@@ -107,8 +107,10 @@ def cull(
         ``extracted`` (files read this run), ``cached`` (from the cache), ``walk_errors``.
 
     Raises:
-        InvalidArgumentError: ``input_dir`` is not a folder, a bad ``export`` mode or extension.
-        ConfigError: a bad override (the message names the setting). ImagerankError: a cache file that is not one.
+        InvalidArgumentError: ``input_dir`` is not a folder, ``out_dir`` is ``input_dir``, a bad ``export`` mode or
+            extension.
+        ConfigError: a bad override (the message names the setting). ImagerankError: a cache file that is not one;
+            ``faces`` without OpenCV or its cascade files.
         StorageError: the output disk is full.
     """
     root = Path(os.path.abspath(Path(input_dir).expanduser()))
@@ -120,9 +122,14 @@ def cull(
     s = _settings(workspace, settings, burst_gap_s=burst_seconds, cull_dedupe_hamming=dedupe_hamming,
                   cull_min_sharpness=min_sharpness, cull_max_clip=max_clip, cull_faces=faces)
     out = None if out_dir is None else Path(os.path.abspath(Path(out_dir).expanduser()))
+    if out is not None and out == root:
+        raise InvalidArgumentError(f"out_dir: expected a folder other than the input folder, got {str(out)!r}"
+                                   " (the buckets go inside it; a sub-folder such as INPUT/culled is fine)")
     if cache is None and workspace is not None:
         cache = Path(workspace) / "cache" / "cull.sqlite"
 
+    if s.cull.cull_faces:
+        _check_face_detector()
     report = WalkReport()
     found = []
     for f in walk_images([str(root)], exts, recursive=True, report=report):
@@ -152,9 +159,6 @@ def cull(
     try:
         hits = store.get(((j.path, j.size, j.mtime_ns) for j in jobs), opts) if store is not None else {}
         todo = [j for j in jobs if j.path not in hits]
-        if tool is not None and todo:
-            tags = exiftool_batch(tool, [j.abspath for j in todo])
-            todo = [replace(j, exiftool=tags.get(j.abspath)) for j in todo]
         fresh = list(imap_processes(extract_one, todo, workers=workers, progress=progress, desc="cull"))
         if store is not None:
             store.put((r for r in fresh if r.get("status") in ("ok", "metadata_only", "corrupt", "empty")), opts)
@@ -172,6 +176,19 @@ def cull(
     df = to_frame(recs)
     df.attrs["cull"] = {"extracted": len(fresh), "cached": len(hits), "walk_errors": list(report.errors)}
     return df
+
+
+def _check_face_detector() -> None:
+    """Raise ImagerankError now, not in every worker, when the face check cannot run."""
+    from PIL import Image
+
+    from ..errors import ImagerankError
+    from .extract import faces_and_eyes
+
+    try:
+        faces_and_eyes(Image.new("L", (32, 32)))
+    except ImportError as e:
+        raise ImagerankError(f"faces: the face check needs OpenCV 4.x (pip install 'imagerank[cull]'): {e}") from e
 
 
 def _write_sidecars(recs: list[dict[str, Any]], root: Path) -> None:

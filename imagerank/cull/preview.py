@@ -17,19 +17,17 @@ usable; a file with no usable preview is culled on its metadata only (status ``m
 
 from __future__ import annotations
 
-import atexit
 import base64
 import io
 import json
 import os
-import select
-import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+
+from .exiftool import exiftool_path, exiftool_session
 
 __all__ = ["MIN_PREVIEW_SIDE", "Preview", "exiftool_path", "find_preview", "jpeg_streams", "largest_jpeg"]
 
@@ -54,11 +52,6 @@ class Preview:
     image: Image.Image | None = None
     source: str | None = None
     tried: list[str] = field(default_factory=list)
-
-
-def exiftool_path() -> str | None:
-    """The ``exiftool`` program on ``PATH``, or None."""
-    return shutil.which("exiftool")
 
 
 def _jpeg_end(buf: bytes, start: int) -> tuple[int, int, int] | None:
@@ -182,66 +175,11 @@ def _text(e: BaseException) -> str:
     return " ".join(str(msg).split())[:160]
 
 
-class _Exiftool:
-    """One ``exiftool -stay_open True -@ -`` process per worker: a request costs milliseconds instead of the
-    ~0.1–0.2 s of starting Perl and ExifTool again (the batch mode of ExifTool's documentation)."""
-
-    def __init__(self, tool: str) -> None:
-        self.tool = tool
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([self.tool, "-stay_open", "True", "-@", "-"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            atexit.register(self.close)
-        return self.proc
-
-    def ask(self, args: list[str], timeout_s: float = 60.0) -> bytes:
-        """exiftool's output for ``args`` (one per line; no newline inside). Raises OSError / TimeoutError."""
-        if any("\n" in a or "\r" in a for a in args):
-            raise OSError(f"exiftool: an argument with a line break cannot go through -@ ({args[-1]!r})")
-        proc = self._start()
-        if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen(PIPE) sets both
-            raise OSError("exiftool: no pipes to the process")
-        proc.stdin.write(("\n".join([*args, "-execute"]) + "\n").encode("utf-8", "surrogateescape"))
-        proc.stdin.flush()
-        out = bytearray()
-        fd = proc.stdout.fileno()
-        deadline = time.monotonic() + timeout_s
-        while not out.endswith(b"{ready}\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.close()
-                raise TimeoutError(f"exiftool gave no answer within {timeout_s:.0f} s")
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                self.close()
-                raise OSError("exiftool ended")
-            out += chunk
-        return bytes(out[: -len(b"{ready}\n")])
-
-    def close(self) -> None:
-        """End the process (``-stay_open False``), or kill it when it does not listen."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.write(b"-stay_open\nFalse\n")
-                proc.stdin.flush()
-            proc.wait(timeout=5)
-        except (OSError, subprocess.SubprocessError):
-            proc.kill()
-
-
-_SESSIONS: dict[str, _Exiftool] = {}
 
 
 def _exiftool(path: str, tool: str, min_side: int, p: Preview) -> bool:
-    session = _SESSIONS.setdefault(tool, _Exiftool(tool))
     try:
-        raw = session.ask(["-j", "-b", *(f"-{t}" for t in _EXIFTOOL_TAGS), os.path.abspath(path)])
+        raw = exiftool_session(tool).ask(["-j", "-b", *(f"-{t}" for t in _EXIFTOOL_TAGS), os.path.abspath(path)])
         found = json.loads(raw.decode("utf-8", "replace") or "[{}]")[0]
     except (OSError, TimeoutError, subprocess.SubprocessError, ValueError, IndexError) as e:
         p.tried.append(f"exiftool: {type(e).__name__}: {e}"[:200])

@@ -209,10 +209,20 @@ def test_cli_cull_and_its_errors(shoot: Path, tmp_path: Path, capsys: pytest.Cap
     assert (tmp_path / "list.txt").read_text().strip()
     assert main(["cull", str(tmp_path / "nope"), "--out-dir", str(out)]) == 2
     assert "expected a folder" in capsys.readouterr().err
+    with pytest.raises(InvalidArgumentError, match="out_dir"):
+        cull(shoot, shoot)
+    inside = cull(shoot, shoot / "culled", workers=1, use_exiftool=False)  # OUT inside INPUT: never walked
+    again = cull(shoot, shoot / "culled", workers=1, use_exiftool=False)
+    assert list(inside["path"]) == list(again["path"])
+    assert not any(p.startswith("culled/") for p in again["path"])
     with pytest.raises(InvalidArgumentError, match="export"):
         cull(shoot, out, export="move")
     with pytest.raises(InvalidArgumentError, match="extensions"):
         cull(shoot, out, extensions=[])
+    with pytest.raises(InvalidArgumentError, match="extensions"):
+        cull(shoot, out, extensions=[".jpg,"])
+    assert main(["cull", str(shoot), "--out-dir", str(tmp_path / "o2"), "--ext", ".png,.tif", "--no-progress"]) == 0
+    assert "culled 0 files" in capsys.readouterr().out
     bad_cache = tmp_path / "cache.sqlite"
     bad_cache.write_text("not a database")
     with pytest.raises(ImagerankError, match="cull cache"):

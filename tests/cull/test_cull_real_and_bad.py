@@ -108,6 +108,9 @@ def test_bad_input_each_ends_with_a_status(tmp_path: Path, monkeypatch: pytest.M
     locked = shot(d / "locked.jpg", 2, "2024:01:01 11:00:00")
     doomed = shot(d / "doomed.jpg", 3, "2024:01:01 12:00:00")
     os.chmod(locked, 0)
+    odd = os.path.join(os.fsencode(d), b"caf\xe9.jpg")  # a Latin-1 name: not valid UTF-8
+    with open(odd, "wb") as f:
+        f.write(good.read_bytes())
     real = extract_mod.extract_one
 
     def delete_mid_run(job: extract_mod.ExtractJob) -> dict[str, object]:
@@ -128,6 +131,7 @@ def test_bad_input_each_ends_with_a_status(tmp_path: Path, monkeypatch: pytest.M
     assert s["a_png.jpg"] == "ok"
     assert s["fake.nef"] == "metadata_only"
     assert s["doomed.jpg"] == "missing"
+    assert s["caf\\xe9.jpg"] == "unreadable"  # listed under its shown name, with the reason
     if os.geteuid() != 0:  # root reads any file
         assert s["locked.jpg"] == "unreadable"
     for r in df.to_dict("records"):
@@ -175,3 +179,26 @@ def test_inside_a_workspace_its_settings_and_cache_are_used(tmp_path: Path) -> N
     assert again["burst_id"].nunique() == 1
     assert again.attrs["cull"]["cached"] == 2
     shutil.rmtree(ws / "cache")
+
+
+@needs_photos
+@needs_raw
+def test_done_when_the_whole_shared_data_folder_is_culled(tmp_path: Path) -> None:
+    """The issue's check: photos and RAW together, every file in a bucket or with the reason why not."""
+    import json
+
+    from imagerank.cli import main
+
+    assert main(["cull", str(SHARED), "--out-dir", str(tmp_path / "out"), "--no-progress", "--workers", "1"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    files = [p for p in SHARED.rglob("*") if p.is_file() and p.suffix.lower() in
+             {".jpg", ".jpeg", ".tif", ".tiff", ".png"} | {p.suffix.lower() for p in RAW.rglob("*.*")} - {".md"}]
+    assert len(lines) == len(files)
+    for r in lines:
+        assert r["reasons"], r["path"]
+        if r["bucket"] is None:
+            assert r["status"] not in ("ok", "metadata_only"), r["path"]
+        else:
+            assert (tmp_path / "out" / r["export_path"]).exists(), r["path"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["files"] == len(lines)

@@ -88,6 +88,18 @@ def test_the_face_check_runs_from_the_wheel_and_says_when_it_cannot_tell(tmp_pat
     monkeypatch.setattr(extract_mod, "_CASCADES", {})
     with pytest.raises(ImagerankError, match="cascade"):
         extract_mod.faces_and_eyes(Image.new("L", (64, 64)))
+    with pytest.raises(ImagerankError, match="cascade"):  # said once, before any file is read
+        cull(d, None, faces=True, workers=1, use_exiftool=False)
+
+
+def test_the_face_check_without_opencv_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    monkeypatch.setattr(extract_mod, "_CASCADES", {})
+    shot(tmp_path / "a.jpg", 1, "2024:01:01 10:00:00")
+    with pytest.raises(ImagerankError, match=r"imagerank\[cull\]"):
+        cull(tmp_path, None, faces=True, workers=1, use_exiftool=False)
 
 
 def test_xmp_names_for_raw_and_other_files(tmp_path: Path) -> None:
@@ -118,3 +130,35 @@ def test_the_process_pool_gives_the_same_manifest(tmp_path: Path) -> None:
     assert two.attrs["cull"]["extracted"] == 26
     assert one["cluster_size"].max() > 1
     assert (tmp_path / "one" / "manifest.jsonl").read_bytes() == (tmp_path / "two" / "manifest.jsonl").read_bytes()
+
+
+def test_a_raw_and_jpeg_pair_is_one_shot(tmp_path: Path) -> None:
+    d = tmp_path / "shoot"
+    jpg = shot(d / "DSC_0001.JPG", 1, "2024:01:01 10:00:00")
+    # the RAW file: a stripped header that embeds the camera's JPEG as its preview
+    (d / "DSC_0001.NEF").write_bytes(b"\x00" * 512 + jpg.read_bytes() + b"\x00" * 64)
+    shot(d / "DSC_0002.JPG", 1, "2024:01:01 10:00:01", shift=1)  # a near-duplicate frame of the burst
+    df = cull(d, tmp_path / "out", workers=1, use_exiftool=False)
+    r = {p: x for p, x in zip(df["path"], df.to_dict("records"))}
+    nef, one = r["DSC_0001.NEF"], r["DSC_0001.JPG"]
+    assert nef["status"] == "ok"
+    assert nef["preview_source"] == "jpeg_scan"
+    assert next(x for x in nef["reasons"] if x["code"] == "companion")["ref"] == "DSC_0001.JPG"
+    assert nef["bucket"] == one["bucket"]
+    assert nef["cluster_id"] == one["cluster_id"]
+    assert nef["is_pick"] == one["is_pick"]
+    assert "near_duplicate" not in {x["code"] for x in nef["reasons"]}
+    assert one["burst_size"] == 2  # the two frames, not three files
+    assert (tmp_path / "out" / nef["export_path"]).exists()
+
+
+def test_hash_image_computes_only_the_kinds_asked() -> None:
+    from imagerank.errors import InvalidArgumentError
+    from imagerank.features.hashing import hash_image
+
+    im = Image.open(io.BytesIO(_jpeg(300, 200, 5)))
+    full = hash_image(im)
+    part = hash_image(im, ("phash", "dhash"))
+    assert part == {"phash": full["phash"], "dhash": full["dhash"]}
+    with pytest.raises(InvalidArgumentError, match="kinds"):
+        hash_image(im, ("ahash",))
