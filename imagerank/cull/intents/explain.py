@@ -23,9 +23,10 @@ from ...errors import NotFoundError
 
 __all__ = ["DECIDING_CODES", "explain_image", "explain_record", "polish_sentence", "sentence"]
 
-#: Reason codes that decide a bucket, strongest first: the first one an image carries is "the rule that decided".
-DECIDING_CODES: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "blurry", "clipped", "eyes_closed",
-                                   "unjudged", "top_score", "kept")
+#: Reason codes that decide a bucket, strongest first: the first one an image carries is "the rule that decided"
+#: (a ``companion`` — the RAW or JPEG of a RAW+JPEG pair — takes its leader's bucket, so that decides it).
+DECIDING_CODES: tuple[str, ...] = ("companion", "exact_duplicate", "near_duplicate", "blurry", "clipped",
+                                   "eyes_closed", "unjudged", "top_score", "kept")
 
 
 def _f(v: Any) -> float | None:

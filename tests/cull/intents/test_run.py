@@ -418,3 +418,23 @@ def test_explain_with_a_polish_from_the_llm(col, capsys, monkeypatch):
         path = col.images.get(iid)["filepath"]
         assert main(["explain", str(col.root), path, "--polish"]) == 0
         assert " landed in " in capsys.readouterr().out
+
+
+def test_a_raw_jpeg_companion_is_explained_by_its_leader():
+    import pandas as pd
+
+    from imagerank.cull.intents import explain_record
+    from imagerank.cull.ir import reason, to_frame
+
+    ir = to_frame([
+        {"path": "a.jpg", "status": "ok", "bucket": "best", "cluster_id": 0, "cluster_size": 1, "is_pick": True,
+         "burst_id": 0, "burst_size": 1, "reasons": [reason("top_score", "select", "score in the top")]},
+        {"path": "a.nef", "status": "ok", "bucket": "best", "cluster_id": 0, "cluster_size": 1, "is_pick": True,
+         "burst_id": 0, "burst_size": 1, "reasons": [reason("companion", "pairs", "one shot with a.jpg: follows it",
+                                                            ref="a.jpg"), reason("top_score", "select", "x")]},
+    ])
+    assert isinstance(ir, pd.DataFrame)
+    e = explain_record(ir, "a.nef")
+    assert e["decided_by"]["code"] == "companion"
+    assert e["decided_by"]["ref"] == "a.jpg"
+    assert "because of rule companion" in e["sentence"]
