@@ -340,6 +340,31 @@ class Collection:
         """Totals: images by status, kept matches by kind, undone matches, sessions, last vote time."""
         return self.images.stats()
 
+    # ------------------------------------------------------------------ plans in plain words (imagerank.cull.intents)
+    def plan(self, intent: str, *, run: bool = False, parser: str = "auto") -> Any:
+        """Parse ``intent`` into a plan of whitelisted actions and preview it (nothing written); with ``run=True``
+        also run it and store it with its results (see :func:`imagerank.cull.intents.plan_intent`).
+
+        Returns:
+            a :class:`~imagerank.cull.intents.PlanPreview` (``print`` it: counts per step, a sample of files).
+
+        Raises:
+            PlanError: words not understood, an invalid plan, an export outside the allowed roots.
+            LLMError: the LLM parser's endpoint failed.
+        """
+        from .cull.intents import plan_intent
+
+        return plan_intent(self, intent, run=run, parser=parser)  # type: ignore[arg-type]
+
+    def explain(self, image_id: int, *, polish: bool = False) -> dict[str, Any]:
+        """Why image ``image_id`` was picked or not: the machine-readable reasons and a sentence (see
+        :func:`imagerank.cull.intents.explain_image`); ``polish`` lets the configured LLM rephrase the sentence
+        (``polished``; the facts never change). Raises NotFoundError for an unknown or inactive id,
+        InvalidArgumentError for ``polish`` without ``llm_url`` / ``llm_model``."""
+        from .cull.intents import explain_image, llm_parser
+
+        return explain_image(self, image_id, polish=llm_parser(self.settings).polish if polish else None)
+
     # ------------------------------------------------------------------ export
     def export_top(self, n: int, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
                    min_comparisons: int = 0) -> ExportReport:

@@ -267,6 +267,14 @@ class CullSettings(_Section):
         cull_w_eyes: weight (>= 0) of the closed-eyes penalty (only with ``cull_faces``). Default 0.5.
         cull_faces: run the optional face / closed-eyes check (OpenCV Haar cascades, ``[cull]`` extra). Default
             False.
+        plan_export_roots: folders (besides the workspace's ``exports/``) a plan may export into
+            (:mod:`imagerank.cull.intents`); ``~`` is expanded. Default: none.
+        plan_sample: files a plan preview lists (>= 0). Default 10.
+        llm_url: base URL of an OpenAI-compatible chat endpoint for the optional LLM intent parser (``http://...
+            /v1``); empty = rule parser only. Default empty.
+        llm_model: the model name sent to it. Default empty.
+        llm_api_key: its bearer key (better given as ``IMAGERANK_LLM_API_KEY`` than written here). Default empty.
+        llm_timeout_s: seconds (> 0) to wait for one reply. Default 60.0.
     """
 
     section = "cull"
@@ -283,6 +291,13 @@ class CullSettings(_Section):
     cull_w_saliency: float = _setting(0.2, "a weight >= 0", lambda v: v >= 0)
     cull_w_eyes: float = _setting(0.5, "a weight >= 0", lambda v: v >= 0)
     cull_faces: bool = _setting(False, "true or false")
+    plan_export_roots: tuple[str, ...] = _setting((), "a list of folder paths (non-empty strings)",
+                                                  lambda v: all(r.strip() for r in v))
+    plan_sample: int = _setting(10, "an integer >= 0 (files)", lambda v: v >= 0)
+    llm_url: str = _setting("", "an http(s) URL or empty", lambda v: v == "" or v.startswith(("http://", "https://")))
+    llm_model: str = _setting("", "a model name or empty")
+    llm_api_key: str = _setting("", "a key or empty")
+    llm_timeout_s: float = _setting(60.0, "a number of seconds > 0", lambda v: v > 0)
 
 
 @dataclass(frozen=True)
@@ -413,7 +428,7 @@ class Settings:
         core: :class:`CoreSettings` (roots, recursive, extensions, host, port, thumb_size, max_image_pixels).
         features: :class:`FeatureSettings` (phash/cosine duplicate thresholds, blur/dark/bright/clip flags).
         pairing: :class:`PairingSettings` (strategy, topk, skip_as_draw, prior_refit_every, prior_features).
-        cull: :class:`CullSettings` (burst_gap_s, cull_* thresholds and score weights).
+        cull: :class:`CullSettings` (burst_gap_s, cull_* thresholds and score weights, plan_* and llm_* for plans).
         generation: :class:`GenerationSettings` (max_children N, target_finals T, job_policy, job_seed, comfy_*).
         autopick: :class:`AutopickSettings` (no fields yet).
         extra: the file's keys this version does not know, shaped as in the file (``{"core": {"new_key": 1},
@@ -470,6 +485,12 @@ class Settings:
     cull_w_saliency = _Flat[float]("cull")
     cull_w_eyes = _Flat[float]("cull")
     cull_faces = _Flat[bool]("cull")
+    plan_export_roots = _Flat[tuple[str, ...]]("cull")
+    plan_sample = _Flat[int]("cull")
+    llm_url = _Flat[str]("cull")
+    llm_model = _Flat[str]("cull")
+    llm_api_key = _Flat[str]("cull")
+    llm_timeout_s = _Flat[float]("cull")
 
     def __init__(
         self,

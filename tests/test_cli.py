@@ -148,6 +148,7 @@ EVERY_COMMAND = {
     "train", "prior", "apply-prior", "train-crops", "import-selections", "import-crops", "models", "evaluate",
     "generate", "steps", "add-step", "tree", "jobs",
     "cull",
+    "plan", "explain",
 }
 
 

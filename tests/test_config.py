@@ -73,6 +73,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "cull_w_saliency": 0.2,
         "cull_w_eyes": 0.5,
         "cull_faces": False,
+        "plan_export_roots": (),
+        "plan_sample": 10,
+        "llm_url": "",
+        "llm_model": "",
+        "llm_api_key": "",
+        "llm_timeout_s": 60.0,
     },
     "generation": {
         "max_children": 3,

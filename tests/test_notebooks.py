@@ -17,7 +17,7 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 def test_notebooks_exist():
     names = {p.name for p in PATHS}
-    assert {"01_vote.ipynb", "05_explore.ipynb"} <= names
+    assert {"01_vote.ipynb", "05_explore.ipynb", "09_plan.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
@@ -74,3 +74,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         assert pngs == 5
         stats = json.loads(json.dumps(imagerank.open(ws).stats()))
         assert stats["comparisons"] >= 100  # the demo cell's scripted votes, so the plots show something
+    if path.name == "09_plan.ipynb":
+        col = imagerank.open(ws)
+        assert [tuple(r) for r in col.db.query("SELECT status, session_id IS NOT NULL FROM plans")] == [("done", 1)]
+        col.close()

@@ -283,6 +283,37 @@ def _rating_model(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration(5)
+def _plans(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        -- Plans run from plain-words intents (imagerank.cull.intents): the validated plan as JSON, the parser that
+        -- made it, the counts per step and what ran; session_id is the voting session the plan started (if any).
+        CREATE TABLE plans (
+            id INTEGER PRIMARY KEY,
+            intent TEXT NOT NULL,
+            plan_json TEXT NOT NULL,
+            parser TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            session_id INTEGER REFERENCES sessions(id),
+            result_json TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            finished_at TEXT
+        );
+        CREATE INDEX idx_plans_session ON plans (session_id);
+        -- The selection a plan ran on, in its order (a plan's voting session draws its pairs from these).
+        CREATE TABLE plan_images (
+            plan_id INTEGER NOT NULL REFERENCES plans(id),
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            position INTEGER NOT NULL,
+            PRIMARY KEY (plan_id, image_id)
+        )
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The oldest schema this code reads without migrating it (a read-only workspace): migration 2 only added the
 #: ``import_rows`` table that imports write, so a 0.1.0 catalog (version 1) reads as it is.

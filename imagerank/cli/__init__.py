@@ -7,8 +7,9 @@
 - :mod:`.features`: ``features``, ``duplicates``, ``similar``, ``feature-map``;
 - :mod:`.training`: ``train``, ``prior``, ``apply-prior``, ``train-crops``, ``import-selections``, ``import-crops``,
   ``models``, ``evaluate``;
-- :mod:`.generation`: ``generate``, ``steps``, ``add-step``, ``tree``, ``jobs``.
-- :mod:`.cull`: ``cull`` (a photo shoot into best / good / maybe / trash; no workspace needed).
+- :mod:`.generation`: ``generate``, ``steps``, ``add-step``, ``tree``, ``jobs``;
+- :mod:`.cull`: ``cull`` (a photo shoot into best / good / maybe / trash; no workspace needed);
+- :mod:`.plan`: ``plan``, ``explain``.
 
 Exit status: 0 on success; 1 when a check finds a problem or nothing was done (``doctor``, ``undo``, imports with
 rejected rows); 2 on an :class:`~imagerank.errors.ImagerankError` (one line ``imagerank CMD: error: ...`` on stderr,
@@ -24,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ImagerankError
-from . import cull, features, generation, ranking, training, voting, workspace
+from . import cull, features, generation, plan, ranking, training, voting, workspace
 
 __all__ = ["app", "build_parser", "main"]
 
@@ -40,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _area in (workspace, ranking, voting, features, training, generation, cull):  # listed in this order by --help
+for _area in (workspace, ranking, voting, features, training, generation, cull, plan):  # listed in this order by --help
     app.add_typer(_area.app)
 
 

@@ -7,6 +7,7 @@
 - :class:`TriagePanel`: triage of the generation tree (←/→ vote, K kill and walk left, U undo; anywidget).
 - :class:`GenerationBoard`: the generation tree live: one column per step, the job queue, the servers.
 - :class:`BurstPanel`: refine a cull's best-of-burst picks (1–4 mark keepers, Enter records; anywidget).
+- :class:`PlanPanel`: type an intent, see the plan with counts per step, run it (ipywidgets).
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -22,14 +23,15 @@ if TYPE_CHECKING:
     from .compare import ComparePanel
     from .crop import CropPanel
     from .leaderboard import LeaderboardView
+    from .plan import PlanPanel
     from .review import ReviewPanel
     from .triage import TriagePanel
 
-__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "ReviewPanel",
-           "TriagePanel"]
+__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "PlanPanel",
+           "ReviewPanel", "TriagePanel"]
 
 _LAZY = {"BurstPanel": ".burst", "ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop",
-         "ReviewPanel": ".review", "TriagePanel": ".triage", "GenerationBoard": ".board"}
+         "ReviewPanel": ".review", "TriagePanel": ".triage", "GenerationBoard": ".board", "PlanPanel": ".plan"}
 
 
 def __getattr__(name: str) -> Any:
