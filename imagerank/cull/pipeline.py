@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -28,6 +28,9 @@ from .ir import RAW_EXTENSIONS, reason, to_frame
 from .passes import run_passes, weights_of
 from .preview import exiftool_path
 from .xmp import write_xmp
+
+if TYPE_CHECKING:
+    from .rerank import Reranker
 
 __all__ = ["DEFAULT_CULL_EXTENSIONS", "EXPORT_MODES", "cull"]
 
@@ -81,6 +84,7 @@ def cull(
     workers: int | None = None,
     progress: bool = False,
     link: Callable[[str, Path], None] = os.link,
+    rerank: Reranker | None = None,
 ) -> pd.DataFrame:
     """Cull the photo shoot in ``input_dir``: every file gets a bucket (best / good / maybe / trash) or a status
     saying why not, each decision with machine-readable reasons.
@@ -101,6 +105,10 @@ def cull(
             bracket tags, previews); other files' EXIF is read by Pillow.
         workers: processes for the per-file pass (default: every core; small runs stay in this process).
         progress: show a progress bar. link: the hard-link call (tests simulate another device with it).
+        rerank: a learned rerank (:class:`imagerank.cull.rerank.Reranker`, e.g. ``Reranker.from_workspace(col,
+            input_dir)``) applied after the passes and before anything is written: the manifest's ``decided_by``,
+            ``learned_score`` and ``learned_pick`` reasons say which part decided; ``summary.json`` and
+            ``df.attrs["rerank"]`` describe the run.
 
     Returns:
         the IR table (:mod:`imagerank.cull.ir`: one row per file, sorted by path, the columns and dtypes of
@@ -170,12 +178,15 @@ def cull(
     recs.extend(fresh)
     recs.sort(key=lambda r: r["path"])
     run_passes(recs, s.cull)
+    rerank_info = rerank.apply(recs, s.cull) if rerank is not None else None
     if out is not None:
-        _write_outputs(recs, root, out, export, s, export_list, xmp, link)
+        _write_outputs(recs, root, out, export, s, export_list, xmp, link, rerank_info)
     elif xmp:
         _write_sidecars(recs, root)
     df = to_frame(recs)
     df.attrs["cull"] = {"extracted": len(fresh), "cached": len(hits), "walk_errors": list(report.errors)}
+    if rerank_info is not None:
+        df.attrs["rerank"] = rerank_info
     return df
 
 
@@ -206,7 +217,8 @@ def _write_sidecars(recs: list[dict[str, Any]], root: Path) -> None:
 
 
 def _write_outputs(recs: list[dict[str, Any]], root: Path, out: Path, mode: str, s: Settings,
-                   export_list: str | os.PathLike[str] | None, xmp: bool, link: Callable[[str, Path], None]) -> None:
+                   export_list: str | os.PathLike[str] | None, xmp: bool, link: Callable[[str, Path], None],
+                   rerank_info: dict[str, Any] | None = None) -> None:
     import json
 
     from ..errors import StorageError
@@ -233,6 +245,8 @@ def _write_outputs(recs: list[dict[str, Any]], root: Path, out: Path, mode: str,
     cfg = {f: getattr(s.cull, f) for f in s.cull.__dataclass_fields__}
     doc = summary(recs, settings=cfg, weights=weights_of(s.cull), export=mode, version=__version__)
     doc["input"] = str(root)
+    if rerank_info is not None:
+        doc["rerank"] = rerank_info
     write_text_atomic(out / "summary.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     kept = [str(root / r["path"]) for b in ("best", "good") for r in recs if r.get("bucket") == b]
     target = Path(export_list) if export_list is not None else out / "export.txt"

@@ -208,6 +208,16 @@ def test_learned_rerank_changes_the_picks_after_a_few_dozen_burst_choices(shoots
     assert out["bucket"].notna().all()
     picks = out[out["cluster_size"] >= 2].groupby("cluster_id")["is_pick"].sum()
     assert (picks == 1).all()
+    # the same rerank inside the pipeline: the manifest and summary.json on disk say which part decided
+    import json
+
+    dest = col.root / "culled-b"
+    piped = cull(b, dest, workers=1, use_exiftool=False, rerank=Reranker.from_workspace(col, b))
+    assert list(piped["is_pick"]) == list(out["is_pick"])
+    assert piped.attrs["rerank"]["changed"] == out.attrs["rerank"]["changed"]
+    lines = [json.loads(line) for line in (dest / "manifest.jsonl").read_text().splitlines()]
+    assert {x["path"] for x in lines if x["decided_by"] == "learned"} == set(changed["path"])
+    assert json.loads((dest / "summary.json").read_text())["rerank"]["changed"] == out.attrs["rerank"]["changed"]
 
 
 def test_simulated_picks_only_on_a_demo(shoots, tmp_path):
