@@ -146,6 +146,7 @@ EVERY_COMMAND = {
     "pairs", "vote", "record", "undo", "matches", "sessions", "set-status", "label",
     "features", "duplicates", "similar", "feature-map",
     "train", "prior", "apply-prior", "train-crops", "import-selections", "import-crops", "models", "evaluate",
+    "autopick", "autopick-train",
 }
 
 

@@ -6,7 +6,8 @@
 - :mod:`.voting`: ``pairs``, ``vote``, ``record``, ``undo``, ``matches``, ``sessions``, ``set-status``, ``label``;
 - :mod:`.features`: ``features``, ``duplicates``, ``similar``, ``feature-map``;
 - :mod:`.training`: ``train``, ``prior``, ``apply-prior``, ``train-crops``, ``import-selections``, ``import-crops``,
-  ``models``, ``evaluate``.
+  ``models``, ``evaluate``;
+- :mod:`.autopick`: ``autopick``, ``autopick-train``.
 
 Exit status: 0 on success; 1 when a check finds a problem or nothing was done (``doctor``, ``undo``, imports with
 rejected rows); 2 on an :class:`~imagerank.errors.ImagerankError` (one line ``imagerank CMD: error: ...`` on stderr,
@@ -22,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ImagerankError
-from . import features, ranking, training, voting, workspace
+from . import autopick, features, ranking, training, voting, workspace
 
 __all__ = ["app", "build_parser", "main"]
 
@@ -38,7 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _area in (workspace, ranking, voting, features, training):  # listed in this order by --help
+for _area in (workspace, ranking, voting, features, training, autopick):  # listed in this order by --help
     app.add_typer(_area.app)
 
 
