@@ -86,7 +86,7 @@ def fake_catalogue(n_subjects: int = 60, *, seed: int = 0, per_subject: int = 6)
         files = []
         for j in range(per_subject):
             kind = "bad" if (i % 6 == 5 or j % 2 == 1) else "good"
-            w, h = int(rng.integers(900, 2400)), int(rng.integers(700, 1800))
+            w, h = int(rng.integers(900, 1600)), int(rng.integers(700, 1200))
             lic = "CC BY-NC 2.0" if (i % 7 == 3 and j == 0) else ("CC0" if j % 3 == 2 else "CC BY-SA 4.0")
             files.append(FakeFile(f"File:{name} view {j}.jpg", kind, w, h, lic, seed=seed * 100_000 + i * 100 + j))
         out[name] = files

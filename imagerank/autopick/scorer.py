@@ -110,6 +110,11 @@ class AestheticHead(nn.Module):
         Raises:
             CheckpointError: D differs from the head's input dimension.
         """
+        return np.clip(self.raw(X), 0.0, 10.0)
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """(N,) float64 raw ratings of (N, D) embeddings (unclamped: the order the head expresses, which rank
+        statistics such as Spearman's use). Raises CheckpointError as :meth:`rating`."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.config.in_dim:
             raise CheckpointError(f"embeddings: this aesthetic head expects (N, {self.config.in_dim}) rows, got "
@@ -118,8 +123,7 @@ class AestheticHead(nn.Module):
             return np.zeros(0, np.float64)
         self.eval()
         with torch.inference_mode():
-            raw = self(torch.from_numpy(np.ascontiguousarray(X))).double().numpy()
-        return np.clip(raw, 0.0, 10.0)
+            return self(torch.from_numpy(np.ascontiguousarray(X))).double().numpy()
 
 
 def _infer_config(state: dict[str, torch.Tensor], path: str) -> HeadConfig:

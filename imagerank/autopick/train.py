@@ -138,7 +138,7 @@ def train_head(
 
     Returns:
         The :class:`TrainedHead`; ``metadata["metrics"]`` holds ``val_spearman`` (trained head, held-out labels)
-        and ``val_spearman_before`` (the starting head on the same labels).
+        and ``val_spearman_before`` (the starting head on the same labels), both of the raw (unclamped) ratings.
 
     Raises:
         NoVotesError: fewer than 4 labels with embeddings of ``clip``, or only one kind of label.
@@ -173,7 +173,7 @@ def train_head(
         val[idx[: round(len(idx) * cfg.val_fraction)]] = True
     tr = ~val
     start = copy.deepcopy(head).float()
-    before = spearman(start.rating(A[val]), Y[val]) if val.any() else float("nan")
+    before = spearman(start.raw(A[val]), Y[val]) if val.any() else float("nan")
     t0 = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     net = copy.deepcopy(start)
@@ -185,8 +185,8 @@ def train_head(
         trainer = make_trainer(cfg, n_train=int(tr.sum()), progress=progress, has_val=bool(val.any()))
         trainer.fit(module, loader, vloader if val.any() else None)
     net = module.head.cpu().eval()
-    after = spearman(net.rating(A[val]), Y[val]) if val.any() else float("nan")
-    train_rho = spearman(net.rating(A[tr & (P == 0)]), Y[tr & (P == 0)])
+    after = spearman(net.raw(A[val]), Y[val]) if val.any() else float("nan")
+    train_rho = spearman(net.raw(A[tr & (P == 0)]), Y[tr & (P == 0)])
     out = TrainedHead(net, {
         "kind": "aesthetic", "clip": clip, "head": net.config.to_dict(), "feature_dim": D,
         "fit_config": cfg.to_dict(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ def separating_head(scorer: ClipAestheticScorer, *, good: float = 8.0, bad: floa
     scale = (good - bad) / (pg - pb)
     head = AestheticHead(HeadConfig("linear", g.shape[1]))
     with torch.no_grad():
-        head.layers[0].weight.copy_(torch.from_numpy(w * scale)[None])
-        head.layers[0].bias.fill_(good - scale * pg)
+        cast(torch.nn.Linear, head.layers[0]).weight.copy_(torch.from_numpy(w * scale)[None])
+        cast(torch.nn.Linear, head.layers[0]).bias.fill_(good - scale * pg)
     return head.eval()
 
 
