@@ -4,6 +4,7 @@
 - :class:`LeaderboardView`: the ranked table with thumbnails, sorting, paging and export controls (ipywidgets).
 - :class:`CropPanel`: the crop editor (``jupyter_bbox_widget`` with one box, aspect presets, keyboard).
 - :class:`ReviewPanel`: AI-assisted review of suggested winners and crops (A approve, E edit, X reject).
+- :class:`LabelPanel`: auto-pick candidates beside the subject's current image, G good / B bad / S skip.
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .compare import ComparePanel
     from .crop import CropPanel
+    from .label import LabelPanel
     from .leaderboard import LeaderboardView
     from .review import ReviewPanel
 
-__all__ = ["ComparePanel", "CropPanel", "LeaderboardView", "ReviewPanel"]
+__all__ = ["ComparePanel", "CropPanel", "LabelPanel", "LeaderboardView", "ReviewPanel"]
 
-_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review"}
+_LAZY = {"ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop", "ReviewPanel": ".review",
+         "LabelPanel": ".label"}
 
 
 def __getattr__(name: str) -> Any:
