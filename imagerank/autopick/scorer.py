@@ -79,6 +79,7 @@ class AestheticHead(nn.Module):
 
     Args:
         config: the :class:`HeadConfig`. State-dict keys are ``layers.<i>.weight/bias``, the published files' own.
+            A fresh head (not loaded) starts with its output bias at 5, the middle of the 0-10 scale.
     """
 
     def __init__(self, config: HeadConfig) -> None:
@@ -98,6 +99,10 @@ class AestheticHead(nn.Module):
         else:
             mods += [nn.Linear(d, config.hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, 1)]
         self.layers = nn.Sequential(*mods)
+        with torch.no_grad():  # a fresh head rates everything mid-scale (loaded weights replace this)
+            last = mods[-1]
+            if isinstance(last, nn.Linear):
+                last.bias.fill_(5.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, D) float embeddings -> (N,) raw ratings (AVA scale, unclamped)."""

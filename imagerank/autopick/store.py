@@ -95,7 +95,8 @@ class PickStore:
 
     def finish(self, subject_id: int, status: str, *, reason: str | None = None,
                candidates: Sequence[dict[str, Any]] = (), pick: dict[str, Any] | None = None) -> None:
-        """Record one subject's outcome in one transaction: its candidates (replacing earlier ones), its status and
+        """Record one subject's outcome in one transaction: its candidates (replacing earlier ones; the labels of
+        candidates found again, by source and title, are kept), its status and
         reason, and with ``pick`` the image and provenance (image_id, candidate position, score, source,
         source_url, page_url, licence, licence_url, author, attribution).
 
@@ -106,6 +107,9 @@ class PickStore:
             raise InvalidArgumentError(f"status: expected one of {', '.join(SUBJECT_STATUSES)}, got {status!r}")
         p = pick or {}
         with self.db.atomic() as conn:
+            kept = {(r[0], r[1]): (r[2], r[3], r[4]) for r in conn.execute(  # labels survive a re-scoring
+                "SELECT source, title, label, label_source, labelled_at FROM autopick_candidates "
+                "WHERE subject_id=? AND label IS NOT NULL", (subject_id,))}
             conn.execute("DELETE FROM autopick_candidates WHERE subject_id=?", (subject_id,))
             picked_id = None
             for c in candidates:
@@ -114,6 +118,10 @@ class PickStore:
                     f"VALUES (?, {', '.join('?' * len(_CANDIDATE_COLS))})",
                     (subject_id, *[c.get(k) for k in _CANDIDATE_COLS]),
                 )
+                old = kept.get((c.get("source"), c.get("title")))
+                if old is not None:
+                    conn.execute("UPDATE autopick_candidates SET label=?, label_source=?, labelled_at=? WHERE id=?",
+                                 (*old, cur.lastrowid))
                 if p and c.get("position") == p.get("position") and c.get("source") == p.get("source"):
                     picked_id = cur.lastrowid
             conn.execute(

@@ -1,5 +1,7 @@
-"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`) and features (:mod:`.features`)."""
+"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`), features (:mod:`.features`) and auto-pick
+candidates (:mod:`.autopick`)."""
 
+from .autopick import candidate_grid
 from .features import (
     duplicate_groups_grid,
     feature_map_plot,
@@ -18,6 +20,7 @@ from .ranking import (
 )
 
 __all__ = [
+    "candidate_grid",
     "comparisons_histogram",
     "decision_time_histogram",
     "duplicate_groups_grid",

@@ -276,3 +276,15 @@ def test_labels_on_candidates(cat: Catalog, fake: FakeCommons, scorer: ClipAesth
         store.label(int(c.id[0]), "meh")
     with pytest.raises(NotFoundError):
         store.label(10**6, "good")
+
+
+def test_labels_survive_a_redo(cat: Catalog, fake: FakeCommons, scorer: ClipAestheticScorer) -> None:
+    auto_pick(cat, ["Subject 000"], commons(fake, cat), scorer, PLAIN, progress=False)
+    store = PickStore(cat)
+    c = store.candidates_df("Subject 000").set_index("title")
+    store.label(int(c.loc["File:Subject 000 view 1.jpg", "id"]), "bad", source="label-panel")
+    auto_pick(cat, ["Subject 000"], commons(fake, cat), scorer, PLAIN, redo=True, progress=False)
+    again = store.candidates_df("Subject 000").set_index("title")
+    assert again.loc["File:Subject 000 view 1.jpg", "label"] == "bad"
+    assert again.loc["File:Subject 000 view 1.jpg", "label_source"] == "label-panel"
+    assert again.label.notna().sum() == 1
