@@ -141,3 +141,42 @@ def test_training_on_labels_beats_the_untrained_head(tmp_path: Path, scorer: Cli
     (cat.models_dir / "aesthetic" / "meta.json").write_text('{"kind": "ranker"}')
     with pytest.raises(CheckpointError, match="not an aesthetic head"):
         load_trained_head(cat, "aesthetic")
+
+
+class _Metric:
+    """A stand-in for a pyiqa metric (the package's weights cannot be fetched here): mean brightness mapped onto
+    the AVA range 1-10, with pyiqa's ``lower_better`` attribute."""
+
+    def __init__(self, lower_better: bool) -> None:
+        self.lower_better = lower_better
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 + 9.0 * x.mean().reshape(1, 1)
+
+
+def test_pyiqa_adapter_maps_scores_onto_0_10(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import types
+
+    from PIL import Image
+
+    made: list[dict[str, object]] = []
+
+    def create_metric(name: str, **kw: object) -> _Metric:
+        made.append({"name": name, **kw})
+        return _Metric(lower_better=name == "brisque")
+
+    monkeypatch.setitem(sys.modules, "pyiqa", types.SimpleNamespace(create_metric=create_metric))
+    weights = tmp_path / "topiq.pth"
+    weights.write_bytes(b"weights")
+    ims = [Image.new("RGB", (8, 8), (v, v, v)) for v in (0, 255)]
+    s = PyiqaScorer("topiq_iaa", weights)
+    assert s.score(ims).tolist() == pytest.approx([0.0, 10.0])
+    assert made[0]["pretrained_model_path"] == str(weights)
+    low = PyiqaScorer("brisque", weights, score_range=(1.0, 10.0))
+    assert low.score(ims).tolist() == pytest.approx([10.0, 0.0])  # lower is better: reversed
+    with pytest.raises(FeatureError, match="pass its local weights file"):
+        PyiqaScorer("topiq_iaa")
+    with pytest.raises(FeatureError, match="no weights file"):
+        PyiqaScorer("topiq_iaa", tmp_path / "missing.pth")
+    with pytest.raises(InvalidArgumentError, match="score_range"):
+        PyiqaScorer("musiq", weights)
