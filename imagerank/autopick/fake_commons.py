@@ -144,6 +144,14 @@ class FakeCommons:
                 self._bytes[key] = data
         return self._bytes[key]
 
+    def prerender(self, width: int = 330) -> None:
+        """Render and encode every file's original and its thumbnail at the standard width served for ``width``
+        now, so that timings of a client measure the client, not this server drawing pictures."""
+        served = next((w for w in _WIDTHS if w >= width), _WIDTHS[-1])
+        for f in self.by_title.values():
+            self._image(f, None)
+            self._image(f, served)
+
     def _info(self, f: FakeFile, width: int) -> dict[str, Any]:
         served = next((w for w in _WIDTHS if w >= width), _WIDTHS[-1])
         th = round(f.height * served / f.width)

@@ -292,7 +292,7 @@ def auto_pick(
 
     Args:
         col: the collection or catalog the winners are added to.
-        subjects: :class:`Subject` records or plain names.
+        subjects: :class:`Subject` records or plain names (a repeated name is processed once).
         source: a :class:`~imagerank.autopick.sources.Source` (Commons or a folder).
         scorer: a :class:`~imagerank.autopick.scorer.ClipAestheticScorer` or
             :class:`~imagerank.autopick.scorer.PyiqaScorer`.
@@ -309,7 +309,11 @@ def auto_pick(
         InvalidArgumentError: a subject that is not a non-empty name.
     """
     cfg = config or PickConfig()
-    subs = [s if isinstance(s, Subject) else Subject(s) for s in subjects]
+    first: dict[str, Subject] = {}
+    for s in subjects:
+        sub = s if isinstance(s, Subject) else Subject(s)
+        first.setdefault(sub.name, sub)
+    subs = list(first.values())
     picker = _Picker(col, source, scorer, cfg)
     ids = picker.store.ensure(subs)
     state = picker.store.status_of([s.name for s in subs])

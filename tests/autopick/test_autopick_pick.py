@@ -83,8 +83,9 @@ def test_rerun_skips_resolved_subjects_without_requests(
     assert src.network_requests == 0
     assert rep.counts()["skipped"] == 6
     assert rep.batches[0]["processed_count"] == 0
-    rep = auto_pick(cat, NAMES[:2], commons(fake, cat), scorer, PLAIN, redo=True, progress=False)
-    assert rep.counts()["picked"] == 2
+    rep = auto_pick(cat, [NAMES[0], NAMES[1], NAMES[0]], commons(fake, cat), scorer, PLAIN, redo=True,
+                    progress=False)
+    assert rep.counts()["picked"] == 2  # a repeated name is processed once
     assert PickStore(cat).get("Subject 000")["attempts"] == 2
 
 
