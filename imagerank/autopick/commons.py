@@ -74,6 +74,7 @@ class CommonsSource:
         per_hour: requests per hour (default 500; 0 or None: no limit).
         state_dir: where the rate budget (``rate_budget.sqlite``) and the HTTP cache (``http_cache.sqlite``) live;
             None keeps both in memory / off.
+        cache_ttl: seconds a cached answer or image is reused (default 30 days; None: for ever).
         maxlag: seconds of replica lag above which the server asks us to wait (default 5).
         attempts: tries per request (retries on network errors, 5xx, 429, maxlag).
         sleep, clock: injected wait and clock (tests).
@@ -88,7 +89,8 @@ class CommonsSource:
     def __init__(self, contact: str, *, api: str = COMMONS_API, thumb_width: int = 330, per_hour: int | None = 500,
                  state_dir: str | os.PathLike[str] | None = None, maxlag: int = 5, attempts: int = 4,
                  sleep: Callable[[float], None] | None = None, clock: Callable[[], int] | None = None,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
+                 cache_ttl: float | None = 30 * 86400.0) -> None:
         if int(thumb_width) not in STANDARD_WIDTHS:
             raise InvalidArgumentError(f"thumb_width: expected a standard Commons width "
                                        f"({', '.join(map(str, STANDARD_WIDTHS))}), got {thumb_width!r}")
@@ -102,7 +104,7 @@ class CommonsSource:
         cache = None if state_dir is None else os.path.join(state_dir, "http_cache.sqlite")
         self.client, self.retry = build_client(user_agent=self.user_agent, budget=self.budget, cache_path=cache,
                                                attempts=attempts, sleep=sleep, counter=self.counter,
-                                               transport=transport, timeout=timeout)
+                                               transport=transport, timeout=timeout, cache_ttl=cache_ttl)
 
     @property
     def network_requests(self) -> int:

@@ -209,6 +209,7 @@ def build_client(
     sleep: Callable[[float], None] | None = None,
     counter: dict[str, int] | None = None,
     transport: httpx.BaseTransport | None = None,
+    cache_ttl: float | None = 30 * 86400.0,
 ) -> tuple[httpx.Client, RetryTransport]:
     """An ``httpx.Client`` over cache (hishel, SQLite at ``cache_path``; None: no cache) -> retry -> rate limit ->
     network, with ``user_agent`` on every request.
@@ -216,6 +217,7 @@ def build_client(
     Args:
         counter: a dict whose ``"network"`` entry counts the requests that reached the network (not the cache).
         transport: the innermost transport (default ``httpx.HTTPTransport()``).
+        cache_ttl: seconds a cached response is served (default 30 days; None: for ever).
 
     Returns:
         (client, retry transport) -- the latter records the waits it asked for (``.waits``, seconds).
@@ -229,7 +231,7 @@ def build_client(
     outer: httpx.BaseTransport = retry
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        outer = CacheTransport(retry, storage=SqliteStorage(database_path=str(cache_path)))
+        outer = CacheTransport(retry, storage=SqliteStorage(database_path=str(cache_path), default_ttl=cache_ttl))
     client = httpx.Client(transport=outer, headers={"User-Agent": user_agent}, timeout=timeout,
                           follow_redirects=True)
     return client, retry

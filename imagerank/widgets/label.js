@@ -59,18 +59,37 @@ function render({ model, el: host }) {
 
   let urls = [];
   let shownCid = null;
+  // A key pressed before Python shows the next candidate waits for it (never labels the wrong one).
+  let pending = null; // the position sent, until "item" moves on or an error comes back
+  let queued = null;
 
   function act(action) {
     const item = model.get("item");
     if (action === "escape") { root.blur(); return; }
-    if (action === "back") { model.send({ type: "back" }); return; }
+    if (pending !== null) { queued = action; return; }
+    if (action === "back") {
+      if (item.position === 0) return;
+      pending = item.position;
+      model.send({ type: "back" });
+      return;
+    }
     if (item.finished) return;
-    root.dataset.pending = String(item.cid);
+    pending = item.position;
     model.send({ type: "label", cid: item.cid, label: action });
+  }
+
+  function release() {
+    pending = null;
+    if (queued !== null) {
+      const q = queued;
+      queued = null;
+      act(q);
+    }
   }
 
   function renderItem() {
     const item = model.get("item");
+    if (pending !== null && item.position !== pending) release();
     done.style.display = item.finished ? "block" : "none";
     stage.style.display = item.finished ? "none" : "flex";
     count.textContent = `${Math.min(item.position + 1, item.total)} of ${item.total} · labelled ${item.labelled}`;
@@ -84,6 +103,7 @@ function render({ model, el: host }) {
 
   function renderStatus() {
     const s = model.get("status") || {};
+    if (s.level === "error" && pending !== null) { queued = null; pending = null; }
     status.textContent = s.text || "";
     status.className = `il-status il-${s.level || "info"}`;
   }

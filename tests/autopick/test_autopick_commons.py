@@ -198,3 +198,10 @@ def test_transport_is_swappable(tmp_path: Path) -> None:
     src = CommonsSource("t@example.org", api="http://example.invalid/w/api.php", transport=httpx.MockTransport(handler))
     with pytest.raises(SourceError, match="API error 'badvalue'"):
         src.candidates("x", 10)
+
+
+def test_expired_cache_entries_are_fetched_again(fake: FakeCommons, tmp_path: Path) -> None:
+    src = source(fake, tmp_path, cache_ttl=0.0)  # every entry already expired
+    src.candidates("Subject 000", 10)
+    src.candidates("Subject 000", 10)
+    assert src.network_requests == 2
