@@ -53,6 +53,7 @@ bench: install
 	$(PY) benchmarks/bench_cull.py
 	$(PY) benchmarks/bench_burst_rerank.py
 	$(PY) benchmarks/bench_plan.py
+	$(PY) benchmarks/bench_autopick.py
 	if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/bench_panel.py; \
 	else echo "bench_panel skipped: it needs Debian's chromium (apt-get install -y chromium)"; fi
 

@@ -459,6 +459,14 @@ class Collection:
         from .generation.runner import Runner
 
         return Runner(self.catalog, servers, **options)
+    def auto_pick(self, subjects: Sequence[Any], source: Any, scorer: Any, config: Any = None,
+                  **options: Any) -> Any:
+        """Pick the best image per subject from ``source`` (Commons or a folder) scored by ``scorer``, or flag the
+        subject with a reason; winners join this collection. See :func:`imagerank.autopick.auto_pick` (options
+        ``redo``, ``progress``, ``on_batch``); returns its :class:`~imagerank.autopick.PickReport`."""
+        from .autopick import auto_pick
+
+        return auto_pick(self.catalog, subjects, source, scorer, config, **options)
 
 
 def init(

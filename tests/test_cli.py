@@ -149,6 +149,7 @@ EVERY_COMMAND = {
     "generate", "steps", "add-step", "tree", "jobs",
     "cull",
     "plan", "explain",
+    "autopick", "autopick-train",
 }
 
 

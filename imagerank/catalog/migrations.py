@@ -314,6 +314,72 @@ def _plans(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration(6)
+def _autopick(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        -- Auto-pick (imagerank.autopick): one row per subject (a name from the user's list) with its state
+        -- (pending -> picked / flagged / error), the reason, the picked image and where it came from (source URL,
+        -- licence, author, attribution line), and every candidate scored for it. Candidates keep their CLIP
+        -- embedding (float32 bytes) and a small JPEG preview so labels train the head and the label panel works
+        -- offline; their full-size files are never downloaded (only the winner's is).
+        CREATE TABLE autopick_subjects (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            category TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'picked', 'flagged', 'error')),
+            reason TEXT,
+            image_id INTEGER REFERENCES images(id),
+            candidate_id INTEGER,
+            score REAL,
+            source TEXT,
+            source_url TEXT,
+            page_url TEXT,
+            licence TEXT,
+            licence_url TEXT,
+            author TEXT,
+            attribution TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            updated_at TEXT
+        );
+        CREATE INDEX idx_autopick_subjects_status ON autopick_subjects (status);
+        CREATE TABLE autopick_candidates (
+            id INTEGER PRIMARY KEY,
+            subject_id INTEGER NOT NULL REFERENCES autopick_subjects(id),
+            position INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_url TEXT,
+            thumb_url TEXT,
+            page_url TEXT,
+            licence TEXT,
+            licence_url TEXT,
+            author TEXT,
+            attribution TEXT,
+            mime TEXT,
+            width INTEGER,
+            height INTEGER,
+            aesthetic REAL,
+            similarity REAL,
+            score REAL,
+            status TEXT NOT NULL CHECK (status IN ('scored', 'picked', 'excluded', 'failed')),
+            reason TEXT,
+            embedding BLOB,
+            embedding_model TEXT,
+            preview BLOB,
+            label TEXT CHECK (label IN ('good', 'bad')),
+            label_source TEXT,
+            labelled_at TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        );
+        CREATE INDEX idx_autopick_candidates_subject ON autopick_candidates (subject_id)
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The oldest schema this code reads without migrating it (a read-only workspace): migration 2 only added the
 #: ``import_rows`` table that imports write, so a 0.1.0 catalog (version 1) reads as it is.

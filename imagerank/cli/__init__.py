@@ -9,7 +9,8 @@
   ``models``, ``evaluate``;
 - :mod:`.generation`: ``generate``, ``steps``, ``add-step``, ``tree``, ``jobs``;
 - :mod:`.cull`: ``cull`` (a photo shoot into best / good / maybe / trash; no workspace needed);
-- :mod:`.plan`: ``plan``, ``explain``.
+- :mod:`.plan`: ``plan``, ``explain``;
+- :mod:`.autopick`: ``autopick``, ``autopick-train``.
 
 Exit status: 0 on success; 1 when a check finds a problem or nothing was done (``doctor``, ``undo``, imports with
 rejected rows); 2 on an :class:`~imagerank.errors.ImagerankError` (one line ``imagerank CMD: error: ...`` on stderr,
@@ -25,7 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ImagerankError
-from . import cull, features, generation, plan, ranking, training, voting, workspace
+from . import autopick, cull, features, generation, plan, ranking, training, voting, workspace
 
 __all__ = ["app", "build_parser", "main"]
 
@@ -41,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _area in (workspace, ranking, voting, features, training, generation, cull, plan):  # listed in this order by --help
+for _area in (workspace, ranking, voting, features, training, generation, cull, plan, autopick):  # --help order
     app.add_typer(_area.app)
 
 

@@ -1,6 +1,7 @@
-"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`), features (:mod:`.features`) and culls
-(:mod:`.cull`)."""
+"""Plots (floor 6, matplotlib figures): rankings (:mod:`.ranking`), features (:mod:`.features`), culls
+(:mod:`.cull`) and auto-pick candidates (:mod:`.autopick`)."""
 
+from .autopick import candidate_grid
 from .cull import bucket_grid
 from .features import (
     duplicate_groups_grid,
@@ -21,6 +22,7 @@ from .ranking import (
 
 __all__ = [
     "bucket_grid",
+    "candidate_grid",
     "comparisons_histogram",
     "decision_time_histogram",
     "duplicate_groups_grid",

@@ -8,6 +8,7 @@
 - :class:`GenerationBoard`: the generation tree live: one column per step, the job queue, the servers.
 - :class:`BurstPanel`: refine a cull's best-of-burst picks (1–4 mark keepers, Enter records; anywidget).
 - :class:`PlanPanel`: type an intent, see the plan with counts per step, run it (ipywidgets).
+- :class:`LabelPanel`: auto-pick candidates beside the subject's current image, G good / B bad / S skip.
 
 Imports are lazy so that ``import imagerank.widgets`` costs nothing until a panel is used, and the package root
 never imports ipywidgets.
@@ -22,16 +23,18 @@ if TYPE_CHECKING:
     from .burst import BurstPanel
     from .compare import ComparePanel
     from .crop import CropPanel
+    from .label import LabelPanel
     from .leaderboard import LeaderboardView
     from .plan import PlanPanel
     from .review import ReviewPanel
     from .triage import TriagePanel
 
-__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "GenerationBoard", "LeaderboardView", "PlanPanel",
-           "ReviewPanel", "TriagePanel"]
+__all__ = ["BurstPanel", "ComparePanel", "CropPanel", "GenerationBoard", "LabelPanel", "LeaderboardView",
+           "PlanPanel", "ReviewPanel", "TriagePanel"]
 
 _LAZY = {"BurstPanel": ".burst", "ComparePanel": ".compare", "LeaderboardView": ".leaderboard", "CropPanel": ".crop",
-         "ReviewPanel": ".review", "TriagePanel": ".triage", "GenerationBoard": ".board", "PlanPanel": ".plan"}
+         "ReviewPanel": ".review", "TriagePanel": ".triage", "GenerationBoard": ".board", "PlanPanel": ".plan",
+         "LabelPanel": ".label"}
 
 
 def __getattr__(name: str) -> Any:
