@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from ._shared import storage_faults
+from ..errors import InvalidArgumentError
+from ._shared import open_workspace, storage_faults
 
 __all__ = ["app"]
 
@@ -43,6 +45,9 @@ def cull(
     workspace: Annotated[Path | None, typer.Option(
         "--workspace", metavar="WORKSPACE", help="use this workspace's [cull] settings and its cache")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
+    rerank: Annotated[str | None, typer.Option(
+        "--rerank", metavar="MODEL", help="rerank each burst with this learned model of the workspace's registry "
+        "(trained from burst picks: train_burst_reranker; needs --workspace)")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bar")] = False,
 ) -> int:
     """Cull a photo shoot into OUT/best, good, maybe, trash with manifest.jsonl, summary.json and export.txt.
@@ -51,17 +56,31 @@ def cull(
     """
     from ..cull import cull as run
 
-    with storage_faults():
-        df = run(input_dir, out_dir, export=export, extensions=ext, burst_seconds=burst_seconds,
-                 dedupe_hamming=dedupe_hamming, min_sharpness=min_sharpness, max_clip=max_clip, faces=faces,
-                 export_list=out, cache=cache, xmp=xmp, workspace=workspace, workers=workers,
-                 progress=not no_progress)
+    with contextlib.ExitStack() as stack:
+        reranker = None
+        if rerank is not None:
+            if workspace is None:
+                raise InvalidArgumentError(f"--rerank {rerank}: expected --workspace WORKSPACE (the model lives in "
+                                           "its registry), got none")
+            from ..cull.rerank import Reranker
+
+            col = stack.enter_context(open_workspace(workspace, reads_only=True))
+            reranker = Reranker.from_workspace(col, input_dir, model=rerank)
+        with storage_faults():
+            df = run(input_dir, out_dir, export=export, extensions=ext, burst_seconds=burst_seconds,
+                     dedupe_hamming=dedupe_hamming, min_sharpness=min_sharpness, max_clip=max_clip, faces=faces,
+                     export_list=out, cache=cache, xmp=xmp, workspace=workspace, workers=workers,
+                     progress=not no_progress, rerank=reranker)
     counts = df["bucket"].fillna("none").value_counts()
     parts = [f"{b} {int(counts.get(b, 0))}" for b in ("best", "good", "maybe", "trash")]
     unread = df[df["bucket"].isna()]
     if len(unread):
         parts.append(f"no bucket {len(unread)}")
     typer.echo(f"culled {len(df)} files ({df.attrs['cull']['cached']} from the cache): {', '.join(parts)}")
+    if reranker is not None:
+        info = df.attrs["rerank"]
+        typer.echo(f"learned rerank ({info['scorer']}): {info['changed']} of {info['clusters']} bursts changed "
+                   "their pick")
     for _, r in unread.iterrows():
         why = r["reasons"][0]["message"] if r["reasons"] else "no reason recorded"
         typer.echo(f"  {r['path']}: {r['status']}: {why}")

@@ -218,6 +218,16 @@ def test_learned_rerank_changes_the_picks_after_a_few_dozen_burst_choices(shoots
     lines = [json.loads(line) for line in (dest / "manifest.jsonl").read_text().splitlines()]
     assert {x["path"] for x in lines if x["decided_by"] == "learned"} == set(changed["path"])
     assert json.loads((dest / "summary.json").read_text())["rerank"]["changed"] == out.attrs["rerank"]["changed"]
+    # and from the command line
+    from imagerank.cli import main
+
+    dest2 = col.root / "culled-b-cli"
+    assert main(["cull", str(b), "--out-dir", str(dest2), "--workspace", str(col.root), "--rerank", "burst-reranker",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert (dest2 / "manifest.jsonl").read_text() == (dest / "manifest.jsonl").read_text()
+    assert main(["cull", str(b), "--out-dir", str(col.root / "x"), "--rerank", "burst-reranker"]) == 2
+    assert main(["cull", str(b), "--out-dir", str(col.root / "y"), "--workspace", str(col.root),
+                 "--rerank", "no-such-model", "--workers", "1", "--no-progress"]) == 2
 
 
 def test_simulated_picks_only_on_a_demo(shoots, tmp_path):
