@@ -142,6 +142,11 @@ def test_status_scores_flag_tab_and_escape(lab):
     ctx, page = open_panel(browser, url, (1280, 720), 1)
     try:
         assert matches(db) == 0
+        # the leaderboard below: no column header cut off ("Ra…", "Score μ−…", "Vot…")
+        page.wait_for_selector(".ir-lb-header", timeout=30_000)
+        cut = page.evaluate("""() => [...document.querySelectorAll('.ir-lb-header')]
+            .filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => b.textContent)""")
+        assert cut == []
         # 0 votes: every rating is equal, nothing to anchor on
         stats = f"() => [...document.querySelectorAll('{PANEL} .ir-stats')].map((e) => e.textContent).join('')"
         strip = f"() => getComputedStyle(document.querySelector('{PANEL} .ir-top')).visibility"
