@@ -20,7 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from labdriver import (  # noqa: E402
-    CHROMIUM, cell_errors, chromium, jupyterlab, open_notebook, run_all, write_notebook,
+    CHROMIUM,
+    cell_errors,
+    chromium,
+    jupyterlab,
+    open_notebook,
+    run_all,
+    write_notebook,
 )
 
 CELLS = [
