@@ -310,12 +310,33 @@ function render({ model, el: host }) {
     return ((model.get("header") || {}).comparisons || 0) > 0;
   }
 
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text; // an unchanged caption costs no layout
+  }
+
   function caption(side, img) {
-    side.name.textContent = img.name;
-    side.name.title = img.name;
-    side.stats.textContent = model.get("blind") || img.mu == null || !scored()
+    setText(side.name, img.name);
+    if (side.name.title !== img.name) side.name.title = img.name;
+    setText(side.stats, model.get("blind") || img.mu == null || !scored()
       ? ""
-      : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`;
+      : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`);
+  }
+
+  // Work that is not the next pair (header counts, the top-10 strip) waits until the browser is idle, so a
+  // model update arriving between a key press and its paint never delays that paint. At most 250 ms late.
+  const pendingWork = new Set();
+  let idleHandle = null;
+  function offKeyPath(fn) {
+    pendingWork.add(fn);
+    if (idleHandle != null) return;
+    const run = () => {
+      idleHandle = null;
+      const work = [...pendingWork];
+      pendingWork.clear();
+      for (const f of work) f();
+    };
+    idleHandle = typeof requestIdleCallback === "function"
+      ? requestIdleCallback(run, { timeout: 250 }) : setTimeout(run, 50);
   }
 
   function place(p) {
@@ -595,9 +616,9 @@ function render({ model, el: host }) {
   const view = { update, onImages, onZoom, onSharper };
   s.views.add(view);
   model.on("change:pairs", onPairs);
-  model.on("change:header", renderHeader);
+  model.on("change:header", () => offKeyPath(renderHeader));
   model.on("change:status", renderStatus);
-  model.on("change:top", onTop);
+  model.on("change:top", () => offKeyPath(onTop));
   model.on("change:blind", () => { update(null); renderTop(); });
 
   const resize = new ResizeObserver(() => { lastSizes = ""; measure(); });
@@ -616,6 +637,9 @@ function render({ model, el: host }) {
 
   return () => {
     s.views.delete(view);
+    if (idleHandle != null) {
+      if (typeof cancelIdleCallback === "function") cancelIdleCallback(idleHandle); else clearTimeout(idleHandle);
+    }
     resize.disconnect();
     window.removeEventListener("resize", onWindowResize);
     closeZoom();
