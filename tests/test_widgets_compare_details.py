@@ -69,7 +69,7 @@ def test_large_thumbnails_on_a_high_density_display(make_collection, tmp_path):
     small = panel.handle_message({"type": "ready"})
     assert [c["px"] for c, _ in small if c["type"] == "images"] == [512]
     assert not panel.large_thumbnails
-    panel.thumb_px = 560  # 1.1x the cached size: the 512-px thumbnails are sharp enough
+    panel.thumb_px = 620  # 1.2x the cached size: the 512-px thumbnails are sharp enough
     assert panel.wait_thumbnails(5)
     assert not [c for c, _, _ in sent if c.get("px") == LARGE_THUMB_SIZE]
 

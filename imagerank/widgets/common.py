@@ -7,6 +7,7 @@ import io
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,10 @@ __all__ = ["LargeThumbs", "as_int", "prior_confidence", "top_by_ordinal", "zoom_
 
 log = logging.getLogger(__name__)
 
-#: device pixels drawn above this multiple of the cached size ask for the larger thumbnails (512 px drawn on 590+)
-UPSCALE_OK = 1.15
+#: device pixels drawn above this multiple of the cached size ask for the larger thumbnails (512 px drawn on 640+)
+UPSCALE_OK = 1.25
+#: seconds without a vote before the larger thumbnails are made: a fast run of votes keeps the kernel for itself
+QUIET_S = 0.4
 
 
 def as_int(value: Any, name: str) -> int:
@@ -102,8 +105,9 @@ class LargeThumbs:
         send: the widget's ``send``; called from the background thread (ipykernel's comms allow it).
 
     The panel calls :meth:`ask` with the ids it just sent at the small size, :meth:`keep` with the ids still
-    queued (others are passed over and sent again if they come back) and :meth:`reset` when a new view says
-    ``ready``.
+    queued (others are passed over and sent again if they come back), :meth:`touch` at each vote (the thread
+    waits until :data:`QUIET_S` seconds have passed without one, so decodes never compete with a fast run of
+    votes) and :meth:`reset` when a new view says ``ready``.
     """
 
     def __init__(self, collection: Collection, send: Callable[[dict[str, Any], list[bytes]], None]) -> None:
@@ -113,6 +117,7 @@ class LargeThumbs:
         self._current: frozenset[int] = frozenset()
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._last_vote = 0.0
 
     def wanted(self, device_px: int) -> bool:
         """True when ``device_px`` (the longest side of a slot in device pixels) is more than the cached size can
@@ -135,6 +140,10 @@ class LargeThumbs:
         """Only these ids are still wanted (the rest is skipped if not sent yet, and sent again if asked again)."""
         self._current = frozenset(int(i) for i in ids)
         self._sent &= self._current
+
+    def touch(self) -> None:
+        """A vote just happened: make no larger thumbnail for the next :data:`QUIET_S` seconds."""
+        self._last_vote = time.monotonic()
 
     def reset(self) -> None:
         """A new view holds nothing at the larger size."""
@@ -162,6 +171,8 @@ class LargeThumbs:
             try:
                 if image_id is None:
                     return
+                while (wait := QUIET_S - (time.monotonic() - self._last_vote)) > 0:
+                    time.sleep(wait)
                 if image_id not in self._current:
                     self._sent.discard(image_id)
                     continue

@@ -283,6 +283,7 @@ class ComparePanel(anywidget.AnyWidget):
             self._report(f"pair {pid} was already judged (in another view); the second vote was ignored", "warning")
             self._publish()
             return
+        self._large.touch()
         if self.status.get("text"):  # the last action's message is about that action, not this one
             self._status_seq += 1
             self.status = {"text": "", "level": "info", "seq": self._status_seq}
