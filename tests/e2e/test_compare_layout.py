@@ -118,7 +118,7 @@ def test_slots_fit_the_images_and_the_panel_fits_the_screen(lab, size, dpr):
             # sharp: the thumbnail has the device pixels it is drawn at (up to the cache's 1024 and the original)
             wait_for(lambda: all(
                 s["natural"] >= min(1024, original_longest(ws / "imagerank.db", s["id"]),
-                                    max(s["drawnW"], s["drawnH"]) * dpr / 1.15)
+                                    max(s["drawnW"], s["drawnH"]) * dpr / 1.25)
                 for s in page.evaluate(GEOMETRY)["sides"]), timeout=20, what=f"sharp thumbnails at dpr {dpr}")
             if step < 2:
                 page.click(f"{PANEL} .ir-btn-skip")
