@@ -24,10 +24,12 @@ demo: $(DEMO)/imagerank.db
 lab: install demo
 	IMAGERANK_WORKSPACE="$${IMAGERANK_WORKSPACE:-$(abspath $(DEMO))}" $(VENV)/bin/imagerank lab "$${IMAGERANK_WORKSPACE:-$(DEMO)}"
 
-# The voting notebook as a stand-alone app (Voilà), bound to 127.0.0.1.
+# The voting notebook as a stand-alone app (Voilà), bound to 127.0.0.1, offline (voila.json: the imagerank template
+# in share/jupyter, without CDN stylesheets) and trusted (no "not trusted" warning).
 app: install demo
-	IMAGERANK_WORKSPACE="$${IMAGERANK_WORKSPACE:-$(abspath $(DEMO))}" $(VENV)/bin/voila notebooks/01_vote.ipynb \
-		--Voila.ip=127.0.0.1 --no-browser
+	$(VENV)/bin/jupyter trust notebooks/01_vote.ipynb
+	IMAGERANK_WORKSPACE="$${IMAGERANK_WORKSPACE:-$(abspath $(DEMO))}" JUPYTER_PATH="$(CURDIR)/share/jupyter" \
+		$(VENV)/bin/voila notebooks/01_vote.ipynb --Voila.ip=127.0.0.1 --no-browser
 
 # The whole suite: unit, notebook (nbmake) and real-browser tests.
 test: install

@@ -9,6 +9,11 @@ Thumbnails are JPEG files ``thumbs/<size>/<id % 256:02x>/<id>_<fingerprint>.jpg`
 (``<size>-<mtime_ns>``) and the thumbnail size, so a changed file gets a new thumbnail. :class:`ThumbnailCache` is
 the catalog-aware front: which images need one, the pass itself (statuses and failures written back), and the path
 or bytes of one image's thumbnail.
+
+Besides the configured size (``Settings.thumb_size``, 512 px, made by the scan) the cache holds a second, larger
+size (:data:`LARGE_THUMB_SIZE`, 1024 px) made lazily, one image at a time, for panels drawn on high-density
+displays (:meth:`ThumbnailCache.read_bytes` with ``size=``). Only the configured size is tracked in the catalog
+(``thumb_fingerprint``); a larger file is current when its name carries the file's current fingerprint.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from .._util.procs import imap_processes
+from ..errors import InvalidArgumentError
 from .decode import decode_image, fingerprint, reduce_like_thumbnail
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
 __all__ = [
+    "LARGE_THUMB_SIZE",
     "DecodeJob",
     "DecodeResult",
     "Extractor",
@@ -37,6 +44,9 @@ __all__ = [
     "run_decode_jobs",
     "thumb_path",
 ]
+
+#: Longest side of the second, larger thumbnail size, pixels: a compare-panel slot of up to ~1,000 device pixels.
+LARGE_THUMB_SIZE = 1024
 
 #: ``fn(feature image (8-bit RGB PIL image), job) -> {column: value}``; a module-level function (it is pickled).
 Extractor = Callable[[Image.Image, "DecodeJob"], dict[str, Any]]
@@ -261,8 +271,20 @@ class ThumbnailCache:
         p = thumb_path(self.catalog.thumbs_dir, int(image_id), rows[0][0], self.size)
         return p if p.exists() else None
 
-    def read_bytes(self, image_id: int) -> bytes | None:
-        """JPEG bytes of the thumbnail (building it on demand), or None when the image cannot be decoded."""
+    def read_bytes(self, image_id: int, size: int | None = None) -> bytes | None:
+        """JPEG bytes of the thumbnail (building it on demand), or None when the image cannot be decoded.
+
+        Args:
+            size: longest side in pixels; None (or ``Settings.thumb_size``) is the configured size. Another size
+                (e.g. :data:`LARGE_THUMB_SIZE`) is made on demand from the original (one decode, in this thread,
+                ~10-100 ms) and kept in the cache; it is never larger than the original and never changes the
+                image's status (a failure returns None and the configured size still works).
+
+        Raises:
+            InvalidArgumentError: ``size`` below 16 pixels.
+        """
+        if size is not None and int(size) != self.size:
+            return self._read_other_size(int(image_id), int(size))
         p = self.path(image_id)
         if p is None:  # never built, stale, or deleted from the cache: rebuild this one
             self.build([image_id], progress=False, force=True)
@@ -271,5 +293,24 @@ class ThumbnailCache:
             return None
         try:
             return p.read_bytes()
+        except OSError:
+            return None
+
+    def _read_other_size(self, image_id: int, size: int) -> bytes | None:
+        if size < 16:
+            raise InvalidArgumentError(f"size: expected a thumbnail size >= 16 pixels, got {size}")
+        rows = self.catalog.db.query("SELECT filepath, size, mtime_ns, status FROM images WHERE id=?", (image_id,))
+        if not rows or rows[0]["status"] != "active":
+            return None
+        r = rows[0]
+        fp = fingerprint(r["size"] or 0, r["mtime_ns"] or 0)
+        dest = thumb_path(self.catalog.thumbs_dir, image_id, fp, size)
+        if not dest.exists():
+            job = DecodeJob(image_id=image_id, path=r["filepath"], fingerprint=fp, thumb_dest=str(dest),
+                            thumb_size=size, max_pixels=self.catalog.settings.max_image_pixels)
+            if not process_job(job).thumb_written:
+                return None
+        try:
+            return dest.read_bytes()
         except OSError:
             return None

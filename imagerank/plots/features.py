@@ -77,7 +77,7 @@ def thumbnail_grid(
 
     Args:
         image_ids: ids to show, in order.
-        titles: one label per image (default: ``#id``).
+        titles: one label per image (default: the file name).
         ncols: columns; rows follow.
         tile: inches per tile.
     """
@@ -89,14 +89,20 @@ def thumbnail_grid(
     nrows = math.ceil(len(ids) / ncols)
     fig = Figure(figsize=(tile * ncols, tile * nrows + (0.4 if suptitle else 0)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    names = cat.images.names(ids) if titles is None else {}
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
         if k < len(ids):
             ax.imshow(_thumb(cat, ids[k]))
-            ax.set_title(titles[k] if titles is not None else f"#{ids[k]}", fontsize=8)
+            ax.set_title(titles[k] if titles is not None else _short(names.get(ids[k], f"#{ids[k]}")), fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def _short(name: str, keep: int = 22) -> str:
+    """A file name cut in the middle to ``keep`` characters (the extension and the end stay readable)."""
+    return name if len(name) <= keep else f"{name[:keep // 2 - 1]}…{name[-(keep - keep // 2):]}"
 
 
 def quality_distributions(col: CatalogLike, df: pd.DataFrame | None = None) -> Figure:
@@ -109,7 +115,7 @@ def quality_distributions(col: CatalogLike, df: pd.DataFrame | None = None) -> F
     df = features_frame(cat, "quality") if df is None else df
     if df is None or len(df) == 0:
         return _empty("no quality features yet: run col.compute_features(quality=True)")
-    fig = Figure(figsize=(12, 6), layout="constrained")
+    fig = Figure(figsize=(10, 5.5), layout="constrained")  # drawn at its size in a notebook: labels stay legible
     axes = fig.subplots(2, 3).ravel()
     s = cat.settings
     for ax, (column, label, threshold, log) in zip(axes, _QUALITY_PANELS):
@@ -123,11 +129,12 @@ def quality_distributions(col: CatalogLike, df: pd.DataFrame | None = None) -> F
         if threshold is not None:
             t = float(getattr(s, threshold))
             ax.axvline(math.log10(t) if log else t, color="#c44e52", ls="--", label=f"{threshold} = {t:g}")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=10)
         if column == "luma_mean":
             for t, name in ((s.dark_threshold, "dark_threshold"), (s.bright_threshold, "bright_threshold")):
                 ax.axvline(t, color="#c44e52", ls="--")
-                ax.text(t, ax.get_ylim()[1] * 0.95, f" {name}", fontsize=7, color="#c44e52", va="top")
+                ax.text(t, ax.get_ylim()[1] * 0.95, f" {name}", fontsize=10, color="#c44e52", va="top",
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     flags = ", ".join(f"{f}: {int(df[f].sum())}" for f in ("too_blurry", "too_dark", "too_bright",
                                                            "clipped_highlights"))
     fig.suptitle(f"quality of {len(df)} images — flagged {flags}")
@@ -144,9 +151,10 @@ def quality_extremes(col: CatalogLike, metric: str = "laplacian_var", n: int = 6
     d = df[np.isfinite(df[metric].to_numpy(dtype=float))].sort_values(metric, kind="stable")
     n = max(1, min(n, len(d) // 2 or 1))
     low, high = d.head(n), d.tail(n).iloc[::-1]
-    ids = [*low["image_id"], *high["image_id"]]
-    titles = [f"#{i}  {v:.3g}" for i, v in zip(low["image_id"], low[metric])]
-    titles += [f"#{i}  {v:.3g}" for i, v in zip(high["image_id"], high[metric])]
+    ids = [int(i) for i in (*low["image_id"], *high["image_id"])]
+    names = cat.images.names(ids)
+    values = [*low[metric], *high[metric]]
+    titles = [f"{_short(names.get(i, f'#{i}'))}\n{v:.3g}" for i, v in zip(ids, values)]
     return thumbnail_grid(cat, ids, titles=titles, ncols=n,
                           suptitle=f"{metric}: lowest (top row) and highest (bottom row)")
 
@@ -161,6 +169,7 @@ def duplicate_groups_grid(col: CatalogLike, groups: Sequence[Sequence[int]], *, 
     width = min(max_per_group, max(len(g) for g in groups))
     fig = Figure(figsize=(1.8 * width, 1.9 * len(groups) + 0.4), layout="constrained")
     axes = fig.subplots(len(groups), width, squeeze=False)
+    names = cat.images.names([int(i) for g in groups for i in g[:width]])
     for r, g in enumerate(groups):
         for c in range(width):
             ax = axes[r, c]
@@ -168,7 +177,7 @@ def duplicate_groups_grid(col: CatalogLike, groups: Sequence[Sequence[int]], *, 
             if c < len(g):
                 ax.imshow(_thumb(cat, g[c]))
                 extra = f" (+{len(g) - width})" if c == width - 1 and len(g) > width else ""
-                ax.set_title(f"group {r + 1}: #{g[c]}{extra}", fontsize=8)
+                ax.set_title(f"{r + 1}: {_short(names.get(int(g[c]), f'#{g[c]}'))}{extra}", fontsize=8)
     fig.suptitle(f"{len(groups)} {what} group(s)")
     return fig
 

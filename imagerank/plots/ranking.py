@@ -9,7 +9,7 @@ so instead of raising.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..collection import Collection
 
 __all__ = [
+    "SideBias",
     "comparisons_histogram",
     "decision_time_histogram",
     "left_right_win_rate",
@@ -171,12 +172,41 @@ def topk_overlap_over_time(collection: Collection, k: int | None = None, checkpo
     return fig
 
 
-def side_bias(collection: Collection) -> dict[str, Any]:
+class SideBias(dict):
+    """The dict :func:`side_bias` returns, shown as a sentence (``str``) or a small table (in a notebook)."""
+
+    def verdict(self) -> str:
+        if self["rate"] is None:
+            return "no pairwise wins yet"
+        if self["low"] > 0.5:
+            return "the left image wins more often than chance allows: a bias toward the left"
+        if self["high"] < 0.5:
+            return "the right image wins more often than chance allows: a bias toward the right"
+        return "no side bias detectable (50 % is inside the 95 % interval)"
+
+    def __str__(self) -> str:
+        if self["rate"] is None:
+            return self.verdict()
+        return (f"left wins {self['rate']:.0%} of {self['left'] + self['right']:,} wins (95 % interval "
+                f"{self['low']:.0%}–{self['high']:.0%}): {self.verdict()}")
+
+    def _repr_html_(self) -> str:
+        rate = "–" if self["rate"] is None else f"{self['rate']:.1%}"
+        interval = "–" if self["rate"] is None else f"{self['low']:.1%} – {self['high']:.1%}"
+        rows = [("wins by the left image", f"{self['left']:,}"), ("wins by the right image", f"{self['right']:,}"),
+                ("left share", rate), ("95 % interval (Wilson)", interval), ("verdict", self.verdict())]
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+                       for k, v in rows)
+        return f"<table><caption style='text-align:left'><b>side bias</b></caption>{body}</table>"
+
+
+def side_bias(collection: Collection) -> SideBias:
     """Left/right balance of kept pairwise wins: a bias toward one side of the screen shows up here.
 
     Returns:
-        ``{"left": wins by the left image, "right": wins by the right image, "rate": left share 0..1 or None,
-        "low", "high": its 95% Wilson interval}``.
+        a dict ``{"left": wins by the left image, "right": wins by the right image, "rate": left share 0..1 or
+        None, "low", "high": its 95% Wilson interval}`` that prints as a sentence and shows as a table in a
+        notebook.
     """
     df = collection.matches_df()
     wins = df[(df["kind"] == "win") & (df["rank"] == 0) & df["position"].notna()]
@@ -184,11 +214,11 @@ def side_bias(collection: Collection) -> dict[str, Any]:
     right = int((wins["position"] == 1).sum())
     n = left + right
     if n == 0:
-        return {"left": 0, "right": 0, "rate": None, "low": None, "high": None}
+        return SideBias(left=0, right=0, rate=None, low=None, high=None)
     p, z = left / n, 1.96
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return {"left": left, "right": right, "rate": p, "low": centre - half, "high": centre + half}
+    return SideBias(left=left, right=right, rate=p, low=centre - half, high=centre + half)
 
 
 def left_right_win_rate(collection: Collection) -> Figure:

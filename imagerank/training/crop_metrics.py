@@ -210,9 +210,11 @@ class CropEvaluation:
         r = self.table[self.table["method"] == method].iloc[0]
         return {"mean_iou": float(r["mean_iou"]), "bde": float(r["bde"])}
 
-    def plot_examples(self, images: np.ndarray | None = None, k: int = 8) -> Any:
+    def plot_examples(self, images: np.ndarray | None = None, k: int = 8, *, ncols: int = 3,
+                      tile: float = 3.2) -> Any:
         """A matplotlib figure of ``k`` images with the ideal crop (green), the proposer's (red), centre crop
         (grey, dashed) and saliency (blue); ``images`` (N, S, S, 3) uint8 default to the evaluated ones.
+        ``ncols`` images per row, each ``tile`` inches wide (about 300 px in a notebook), boxes 2.5 pt wide.
 
         Raises:
             InvalidArgumentError: no images to show.
@@ -224,20 +226,25 @@ class CropEvaluation:
         if images is None or len(images) == 0:
             raise InvalidArgumentError("plot_examples: no images to show")
         k = min(k, len(images))
-        fig, axes = plt.subplots(1, k, figsize=(1.6 * k, 1.9), squeeze=False)
+        ncols = max(1, min(int(ncols), k))
+        nrows = -(-k // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(tile * ncols, tile * nrows + 0.5), squeeze=False)
         colours = {"ideal": ("#2ca02c", "-"), "proposer": ("#d62728", "-"), "centre": ("#7f7f7f", "--"),
                    "saliency": ("#1f77b4", ":")}
+        for ax in axes.ravel()[k:]:
+            fig.delaxes(ax)  # one axes per image
         for j in range(k):
-            ax = axes[0, j]
+            ax = axes.ravel()[j]
             S = images[j].shape[0]
             ax.imshow(images[j])
             for name, boxes in [("ideal", self.targets), *self.boxes.items()]:
                 c, ls = colours.get(name, ("k", "-"))
                 x, y, w, h = boxes[j] * S
-                ax.add_patch(Rectangle((x, y), w, h, fill=False, ec=c, ls=ls, lw=1.4))
+                ax.add_patch(Rectangle((x, y), w, h, fill=False, ec=c, ls=ls, lw=2.5, label=name))
             ax.axis("off")
-        axes[0, 0].set_title("green ideal · red proposer · grey centre · blue saliency", fontsize=7, loc="left")
-        fig.tight_layout()
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=11, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (tile * nrows + 0.5)))
         return fig
 
 

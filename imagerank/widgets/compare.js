@@ -31,6 +31,7 @@ function sharedState(model) {
       front: null, // a pair brought back by a local undo, shown before Python confirms it
       history: [], // pairs voted in this page, newest last
       urls: new Map(), // image id -> object URL of its thumbnail
+      px: new Map(), // image id -> longest side of that thumbnail, pixels (a larger one replaces a smaller one)
       broken: new Set(), // ids whose thumbnail failed to decode here (replace the URL when it comes again)
       views: new Set(),
     };
@@ -43,14 +44,31 @@ function onCustom(model, msg, buffers) {
   const s = sharedState(model);
   if (msg.type === "images") {
     const fresh = [];
+    const px = msg.px || 0;
+    const sharper = [];
     msg.ids.forEach((id, k) => {
-      if (s.urls.has(id) && !s.broken.has(id)) return;
+      const had = s.urls.has(id) && !s.broken.has(id);
+      if (had && px <= (s.px.get(id) || 0)) return;
+      const url = URL.createObjectURL(new Blob([buffers[k]], { type: msg.mime || "image/jpeg" }));
+      s.px.set(id, px);
+      if (had) { sharper.push([id, url]); return; } // swapped in once decoded (no flash of "loading")
       if (s.urls.has(id)) URL.revokeObjectURL(s.urls.get(id));
       s.broken.delete(id);
-      s.urls.set(id, URL.createObjectURL(new Blob([buffers[k]], { type: msg.mime || "image/jpeg" })));
+      s.urls.set(id, url);
       fresh.push(id);
     });
-    for (const v of s.views) v.onImages(fresh);
+    for (const [id, url] of sharper) {
+      const img = new Image();
+      img.src = url;
+      img.decode().then(() => {
+        const old = s.urls.get(id);
+        if (old == null) { URL.revokeObjectURL(url); return; } // pruned meanwhile
+        s.urls.set(id, url);
+        for (const v of s.views) v.onSharper(id, img);
+        URL.revokeObjectURL(old);
+      }, () => URL.revokeObjectURL(url)); // keep the smaller one
+    }
+    if (fresh.length) for (const v of s.views) v.onImages(fresh);
   } else if (msg.type === "undone") {
     if (!s.front || s.front.pid !== msg.pid) s.front = null;
     for (const v of s.views) v.update(null);
@@ -77,7 +95,7 @@ function prune(model, s) {
   s.history.slice(-8).forEach(add);
   for (const t of model.get("top")) keep.add(t.id);
   for (const [id, url] of s.urls) {
-    if (!keep.has(id)) { URL.revokeObjectURL(url); s.urls.delete(id); }
+    if (!keep.has(id)) { URL.revokeObjectURL(url); s.urls.delete(id); s.px.delete(id); }
   }
 }
 
@@ -105,7 +123,7 @@ function render({ model, el: host }) {
   root.setAttribute("role", "application");
   root.setAttribute("aria-label",
     "Compare panel. Left arrow or 1: left wins. Right arrow or 2: right wins. S skip, D draw, U undo, " +
-    "R rescan, F flag, Escape releases the keyboard.");
+    "R rescan, F flag, Escape hands the keyboard back to the notebook.");
   root.irPaints = []; // {key, paint, ms, pid}: key press -> next pair painted (benchmarks read this)
 
   const header = el("div", "ir-header");
@@ -140,6 +158,7 @@ function render({ model, el: host }) {
   for (const [action, label, key] of BUTTONS) {
     const b = el("button", `ir-btn ir-btn-${action}`);
     b.type = "button";
+    b.tabIndex = -1; // the keys are the keyboard interface: Tab leaves the panel instead of stopping on a button
     b.append(el("span", "ir-btn-label", label), el("kbd", null, key));
     b.addEventListener("click", (e) => {
       e.preventDefault();
@@ -198,10 +217,68 @@ function render({ model, el: host }) {
     return e;
   }
 
+  // A sharper thumbnail arrived (already decoded): use it for this id, on screen at once if it is shown.
+  function onSharper(id, decoded) {
+    const e = els.get(id);
+    if (!e) return;
+    const img = decoded.cloneNode();
+    img.className = "ir-img";
+    img.alt = "";
+    img.draggable = false;
+    for (const side of sides) if (side.slot.firstChild === e.img) side.slot.replaceChildren(img);
+    e.img = img;
+  }
+
   function dropStaleEls() {
     for (const [id, e] of els) {
       if (s.urls.get(id) !== e.img.src) els.delete(id);
     }
+  }
+
+  // ------------------------------------------------------------------ layout
+  // The slots are sized to the space the panel has and to the images: the panel (header to top strip) fits the
+  // notebook's visible height (Voilà: the window's), each slot takes its image's aspect ratio within half the
+  // width, and both share the height of the taller one. "chrome" (everything but the slots) is measured only
+  // when sizes change (ResizeObserver), never on the key-press path; placing a pair is arithmetic.
+  const GAP = 10;
+  const MIN_SLOT = 120;
+  let aspects = [4 / 3, 4 / 3];
+  let chrome = null;
+  let lastSizes = "";
+
+  function viewportHeight() {
+    const sc = host.closest(".jp-WindowedPanel-outer") || host.closest(".jp-Notebook");
+    const h = sc ? sc.clientHeight : window.innerHeight;
+    return Math.max(MIN_SLOT * 2, Math.min(h || window.innerHeight, window.innerHeight));
+  }
+
+  function measure() {
+    const slotH = sides[0].slot.offsetHeight;
+    chrome = root.offsetHeight - slotH;
+    layout();
+  }
+
+  function layout() {
+    if (chrome == null) return;
+    const bw = Math.max(MIN_SLOT / 2, (stage.clientWidth - GAP) / 2);
+    const bh = Math.max(MIN_SLOT, viewportHeight() - chrome - 12);
+    const H = Math.round(Math.max(...aspects.map((a) => Math.min(bh, bw / a))));
+    const widths = aspects.map((a) => Math.round(Math.min(bw, H * a)));
+    const key = `${widths[0]}x${widths[1]}x${H}`;
+    if (key === lastSizes) return;
+    lastSizes = key;
+    sides.forEach((side, k) => { side.slot.style.width = `${widths[k]}px`; side.slot.style.height = `${H}px`; });
+    const px = Math.round(Math.max(H, ...widths) * (window.devicePixelRatio || 1));
+    if (Math.abs(px - (model.get("thumb_px") || 0)) > 32) {
+      model.set("thumb_px", px);
+      model.save_changes();
+    }
+  }
+
+  function setAspects(L, R) {
+    const a = [L, R].map((e, k) => (e && e.img.naturalWidth && e.img.naturalHeight
+      ? e.img.naturalWidth / e.img.naturalHeight : aspects[k]));
+    if (a[0] !== aspects[0] || a[1] !== aspects[1]) { aspects = a; layout(); }
   }
 
   // ------------------------------------------------------------------ painting
@@ -228,12 +305,38 @@ function render({ model, el: host }) {
     });
   }
 
+  // At 0 comparisons every rating is the same: no μ/σ/n and no top-10 strip to anchor on.
+  function scored() {
+    return ((model.get("header") || {}).comparisons || 0) > 0;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text; // an unchanged caption costs no layout
+  }
+
   function caption(side, img) {
-    side.name.textContent = img.name;
-    side.name.title = img.name;
-    side.stats.textContent = model.get("blind") || img.mu == null
+    setText(side.name, img.name);
+    if (side.name.title !== img.name) side.name.title = img.name;
+    setText(side.stats, model.get("blind") || img.mu == null || !scored()
       ? ""
-      : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`;
+      : `μ ${fmt(img.mu)}  σ ${fmt(img.sigma)}  n ${img.n}`);
+  }
+
+  // Work that is not the next pair (header counts, the top-10 strip) waits until the browser is idle, so a
+  // model update arriving between a key press and its paint never delays that paint. At most 250 ms late.
+  const pendingWork = new Set();
+  let idleHandle = null;
+  function offKeyPath(fn) {
+    pendingWork.add(fn);
+    if (idleHandle != null) return;
+    const run = () => {
+      idleHandle = null;
+      const work = [...pendingWork];
+      pendingWork.clear();
+      for (const f of work) f();
+    };
+    idleHandle = typeof requestIdleCallback === "function"
+      ? requestIdleCallback(run, { timeout: 250 }) : setTimeout(run, 50);
   }
 
   function place(p) {
@@ -251,6 +354,7 @@ function render({ model, el: host }) {
       }
     });
     if (L && R && L.ok && R.ok) {
+      setAspects(L, R);
       markPainted(p.pid);
       return;
     }
@@ -304,7 +408,7 @@ function render({ model, el: host }) {
   function act(action, tKey) {
     if (action === "escape") {
       if (zoomId != null) closeZoom();
-      else root.blur();
+      else release();
       return;
     }
     if (zoomId != null && action !== "flag") closeZoom();
@@ -312,6 +416,7 @@ function render({ model, el: host }) {
     if (VOTES.has(action)) {
       if (!cur) { say("no pair to judge yet", "warning"); return; }
       const ms = shownAt != null ? Math.max(0, tKey - shownAt) : null;
+      if (statusLine.textContent) say(""); // the last message was about the last action
       s.pending.add(cur.pid);
       if (s.front && s.front.pid === cur.pid) s.front = null;
       s.history.push(cur);
@@ -373,8 +478,15 @@ function render({ model, el: host }) {
   sides.forEach((side) => side.slot.addEventListener("click", () => openZoom(side.id)));
 
   // ------------------------------------------------------------------ header, status, top strip
+  let wasScored = null;
   function renderHeader() {
     const h = model.get("header") || {};
+    if (scored() !== wasScored) {
+      wasScored = scored();
+      const cur = upcoming(model, s)[0];
+      if (cur) { caption(sides[0], cur.left); caption(sides[1], cur.right); }
+      renderTop();
+    }
     const n = (x) => (x ?? 0).toLocaleString("en-US");
     counts.textContent =
       `${n(h.votes)} vote${h.votes === 1 ? "" : "s"} this session (${n(h.skips)} skipped) · ` +
@@ -394,7 +506,7 @@ function render({ model, el: host }) {
 
   function renderStatus() {
     const st = model.get("status") || {};
-    if (st.text) say(st.text, st.level || "info");
+    say(st.text || "", st.level || "info");
   }
 
   // The strip changes every few votes; rebuild it only then (and fill in thumbnails as they arrive), off the
@@ -402,7 +514,8 @@ function render({ model, el: host }) {
   let topKey = "";
   function renderTop() {
     const top = model.get("top") || [];
-    topStrip.hidden = model.get("blind") || top.length === 0;
+    topStrip.hidden = model.get("blind");
+    topStrip.style.visibility = top.length === 0 || !scored() ? "hidden" : ""; // keeps its place: no jump
     const key = top.map((t) => `${t.id}:${t.rank}:${t.ordinal}:${s.urls.has(t.id) ? 1 : 0}`).join(",");
     if (key === topKey) return;
     topKey = key;
@@ -437,6 +550,7 @@ function render({ model, el: host }) {
     renderTop();
   }
 
+  // The hint says where the keys go: to the panel exactly while the panel itself has the focus.
   function onFocus() {
     keyhint.textContent = "⌨ keys go to this panel · Esc releases them";
     root.classList.add("ir-focused");
@@ -444,6 +558,19 @@ function render({ model, el: host }) {
   function onBlur() {
     keyhint.textContent = "click the panel to vote with the keyboard";
     root.classList.remove("ir-focused");
+  }
+
+  // Esc: the keys go back to the notebook, in command mode on the panel's cell (JupyterLab's own keys work at
+  // once); outside JupyterLab (Voilà) the page gets them.
+  function release() {
+    const cell = host.closest(".jp-Cell");
+    const nb = host.closest(".jp-Notebook");
+    root.blur();
+    const target = cell || nb;
+    if (target) {
+      if (!target.hasAttribute("tabindex")) target.tabIndex = -1;
+      target.focus({ preventScroll: true });
+    }
   }
 
   // ------------------------------------------------------------------ keyboard and focus
@@ -455,6 +582,10 @@ function render({ model, el: host }) {
       return;
     }
     e.stopPropagation(); // plain keys never reach JupyterLab
+    if (e.target !== root) { // a key on something inside (a focused button): nothing, and no click from Enter
+      if (e.key === "Enter" || e.key === " ") e.preventDefault();
+      return;
+    }
     const action = KEYS[e.key];
     if (!action) {
       if (e.key === " " || e.key.startsWith("Arrow") || e.key === "PageDown" || e.key === "PageUp") e.preventDefault();
@@ -482,13 +613,20 @@ function render({ model, el: host }) {
   root.addEventListener("focus", onFocus);
   root.addEventListener("blur", onBlur);
 
-  const view = { update, onImages, onZoom };
+  const view = { update, onImages, onZoom, onSharper };
   s.views.add(view);
   model.on("change:pairs", onPairs);
-  model.on("change:header", renderHeader);
+  model.on("change:header", () => offKeyPath(renderHeader));
   model.on("change:status", renderStatus);
-  model.on("change:top", onTop);
+  model.on("change:top", () => offKeyPath(onTop));
   model.on("change:blind", () => { update(null); renderTop(); });
+
+  const resize = new ResizeObserver(() => { lastSizes = ""; measure(); });
+  resize.observe(root);
+  const scrollerEl = host.closest(".jp-WindowedPanel-outer") || host.closest(".jp-Notebook");
+  if (scrollerEl) resize.observe(scrollerEl);
+  const onWindowResize = () => { lastSizes = ""; layout(); };
+  window.addEventListener("resize", onWindowResize);
 
   onBlur();
   renderHeader();
@@ -499,6 +637,11 @@ function render({ model, el: host }) {
 
   return () => {
     s.views.delete(view);
+    if (idleHandle != null) {
+      if (typeof cancelIdleCallback === "function") cancelIdleCallback(idleHandle); else clearTimeout(idleHandle);
+    }
+    resize.disconnect();
+    window.removeEventListener("resize", onWindowResize);
     closeZoom();
     zoom.remove();
     root.removeEventListener("keydown", onKeyDown);

@@ -14,13 +14,19 @@ browser → Python (``type``):
     ``broken`` id                  the browser could not decode a thumbnail: rebuild it or skip the image
 
 Python → browser (``type``):
-    ``images`` ids + one JPEG buffer per id;  ``zoom`` id, width, height + one JPEG buffer;
+    ``images`` ids, px (the thumbnails' longest side, pixels) + one JPEG buffer per id; a later ``images`` with a
+                                   larger px replaces an image's thumbnail (the sharper one for high-density screens);
+    ``zoom`` id, width, height + one JPEG buffer;
     ``zoom_error`` id, reason (every ``zoom`` gets a ``zoom`` or a ``zoom_error``);  ``undone`` pid (None when
     there was nothing to undo). A panel action changes an image's status only when its file is certainly gone
     (``missing``) or its thumbnail cannot be rebuilt (``corrupt``, by the thumbnail pass).
 
 State lives in synced traits (``pairs``, ``header``, ``top``, ``status``, ``skipped``, ``can_undo``), so two
-views of one panel show the same thing. :meth:`ComparePanel.handle_message` is the whole Python side of the
+views of one panel show the same thing. The browser sets ``thumb_px``: the device pixels of the longest side of an
+image slot as drawn; above the cached size (``Settings.thumb_size``) Python sends the queued pairs again at the
+larger cached size (:data:`~imagerank.media.thumbs.LARGE_THUMB_SIZE`), made in a background thread so a vote never
+waits for a decode. The ``status`` line describes the last action: a vote clears it unless that vote has
+something to say. :meth:`ComparePanel.handle_message` is the whole Python side of the
 protocol: tests call it with message dicts and read the replies it returns, without a browser or kernel.
 """
 
@@ -41,7 +47,7 @@ from PIL import Image
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import OUTCOMES, PairQueue, get_strategy
 from ..ratings.stability import default_k, topk_stability
-from .common import as_int, prior_confidence, top_by_ordinal, zoom_jpeg
+from .common import LargeThumbs, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -96,6 +102,7 @@ class ComparePanel(anywidget.AnyWidget):
     skipped = t.List(t.Dict()).tag(sync=True)
     can_undo = t.Int(0).tag(sync=True)
     queue_depth = t.Int(8).tag(sync=True)
+    thumb_px = t.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -132,7 +139,10 @@ class ComparePanel(anywidget.AnyWidget):
         self._since_refresh = 0
         self._status_seq = 0
         self._outbox: list[Message] | None = None
+        self._flagged: set[int] = set()  # pids flagged in this panel (F twice on one pair labels once)
+        self._large = LargeThumbs(collection, lambda c, b: self.send(c, b))
         self.observe(self._on_depth, names="queue_depth")
+        self.observe(self._on_thumb_px, names="thumb_px")
         self.on_msg(self._on_custom_msg)
         # the header's "taste prior" line follows the live prior's background refits as they land
         self._unsubscribe_prior = collection.prior.on_refit(self._on_prior_refit)
@@ -145,6 +155,8 @@ class ComparePanel(anywidget.AnyWidget):
         unsubscribe = getattr(self, "_unsubscribe_prior", None)  # absent when __init__ refused its arguments
         if unsubscribe is not None:
             unsubscribe()
+        if getattr(self, "_large", None) is not None:
+            self._large.stop()
         super().close()
 
     def _on_prior_refit(self) -> None:
@@ -179,6 +191,17 @@ class ComparePanel(anywidget.AnyWidget):
     def votes(self) -> int:
         """Judgements made in this panel (wins and draws; skips are counted apart)."""
         return self.pair_queue.votes
+
+    @property
+    def large_thumbnails(self) -> bool:
+        """True when the browser draws more device pixels than the cached thumbnails have (``thumb_px``), so the
+        queued pairs are sent again at :data:`~imagerank.media.thumbs.LARGE_THUMB_SIZE`."""
+        return self._large.wanted(self.thumb_px)
+
+    def wait_thumbnails(self, timeout: float = 30.0) -> bool:
+        """Wait until the background thread has sent every larger thumbnail asked for so far; True when it has
+        (False after ``timeout`` seconds). For tests and scripts: the panel itself never waits."""
+        return self._large.wait(timeout)
 
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one message from the browser (see the module docstring) and return the replies it sent.
@@ -223,6 +246,10 @@ class ComparePanel(anywidget.AnyWidget):
         self._fill()
         self._publish()
 
+    def _on_thumb_px(self, change: dict[str, Any]) -> None:
+        if self.large_thumbnails and self._ready:
+            self._large.ask(self.pair_queue.image_ids())
+
     def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         bufs = list(buffers or [])
         self.send(content, bufs)
@@ -237,6 +264,7 @@ class ComparePanel(anywidget.AnyWidget):
     # ------------------------------------------------------------------ handlers
     def _on_ready(self, m: dict[str, Any]) -> None:
         self._ready = True
+        self._large.reset()  # a new view holds only what is sent from now on
         ids = self._wanted_ids()
         self._send_images(ids)
         self._held = set(ids)
@@ -255,6 +283,10 @@ class ComparePanel(anywidget.AnyWidget):
             self._report(f"pair {pid} was already judged (in another view); the second vote was ignored", "warning")
             self._publish()
             return
+        self._large.touch()
+        if self.status.get("text"):  # the last action's message is about that action, not this one
+            self._status_seq += 1
+            self.status = {"text": "", "level": "info", "seq": self._status_seq}
         shown = (m.get("left"), m.get("right")) if "left" in m else None
         try:
             q.record(pair, str(outcome), m.get("ms"), shown=shown)
@@ -313,6 +345,10 @@ class ComparePanel(anywidget.AnyWidget):
             if pair is None:
                 raise InvalidArgumentError(f"flag: no queued pair {m.get('pid')!r}")
             ids = list(pair.ids)
+            if pair.pid in self._flagged:
+                self._report("already flagged for review: " + ", ".join(self._name(i) for i in ids))
+                return
+            self._flagged.add(pair.pid)
         for i in ids:
             self.collection.images.add_label(i, "flag", note="flagged for review in the compare panel")
         self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
@@ -497,7 +533,11 @@ class ComparePanel(anywidget.AnyWidget):
             out_ids.append(int(i))
             bufs.append(data)
         if out_ids:
-            self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg"}, bufs)
+            self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg", "px": self.collection.thumbs.size},
+                       bufs)
+            if self.large_thumbnails:
+                queued = set(self.pair_queue.image_ids())
+                self._large.ask(i for i in out_ids if i in queued)
 
     def _publish(self) -> None:
         """Send thumbnails the browser does not hold yet, then sync the model's state."""
@@ -507,6 +547,7 @@ class ComparePanel(anywidget.AnyWidget):
         if self._ready:
             self._held = set(wanted)
         keep = set(wanted)
+        self._large.keep(self.pair_queue.image_ids())
         self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}
         pool = self.collection.pool()
         self._load_names(wanted)

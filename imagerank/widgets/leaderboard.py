@@ -22,16 +22,19 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMNS", "PRIOR_ONLY_TIP", "LeaderboardView"]
 
-# column -> (header label, DataFrame column or None, default ascending?, CSS width)
+# column -> (header label, DataFrame column or None, default ascending?, CSS width). Columns other than the file
+# name are at least as wide as their header with the sort arrow (max-content), so no header is cut.
 COLUMNS: dict[str, tuple[str, str | None, bool, str]] = {
-    "rank": ("Rank", "rank", True, "56px"),
+    "rank": ("Rank", "rank", True, "minmax(56px, max-content)"),
     "thumbnail": ("", None, True, "72px"),
     "filename": ("File", "filename", True, "minmax(160px, 1fr)"),
-    "mu": ("μ", "mu", False, "72px"),
-    "sigma": ("σ", "sigma", True, "72px"),
-    "score": ("Score μ−3σ", "ordinal", False, "104px"),
-    "comparisons": ("Votes", "comparison_count", False, "64px"),
+    "mu": ("μ", "mu", False, "minmax(64px, max-content)"),
+    "sigma": ("σ", "sigma", True, "minmax(64px, max-content)"),
+    "score": ("Score μ−3σ", "ordinal", False, "minmax(96px, max-content)"),
+    "comparisons": ("Votes", "comparison_count", False, "minmax(64px, max-content)"),
 }
+#: Header buttons: the label's own width plus a little padding (ipywidgets' default padding cut "Rank ▲").
+_HEADER_LAYOUT = {"width": "auto", "min_width": "max-content", "padding": "0px 4px"}
 PAGE_SIZES = (10, 25, 50, 100)
 #: The tooltip of a row ranked by the learned prior alone (never voted on).
 PRIOR_ONLY_TIP = ("ranked by the learned prior alone: never voted on, its score comes from the features; "
@@ -94,7 +97,8 @@ class LeaderboardView(W.VBox):
 
         self._headers: dict[str, W.Button] = {}
         for key, (label, column, _, _) in COLUMNS.items():
-            b = W.Button(description=label, layout=W.Layout(width="auto"), disabled=column is None)
+            b = W.Button(description=label, layout=W.Layout(**_HEADER_LAYOUT), disabled=column is None)
+            b.add_class("ir-lb-header")
             b.style.button_color = "transparent"
             b.style.font_weight = "bold"
             b.on_click(lambda _, k=key: self.sort(k))

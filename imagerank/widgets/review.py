@@ -13,6 +13,7 @@ Headless use (tests, scripts): :meth:`ReviewPanel.approve`, :meth:`ReviewPanel.e
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -163,9 +164,14 @@ class ReviewPanel:
                                  f"{counts['reject']} rejected of {len(self.items)}")
             self.editor_box.children = ()
             return
+        names = self.col.images.names(item.image_ids)
+
+        def name(i: int) -> str:
+            return html.escape(names.get(int(i), f"image {i}"))
+
         head = f"<b>suggestion {self.position + 1} of {len(self.items)}</b>"
         if item.winner is not None and item.confidence is not None:
-            head += f" · suggested winner: image {item.winner} ({item.confidence:.0%} sure)"
+            head += f" · suggested winner: {name(item.winner)} ({item.confidence:.0%} sure)"
         if item.crop is not None and item.crop_confidence is not None:
             head += f" · suggested crop (expected IoU {item.crop_confidence:.2f})"
         mode = "editing: click an image to make it the winner, adjust the crop, Enter saves" if self.editing else (
@@ -178,7 +184,7 @@ class ReviewPanel:
             crop = item.crop if i == item.crop_image else None
             label = w.HTML()
             if data is None:
-                img = w.HTML(f"<i>image {i}: no thumbnail</i>")
+                img = w.HTML(f"<i>{name(i)}: no thumbnail</i>")
             else:
                 img = w.Image(value=draw_suggestion(data, crop=crop, winner=i == winner), format="jpeg",
                               layout=w.Layout(max_width="340px", max_height="340px"))
@@ -191,7 +197,7 @@ class ReviewPanel:
                 except ImportError:  # pragma: no cover
                     pass
             tag = "<b style='color:#2ca043'>suggested winner</b>" if i == winner else ""
-            label.value = f"<small>#{i} {self.col.image(i)['filename']}</small> {tag}"
+            label.value = f"<span title='image id {i}'>{name(i)}</span> {tag}"
             cards.append(w.VBox([img, label], layout=w.Layout(margin="0 8px 0 0")))
         self.cards.children = tuple(cards)
 
