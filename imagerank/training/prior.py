@@ -276,23 +276,40 @@ class LivePrior:
         if event.kind == "batch":
             self._refit_quietly()
             return
+        self._start_background(compute=False)
+
+    def refit_in_background(self) -> bool:
+        """Start a refit on the background thread and return at once (a notebook cell must not wait for it): cheap
+        features missing from the cache are computed there, the prior is swapped in as after every
+        ``prior_refit_every`` votes, and :meth:`on_refit` listeners (the compare panel's header) hear when it lands;
+        :attr:`status` waits for it, :meth:`peek` does not.
+
+        Returns:
+            True when a refit was started; False when one was running already (it runs once more afterwards).
+        """
+        return self._start_background(compute=True)
+
+    def _start_background(self, compute: bool) -> bool:
         with self._thread_lock:  # never the fit lock: a vote must not wait for a fit
             if self._running:
                 self._again = True
-                return
+                return False
             self._running = True
-            self._thread = threading.Thread(target=self._background, name="imagerank-live-prior", daemon=True)
+            self._thread = threading.Thread(target=self._background, args=(compute,), name="imagerank-live-prior",
+                                            daemon=True)
             self._thread.start()
+            return True
 
-    def _background(self) -> None:
+    def _background(self, compute: bool = False) -> None:
         try:
-            self._refit_chain()
+            self._refit_chain(compute)
         finally:
             self.catalog.db.release_reader()  # this thread's snapshot reader
 
-    def _refit_chain(self) -> None:
+    def _refit_chain(self, compute: bool = False) -> None:
         while True:
-            self._refit_quietly()
+            self._refit_quietly(compute)
+            compute = False
             with self._thread_lock:
                 again, self._again = self._again, False
                 if not again:
@@ -305,9 +322,9 @@ class LivePrior:
             if not again:
                 return
 
-    def _refit_quietly(self) -> None:
+    def _refit_quietly(self, compute: bool = False) -> None:
         try:
-            self.refit(compute=False, swap=True)
+            self.refit(compute=compute, swap=True, progress=False)
         except ImagerankError as exc:
             self._status = f"no learned prior: {exc}"
         except Exception as exc:  # the vote is stored; a bug in the fit must not lose the session
@@ -315,7 +332,8 @@ class LivePrior:
             self._status = f"live prior refit failed: {type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------------ the three ways a prior changes
-    def refit(self, features: str | None = None, *, compute: bool = True, swap: bool = False) -> LivePriorReport:
+    def refit(self, features: str | None = None, *, compute: bool = True, swap: bool = False,
+              progress: bool | None = None) -> LivePriorReport:
         """Fit the linear Bradley-Terry ranker on the votes so far and make it every image's OpenSkill prior.
 
         The live prior of the ``active`` strategy (the one ``benchmarks/ranking_sim.py`` measures): the features
@@ -341,6 +359,7 @@ class LivePrior:
                 path never decodes thousands of thumbnails).
             swap: install the priors with :meth:`VoteLog.swap_priors` (short transactions: votes from other threads
                 never wait long; the background refits use it) instead of one transaction (:meth:`VoteLog.set_priors`).
+            progress: show the feature computation's bar (default: when ``compute``; background refits show none).
 
         Returns:
             A :class:`LivePriorReport`.
@@ -351,14 +370,14 @@ class LivePrior:
         """
         features = features or self.catalog.settings.prior_features
         with self._lock:
-            report = self._refit(features, compute, swap)
+            report = self._refit(features, compute, swap, compute if progress is None else progress)
             self.origin = "live"
             self.votes_since = 0
             self._status = str(report)
             self._report = report
         return report
 
-    def _refit(self, features: str, compute: bool, swap: bool) -> LivePriorReport:
+    def _refit(self, features: str, compute: bool, swap: bool, progress: bool = False) -> LivePriorReport:
         cat = self.catalog
         t0 = time.perf_counter()
         pairs = vote_pairs(cat)  # first: no votes, no feature pass
@@ -372,7 +391,7 @@ class LivePrior:
         try:
             source = auto_source(cat) if features == "auto" else features
             if state is None or not self._state_current(state, features, source):
-                state = LivePriorState(features, self._design(source, compute))
+                state = LivePriorState(features, self._design(source, compute, progress))
         except FeatureError:
             if abs(beta / cat.votes.beta - 1.0) > 0.02:
                 cat.votes.set_beta(beta, fitted_votes=fitted)
@@ -402,11 +421,11 @@ class LivePrior:
                                bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta),
                                bp.off_reason)
 
-    def _design(self, source: str, compute: bool) -> FeatureMatrix:
+    def _design(self, source: str, compute: bool, progress: bool = False) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):
             raise FeatureError("no features for a live prior yet: run `imagerank features` (CLIP embeddings) or "
                                "`imagerank prior` once (cheap colour and quality features)")
-        fm = feature_matrix(self.catalog, source, progress=compute, compute=compute)
+        fm = feature_matrix(self.catalog, source, progress=progress, compute=compute)
         if len(fm.image_ids) == 0:
             raise FeatureError(f"feature set {fm.name!r} has no vectors: run `imagerank features` first")
         return FeatureMatrix(fm.image_ids, live_design(fm.X), fm.name)

@@ -276,3 +276,39 @@ def test_a_new_process_says_a_learned_prior_is_stored(small_col) -> None:
         assert col.prior_status == "no learned prior (cleared)"
     finally:
         col.close()
+
+
+def test_refit_in_background_returns_at_once_and_computes_the_features_off_the_caller(small_col, monkeypatch) -> None:
+    """A notebook cell (01_vote) starts the refit and returns while the cheap features are still being computed on
+    the background thread; the panel's listener hears when the prior lands, and ``status`` waits for it."""
+    import threading
+
+    import imagerank.training.prior as prior_mod
+
+    col = small_col(60)
+    col.settings = col.settings.replace(prior_refit_every=0)
+    simulated_votes(col, 120, FeatureJudge(noise=0.3), strategy="random", seed=5)
+    assert col.images_df()["prior_mu"].isna().all()
+    release, entered = threading.Event(), threading.Event()
+    real = prior_mod.feature_matrix
+
+    def slow_features(*args, **kwargs):
+        entered.set()
+        assert release.wait(30)  # held until the caller has returned: the call did not wait for the features
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prior_mod, "feature_matrix", slow_features)
+    heard: list[str] = []
+    col.prior.on_refit(lambda: heard.append(col.prior.peek()[0]))
+    assert col.prior.refit_in_background() is True
+    assert entered.wait(30)
+    assert col.prior.refitting
+    assert "refitting now" in col.prior.peek()[0]
+    assert col.prior.refit_in_background() is False  # one refit at a time; it runs once more afterwards
+    release.set()
+    assert "live prior from 120 votes" in col.prior_status  # waits for the refit in flight
+    col.prior.wait()
+    assert heard
+    assert "live prior from 120 votes" in heard[-1]
+    assert col.images_df()["prior_mu"].notna().all()
+    assert col.doctor().ok
