@@ -1,4 +1,4 @@
-"""A batch posterior over the whole vote log: expectation propagation on a Thurstone model with the fitted beta.
+"""A batch posterior over the whole vote log: expectation propagation on a Thurstone model, with its own beta.
 
 OpenSkill (Weng & Lin 2011) is a *filter*: each vote is applied once, in order, and its sigma shrink factor
 ``gamma = sigma / c`` makes one vote shrink sigma by only about 5 %, whatever the judge's fitted beta. With a
@@ -20,8 +20,13 @@ consistent judge shrinks the variance as much as the evidence says, about 30 % i
 "TrueSkill through time", Dangauthier, Herbrich, Minka & Graepel 2008, NIPS 20), so the result no longer
 depends on the order of the votes. Site precisions are clipped at 0 (the usual safeguard of EP).
 
+:func:`fit_beta_ep` fits beta by the prequential likelihood of this posterior (not of OpenSkill's filter, which
+under-estimates a noisy judge's beta), so beta / skill SD tells a consistent judge from a noisy one.
+
 The state is *derived*: the stored OpenSkill ratings stay the replay of the vote log (replay, undo and ``doctor``
-are unchanged); this posterior is rebuilt from the log whenever the priors or beta change.
+are unchanged); this posterior is rebuilt from the log whenever the priors or beta change. Used by the
+simulation's ``ep-screen`` / ``ep-adaptive`` experiments (``benchmarks/ranking_sim.py``); not yet by the app, whose
+leaderboard is OpenSkill's ordinal (README, "Ranking simulation").
 """
 
 from __future__ import annotations
