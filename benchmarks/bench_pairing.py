@@ -21,7 +21,8 @@ import numpy as np
 
 from imagerank import ratings as R
 from imagerank.collection import Collection
-from imagerank.pairing import PairContext, Pool, pair_keys, select_group, select_pairs
+from imagerank.pairing import PairContext, Pool, pair_key, pair_keys, select_group, select_pairs
+from imagerank.pairing.screen import screen_pairs
 from imagerank.ratings.priors import prior_to_rating
 
 STRATEGIES = ("random", "spec", "active")
@@ -75,6 +76,24 @@ def print_groups(sizes: list[int], repeats: int, rng: np.random.Generator) -> No
             ms = {g: time_groups(pool, g, repeats) for g in (3, 4)}
             print(f"select_group('active') at {n:,} images ({state}): best-of-3 {ms[3]:.2f} ms, "
                   f"best-of-4 {ms[4]:.2f} ms")
+
+
+def print_screen(sizes: list[int], repeats: int, rng: np.random.Generator) -> None:
+    """One line per pool size: the cost of one ``screen_pairs`` pick (1 and 4 pairs) on the pool's ratings as the
+    posterior (the experiment for consistent judges, :mod:`imagerank.pairing.screen`)."""
+    for n in sizes:
+        pool = make_pool(n, "prior", rng)
+        ms = {}
+        for n_pairs in (1, 4):
+            ctx = PairContext(pool, np.random.default_rng(0), set(), topk=100, exploration=0.1)
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                pairs = screen_pairs(ctx, n_pairs, pool.mu, pool.sigma, 0.5)
+                times.append(time.perf_counter() - t)
+                ctx.seen.update(pair_key(int(pool.ids[i]), int(pool.ids[j])) for i, j in pairs)
+            ms[n_pairs] = 1000.0 * float(np.median(times))
+        print(f"screen_pairs at {n:,} images (prior): 1 pair {ms[1]:.2f} ms, 4 pairs {ms[4]:.2f} ms")
 
 
 def _fake_catalog(col: Collection, n: int) -> None:
@@ -262,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {n:,} | {state} | {n_pairs} | {ms['random']:.2f} | {ms['spec']:.2f} | {ms['active']:.2f} "
                       f"| {ms['active'] / ms['random']:.1f}x |")
     print_groups([int(s) for s in args.sizes.split(",")], args.repeats, rng)
+    print_screen([int(s) for s in args.sizes.split(",")], args.repeats, rng)
     if args.groups_only:
         return 0
     time_collection(100_000, args.repeats)

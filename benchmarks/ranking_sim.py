@@ -27,6 +27,12 @@ the previous checkpoint, the mean cost of one pick (ms), and the stability estim
 Two references cheat and bound what pairing can reach with a judge: ``gatekeeper`` is the issue's "gatekeeper
 that knows the true #k" (:func:`run_gatekeeper`, an idealised Bayesian screen with the true boundary and an
 oracle prior) and ``oracle`` pairs uniformly among the true top-300 (same ratings and prior as the strategies).
+``ep-screen`` is an experiment (it does not cheat): :func:`imagerank.pairing.screen.screen_pairs` on an
+expectation-propagation posterior over the vote log (:class:`imagerank.ratings.posterior.EPPosterior`, the fitted
+beta, the live prior's SDs times ``EP_PRIOR_INFLATION``), and its leaderboard is that posterior's means, not
+OpenSkill's ordinal; its stability column is :func:`topk_stability` on the same posterior. ``ep-adaptive`` takes
+that path while the EP-fitted beta (:func:`imagerank.ratings.posterior.fit_beta_ep`) is under ``EP_SWITCH`` times the
+prior's skill SD (a consistent judge) and ``active`` on the OpenSkill ratings otherwise, re-decided at every refit.
 
 Run (default grid: thurstone x every rho, crowd at rho 0.75; random, spec, active, gatekeeper; 5 seeds; about
 a minute on 2 cores):
@@ -52,7 +58,9 @@ from scipy import stats
 
 from imagerank import ratings as R
 from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
+from imagerank.pairing.screen import screen_pairs
 from imagerank.ratings.consistency import fit_beta
+from imagerank.ratings.posterior import EPPosterior, fit_beta_ep
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
 
@@ -65,6 +73,13 @@ DEFAULT_RATIO = 0.6
 DRAW_BAND = 0.1  # perceived differences under 0.1 * noise SD are draws (about 6% of close pairs)
 SKIP_RATE = 0.02
 JUDGES = ("noiseless", "thurstone", "crowd")
+#: ``ep-screen``: the EP posterior's prior SDs are the live prior's times this (its confidence is fitted to
+#: OpenSkill's under-reacting filter and over-claims; 1.25 / 1.5 / 2 gave 0.88 / 0.89 / 0.93 noiseless, 3 seeds).
+EP_PRIOR_INFLATION = 2.0
+#: ``ep-adaptive``: the EP path while the EP-fitted beta / skill SD is under this, else ``active`` on OpenSkill (fitted
+#: ratios at B = 3,000: noiseless 0.01, per-image noise 0.15 / 0.30 / 0.62 x SD 0.27 / 0.49 / 1.08, crowd 2.8).
+EP_SWITCH = 0.75
+EP_SWEEP_EVERY = 50  # ``ep-screen``: EP passes over the whole log every this many votes (and at every refit)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -247,7 +262,15 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
     prior_mu = np.full(n, R.DEFAULT_MU)
     prior_sigma = np.full(n, R.DEFAULT_SIGMA)
     ctx = PairContext(pool, np.random.default_rng([seed, 13]), set(), topk=cfg.k, exploration=cfg.exploration)
-    pick = oracle_strategy(world.u, ORACLE_M) if strategy == "oracle" else strategy
+    pick: str | Strategy = oracle_strategy(world.u, ORACLE_M) if strategy == "oracle" else strategy
+    with_ep = strategy in ("ep-screen", "ep-adaptive")
+    ep = EPPosterior(prior_mu, prior_sigma, R.BETA) if with_ep else None
+    use_ep = with_ep  # ep-adaptive: re-decided at every refit from the EP-fitted beta
+    if with_ep:  # a batch posterior chooses the pairs *and* is the leaderboard
+        def pick(ctx: PairContext, k: int) -> list[tuple[int, int]]:
+            if ep is None or not use_ep:
+                return select_pairs(ctx, "active", k)  # pool indices are the ids here
+            return screen_pairs(ctx, k, ep.mu, ep.sigma, ep.beta)
     duels: list[tuple[int, int, float]] = []
     beta = R.BETA
     last_prior = None
@@ -278,6 +301,10 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             count[a] += 1
             count[b] += 1
             duels.append((a, b, res))
+            if ep is not None:
+                ep.add(a, b, res)
+                if len(duels) % EP_SWEEP_EVERY == 0:
+                    ep.sweep(2)
         if (cfg.prior or cfg.fit_beta) and votes >= next_refit and duels:
             next_refit += cfg.refit_every
             arr = np.array(duels)
@@ -297,13 +324,24 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             sigma[:] = prior_sigma
             for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)
                 mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r, beta)
+            if ep is not None:  # derived state: rebuilt from the new priors and its own beta, then EP passes
+                ai, bi = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+                ep_beta = fit_beta_ep(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ai, bi, arr[:, 2])
+                ep = EPPosterior(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ep_beta,
+                                 sum(1 for d in duels if d[2] == 0.5) / len(duels))
+                ep.extend(ai, bi, arr[:, 2])
+                scale = last_prior.scale if last_prior is not None else R.DEFAULT_SIGMA
+                use_ep = strategy == "ep-screen" or ep_beta / scale < EP_SWITCH
+                ep.sweep(2)
             queue = []  # queued pairs were chosen under the old prior
         if votes in budgets:
-            top = leaderboard_top(mu, sigma, cfg.k)
+            on_ep = ep is not None and use_ep
+            board_mu, board_sigma = (ep.mu, ep.sigma) if on_ep and ep is not None else (mu, sigma)
+            top = np.argsort(-board_mu, kind="stable")[: cfg.k] if on_ep else leaderboard_top(mu, sigma, cfg.k)
             top_set = set(top.tolist())
             prec = float(world.top[top].mean())
-            top_mu = np.argpartition(-mu, cfg.k - 1)[: cfg.k]
-            ordinal = mu - 3.0 * sigma
+            top_mu = np.argpartition(-board_mu, cfg.k - 1)[: cfg.k]
+            ordinal = board_mu - 3.0 * board_sigma
             out.append(Checkpoint(
                 budget=votes,
                 precision=prec,
@@ -312,7 +350,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 spearman=float(stats.spearmanr(ordinal, world.u).statistic),
                 churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
                 pick_ms=1000.0 * pick_time / max(picks, 1),
-                stability=topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
+                stability=topk_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
                 prior_confidence=confidence,
                 prior_corr=float(np.corrcoef(pool.prior, world.u)[0, 1]) if pool.prior is not None else 0.0,
             ))
@@ -487,7 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budgets", default="500,1000,2000,3000", help="checkpoints, comma-separated")
     ap.add_argument("--strategies", default="random,spec,active,gatekeeper",
                     help="comma-separated; 'gatekeeper' (the issue's reference, knows the true #k) and 'oracle' "
-                         "(pairs among the true top-300) cheat")
+                         "(pairs among the true top-300) cheat; 'ep-screen' (screen_pairs on an EP batch posterior, "
+                         "which is also its leaderboard) and 'ep-adaptive' (it for consistent judges, else active) are "
+                         "experiments")
     ap.add_argument("--judges", default=None, help="comma-separated subset of noiseless,thurstone,crowd")
     ap.add_argument("--rhos", default=None, help="comma-separated feature correlations")
     ap.add_argument("--ratio", type=float, default=None,
