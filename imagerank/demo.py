@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from .collection import Collection
 
 __all__ = [
-    "DEFAULT_CULL_DEMO", "DEFAULT_DEMO", "DemoImage", "crop_demo_collection", "is_demo_workspace", "make_demo",
-    "open_cull_demo", "open_demo", "render_demo_images",
+    "DEFAULT_AUTOPICK_DEMO", "DEFAULT_CULL_DEMO", "DEFAULT_DEMO", "DemoImage", "crop_demo_collection",
+    "is_demo_workspace", "make_demo", "open_autopick_demo", "open_cull_demo", "open_demo", "render_demo_images",
 ]
 
 _SIZES = ((1024, 768), (768, 1024), (800, 800), (960, 640), (640, 960), (1024, 683), (900, 675), (720, 960))
@@ -51,6 +51,8 @@ MANIFEST_NAME = DEMO_MANIFEST
 DEFAULT_DEMO = "../data/demo"
 #: Where :func:`open_cull_demo` puts the burst-shoot demo without a path or ``IMAGERANK_CULL_DEMO``.
 DEFAULT_CULL_DEMO = "../data/cull-demo"
+#: Where :func:`open_autopick_demo` puts its workspace without a path or ``IMAGERANK_AUTOPICK_DEMO``.
+DEFAULT_AUTOPICK_DEMO = "../data/autopick-demo"
 
 
 @dataclass
@@ -452,3 +454,27 @@ def open_cull_demo(path: str | os.PathLike[str] | None = None, *, n_bursts: int 
     col = init(root, root / "shoot")
     col.scan(progress=progress, extractors=("cheap",))
     return col
+
+
+def open_autopick_demo(path: str | os.PathLike[str] | None = None) -> Collection:
+    """The auto-pick notebook's first cell: a workspace of its own for the offline run against the local stand-in
+    for Wikimedia Commons, so its made-up subjects and winners never land in the workspace you vote in
+    (``IMAGERANK_WORKSPACE`` is not read here).
+
+    The folder is ``path``, else the environment variable ``IMAGERANK_AUTOPICK_DEMO``, else
+    :data:`DEFAULT_AUTOPICK_DEMO` (``../data/autopick-demo`` from the current folder); created empty (no image
+    folders: winners are stored under ``<folder>/autopick/images``) on first use and reopened as it is afterwards.
+
+    Returns:
+        The open :class:`~imagerank.Collection`.
+
+    Raises:
+        WorkspaceNotFoundError, SchemaVersionError: a workspace there cannot be opened.
+    """
+    from .collection import DB_NAME, init, open_collection
+
+    root = Path(path if path is not None else os.environ.get("IMAGERANK_AUTOPICK_DEMO") or DEFAULT_AUTOPICK_DEMO)
+    root = root.expanduser()
+    if (root / DB_NAME).exists():
+        return open_collection(root)
+    return init(root)

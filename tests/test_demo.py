@@ -226,3 +226,24 @@ def test_demo_command_prints_no_bars_into_a_pipe(tmp_path: Path) -> None:
     assert len(lines) <= 2, lines[:10]
     assert "img/s" not in proc.stderr
     assert "it/s" not in proc.stderr
+
+
+def test_open_autopick_demo_never_opens_the_voting_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """08_autopick's made-up subjects and winners go to a workspace of their own, never IMAGERANK_WORKSPACE."""
+    import imagerank
+    from imagerank.demo import open_autopick_demo
+
+    mine = imagerank.init(tmp_path / "mine")
+    mine.close()
+    monkeypatch.setenv("IMAGERANK_WORKSPACE", str(tmp_path / "mine"))
+    monkeypatch.setenv("IMAGERANK_AUTOPICK_DEMO", str(tmp_path / "pick-demo"))
+    col = open_autopick_demo()
+    assert col.root.resolve() == (tmp_path / "pick-demo").resolve()
+    assert col.stats()["active"] == 0
+    col.close()
+    again = open_autopick_demo()  # reopened as it is
+    assert again.root.resolve() == (tmp_path / "pick-demo").resolve()
+    again.close()
+    other = open_autopick_demo(tmp_path / "elsewhere")
+    assert other.root.name == "elsewhere"
+    other.close()

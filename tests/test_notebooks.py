@@ -32,6 +32,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     make_demo(ws, n=60, progress=False).close()
     monkeypatch.setenv("IMAGERANK_WORKSPACE", str(ws))
     monkeypatch.setenv("IMAGERANK_CULL_DEMO", str(tmp_path / "cull-demo"))  # 07_cull's generated shoot
+    monkeypatch.setenv("IMAGERANK_AUTOPICK_DEMO", str(tmp_path / "autopick-demo"))  # 08_autopick's own workspace
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("COMFYUI_URL", raising=False)  # 06_generation runs on its local emulator
 
