@@ -132,10 +132,16 @@ def test_training_on_labels_beats_the_untrained_head(tmp_path: Path, scorer: Cli
     m = out.metadata["metrics"]
     assert out.metadata["data"]["n_val"] >= 10
     assert m["val_spearman"] > 0.6
-    assert m["val_spearman"] > m["val_spearman_before"] + 0.2
+    # the head it started from is one random draw (it may rank well or badly by chance): training never makes it
+    # worse, and the trained head beats chance, i.e. the mean of several fresh untrained heads, by a clear margin
+    assert m["val_spearman"] >= m["val_spearman_before"] - 0.05
+    X, y, _ = store.labelled_embeddings(blank.name)
+    torch.manual_seed(1)
+    chance = float(np.mean([np.nan_to_num(spearman(AestheticHead(HeadConfig("mlp", 64, hidden=32)).rating(X), y))
+                            for _ in range(8)]))
+    assert m["val_spearman"] > chance + 0.2, (m, chance)
     head, meta = load_trained_head(cat, "aesthetic")
     assert meta["clip"] == blank.name == "imagerank-tiny__none"
-    X, _, _ = store.labelled_embeddings(blank.name)
     assert np.allclose(head.rating(X), out.net.rating(X))
     assert "aesthetic" in set(list_models(cat).name)
     (cat.models_dir / "aesthetic" / "meta.json").write_text('{"kind": "ranker"}')

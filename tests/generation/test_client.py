@@ -190,6 +190,9 @@ def test_the_fake_answers_like_the_recorded_server(tmp_path: Path) -> None:
     """The fake's /history entry has the recorded entry's shape (keys, prompt tuple, status messages)."""
     from fake_comfy import RECORDED
 
+    if not RECORDED.is_dir():
+        pytest.skip(f"recorded ComfyUI responses not present at {RECORDED}")
+
     recorded = next(iter(json.loads((RECORDED / "history_base.json").read_text()).values()))
     with FakeComfy(tmp_path / "srv") as srv, ComfyClient(srv.url, websocket=False) as c:
         pid = str(uuid.uuid4())
@@ -207,6 +210,9 @@ def test_the_fake_answers_like_the_recorded_server(tmp_path: Path) -> None:
 def test_the_fake_websocket_sends_the_recorded_sequence(tmp_path: Path) -> None:
     """A base job's websocket messages, in order, are the types the real server sent for the recorded base job."""
     from fake_comfy import RECORDED
+
+    if not RECORDED.is_dir():
+        pytest.skip(f"recorded ComfyUI responses not present at {RECORDED}")
     from websockets.sync.client import connect
 
     recorded = json.loads((RECORDED / "ws_messages.json").read_text())
