@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from ..errors import ImagerankError, InvalidArgumentError
+from ..errors import InvalidArgumentError
 from ..generation import jobs as J
 from ..generation import tree
+from .common import Message, MessagePanel
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["GenerationBoard"]
 
 log = logging.getLogger(__name__)
-
-Message = tuple[dict[str, Any], list[bytes]]
 _OPEN = ("queued", "submitted", "running")
 
 
@@ -55,7 +54,7 @@ def _opt_int(x: Any) -> int | None:
     return None if x is None or pd.isna(x) else int(x)
 
 
-class GenerationBoard(anywidget.AnyWidget):
+class GenerationBoard(MessagePanel, anywidget.AnyWidget):
     """The generation tree live: columns of thumbnails with ratings and status, counts, the servers, the queue.
 
     Args:
@@ -73,6 +72,8 @@ class GenerationBoard(anywidget.AnyWidget):
 
     _esm = Path(__file__).parent / "board.js"
     _css = Path(__file__).parent / "board.css"
+
+    panel_name = "generation board"
 
     board_id = t.Unicode("").tag(sync=True)
     columns = t.List(t.Dict()).tag(sync=True)
@@ -96,7 +97,6 @@ class GenerationBoard(anywidget.AnyWidget):
         super().__init__(interval_ms=round(interval_s * 1000), board_id=uuid.uuid4().hex)
         self._ready = False
         self._sent: set[int] = set()
-        self._outbox: list[Message] | None = None
         self.on_msg(self._on_custom_msg)
         self.refresh()
 
@@ -125,26 +125,15 @@ class GenerationBoard(anywidget.AnyWidget):
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one browser message (``ready``: send every shown thumbnail; ``poll``: refresh) and return the
         replies sent. Never raises: a failure is logged and shown in the summary's ``error``."""
-        out: list[Message] = []
-        self._outbox = out
-        try:
-            kind = content.get("type") if isinstance(content, dict) else None
-            if kind == "ready":
-                self._ready = True
-                self._sent = set()
-                self.refresh()
-            elif kind == "poll":
-                self.refresh()
-            else:
-                raise InvalidArgumentError(f"message type: expected ready or poll, got {kind!r}")
-        except (ImagerankError, ValueError, TypeError, KeyError) as e:
-            self.summary = {**self.summary, "error": f"{type(e).__name__}: {e}"}
-        except Exception as e:  # a bug must not freeze the board
-            log.exception("generation board: %s failed", content)
-            self.summary = {**self.summary, "error": f"internal error ({type(e).__name__}: {e})"}
-        finally:
-            self._outbox = None
-        return out
+        return self._dispatch(content, {"ready": self._on_ready, "poll": lambda _m: self.refresh()})
+
+    def _on_ready(self, _m: dict[str, Any]) -> None:
+        self._ready = True
+        self._sent = set()
+        self.refresh()
+
+    def _failed(self, text: str) -> None:  # the board has no status line: the summary shows the error
+        self.summary = {**self.summary, "error": text}
 
     # ------------------------------------------------------------------ reading
     def _columns(self) -> tuple[list[dict[str, Any]], list[int]]:
@@ -203,9 +192,6 @@ class GenerationBoard(anywidget.AnyWidget):
         return rows
 
     # ------------------------------------------------------------------ comm
-    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
-        self.handle_message(content, buffers)
-
     def _send_images(self, ids: list[int]) -> None:
         got, bufs = [], []
         for i in ids:
@@ -216,7 +202,4 @@ class GenerationBoard(anywidget.AnyWidget):
             bufs.append(data)
             self._sent.add(i)
         if got:
-            content = {"type": "images", "ids": got}
-            self.send(content, bufs)
-            if self._outbox is not None:
-                self._outbox.append((content, bufs))
+            self._emit({"type": "images", "ids": got}, bufs)

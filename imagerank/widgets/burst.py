@@ -37,8 +37,8 @@ import traitlets as t
 from PIL import Image
 
 from ..cull.refine import BurstGroup, burst_groups, ir_image_ids
-from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
-from .common import as_int
+from ..errors import InvalidArgumentError, NotFoundError
+from .common import Message, MessagePanel, as_int
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["BURST_SOURCE", "BurstPanel", "frame_images"]
 
 log = logging.getLogger(__name__)
-
-Message = tuple[dict[str, Any], list[bytes]]
 #: The match source of the panel's choices (what the reranker learns from).
 BURST_SOURCE = "burst"
 _AHEAD = 2  # groups after the current one whose images are sent ahead
@@ -104,7 +102,7 @@ def frame_images(path: str, sharp: Sequence[float | None], view_size: int, zoom_
     return out[0], out[1]
 
 
-class BurstPanel(anywidget.AnyWidget):
+class BurstPanel(MessagePanel, anywidget.AnyWidget):
     """Frames of each near-duplicate group side by side with 100 % crops; keys pick the keepers (see the module
     docstring).
 
@@ -124,6 +122,9 @@ class BurstPanel(anywidget.AnyWidget):
 
     _esm = Path(__file__).parent / "burst.js"
     _css = Path(__file__).parent / "burst.css"
+
+    panel_name = "burst panel"
+    internal_note = "; the vote log is intact"
 
     panel_id = t.Unicode("").tag(sync=True)
     groups = t.List(t.Dict()).tag(sync=True)
@@ -153,8 +154,6 @@ class BurstPanel(anywidget.AnyWidget):
         self._sent: set[int] = set()
         self._broken: set[int] = set()
         self._history: list[tuple[str, int]] = []  # (gid, match id), newest last
-        self._status_seq = 0
-        self._outbox: list[Message] | None = None
         super().__init__(panel_id=uuid.uuid4().hex, groups=self._group_states())
         self.on_msg(self._on_custom_msg)
         self._publish()
@@ -178,39 +177,10 @@ class BurstPanel(anywidget.AnyWidget):
 
         Never raises: bad input and failures become a ``status`` with level ``error`` (and a log record).
         """
-        out: list[Message] = []
-        self._outbox = out
-        try:
-            kind = content.get("type") if isinstance(content, dict) else None
-            handler = {"ready": self._on_ready, "pick": self._on_pick, "skip": self._on_skip, "goto": self._on_goto,
-                       "undo": self._on_undo, "broken": self._on_broken}.get(str(kind))
-            if handler is None:
-                raise InvalidArgumentError(f"message type: expected ready, pick, skip, goto, undo or broken, got "
-                                           f"{kind!r}")
-            handler(content)
-        except (ImagerankError, ValueError, TypeError, KeyError) as e:
-            self._report(f"{type(e).__name__}: {e}", "error")
-        except Exception as e:  # a bug must not freeze the panel
-            log.exception("burst panel: %s failed", content)
-            self._report(f"internal error ({type(e).__name__}: {e}); the vote log is intact", "error")
-        finally:
-            self._outbox = None
-        return out
+        return self._dispatch(content, {"ready": self._on_ready, "pick": self._on_pick, "skip": self._on_skip,
+                                        "goto": self._on_goto, "undo": self._on_undo, "broken": self._on_broken})
 
     # ------------------------------------------------------------------ plumbing
-    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
-        self.handle_message(content, buffers)
-
-    def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        bufs = list(buffers or [])
-        self.send(content, bufs)
-        if self._outbox is not None:
-            self._outbox.append((content, bufs))
-
-    def _report(self, text: str, level: str = "info") -> None:
-        self._status_seq += 1
-        self.status = {"text": text, "level": level, "seq": self._status_seq}
-        (log.warning if level != "info" else log.info)("burst panel: %s", text)
 
     def _group_states(self) -> list[dict[str, Any]]:
         ir, ids = self.ir, self.image_ids

@@ -1,5 +1,6 @@
-"""Helpers shared by the voting panels (compare now; triage and burst next): message argument parsing, the
-zoomed original, the top of the leaderboard from a pool, the prior's confidence for a header."""
+"""Helpers shared by the panels (compare, triage, burst, label, the generation board): the browser-message plumbing
+(:class:`MessagePanel`), message argument parsing, the zoomed original, the top of the leaderboard from a pool, the
+prior's confidence for a header, the larger thumbnails."""
 
 from __future__ import annotations
 
@@ -8,22 +9,95 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .. import ratings as R
-from ..errors import InvalidArgumentError
+from ..errors import ImagerankError, InvalidArgumentError
 from ..media.thumbs import LARGE_THUMB_SIZE
 
 if TYPE_CHECKING:
     from ..collection import Collection
     from ..pairing import Pool
 
-__all__ = ["LargeThumbs", "as_int", "prior_confidence", "top_by_ordinal", "zoom_jpeg"]
+__all__ = ["LargeThumbs", "Message", "MessagePanel", "as_int", "prior_confidence", "top_by_ordinal", "zoom_jpeg"]
 
 log = logging.getLogger(__name__)
+
+#: One reply to the browser: (content, [bytes buffers]), as sent through the widget's comm.
+Message = tuple[dict[str, Any], list[bytes]]
+
+
+class MessagePanel:
+    """Mixin of the anywidget panels: browser messages dispatched by ``type`` without ever raising, the replies of
+    each message recorded (what ``handle_message`` returns to tests and scripts), and a ``status`` trait
+    ``{"text", "level", "seq"}`` that the panel's script shows.
+
+    A panel subclasses ``(MessagePanel, anywidget.AnyWidget)``, declares a ``status`` trait, sets
+    :attr:`panel_name` (log records) and :attr:`internal_note` (appended to an internal error's status), and calls
+    :meth:`_dispatch` from its ``handle_message`` with its handlers in the order its error message lists them.
+    """
+
+    panel_name: ClassVar[str] = "panel"
+    internal_note: ClassVar[str] = ""
+    _outbox: list[Message] | None = None
+    _status_seq: int = 0
+
+    def _dispatch(self, content: Any, handlers: Mapping[str, Callable[[dict[str, Any]], None]]) -> list[Message]:
+        """Run the handler of ``content["type"]``; returns the replies it sent. Bad input (an
+        :class:`~imagerank.errors.ImagerankError`, ValueError, TypeError, KeyError: an unknown type names the
+        expected ones) becomes an error status via :meth:`_failed`; any other exception is logged with its
+        traceback and reported as an internal error. :meth:`_after_message` runs last, inside the same reply window.
+        """
+        out: list[Message] = []
+        self._outbox = out
+        try:
+            kind = content.get("type") if isinstance(content, dict) else None
+            handler = handlers.get(str(kind))
+            if handler is None:
+                names = list(handlers)
+                expected = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+                raise InvalidArgumentError(f"message type: expected {expected}, got {kind!r}")
+            handler(content)
+        except (ImagerankError, ValueError, TypeError, KeyError) as e:
+            self._failed(f"{type(e).__name__}: {e}")
+        except Exception as e:  # a bug must not freeze the panel: say so and keep going
+            log.exception("%s: %s failed", self.panel_name, content)
+            self._failed(f"internal error ({type(e).__name__}: {e}){self.internal_note}")
+        try:
+            self._after_message()
+        finally:
+            self._outbox = None
+        return out
+
+    def _after_message(self) -> None:
+        """Called after every message, errors included, while its replies are still recorded (default: nothing)."""
+
+    def _failed(self, text: str) -> None:
+        """Show a failed message to the user (default: an error status)."""
+        self._report(text, "error")
+
+    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
+        self.handle_message(content, buffers)
+
+    def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
+        raise NotImplementedError  # pragma: no cover (every panel defines it)
+
+    def _emit(self, content: dict[str, Any], buffers: Sequence[bytes] | None = None) -> None:
+        """Send one reply to the browser and record it for :meth:`_dispatch`'s caller."""
+        bufs = list(buffers or [])
+        self.send(content, bufs)  # type: ignore[attr-defined]  # anywidget.AnyWidget.send
+        if self._outbox is not None:
+            self._outbox.append((content, bufs))
+
+    def _report(self, text: str, level: str = "info") -> None:
+        """Set the ``status`` trait (a new ``seq`` each time, so the same text twice still shows) and log it."""
+        self._status_seq += 1
+        self.status = {"text": text, "level": level, "seq": self._status_seq}
+        (log.warning if level != "info" else log.info)("%s: %s", self.panel_name, text)
+
 
 #: device pixels drawn above this multiple of the cached size ask for the larger thumbnails (512 px drawn on 640+)
 UPSCALE_OK = 1.25

@@ -47,7 +47,7 @@ from PIL import Image
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import OUTCOMES, PairQueue, get_strategy
 from ..ratings.stability import default_k, topk_stability
-from .common import LargeThumbs, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
+from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -57,13 +57,11 @@ __all__ = ["OUTCOMES", "ComparePanel"]
 
 log = logging.getLogger(__name__)
 
-Message = tuple[dict[str, Any], list[bytes]]
-
 _SKIPPED_KEEP = 20
 _ZOOM_MIN, _ZOOM_MAX = 64, 4096
 
 
-class ComparePanel(anywidget.AnyWidget):
+class ComparePanel(MessagePanel, anywidget.AnyWidget):
     """Two images side by side; ←/1 left wins, →/2 right wins, S skip, D draw, U undo, R rescan, F flag, Esc.
 
     Args:
@@ -92,6 +90,9 @@ class ComparePanel(anywidget.AnyWidget):
 
     _esm = Path(__file__).parent / "compare.js"
     _css = Path(__file__).parent / "compare.css"
+
+    panel_name = "compare panel"
+    internal_note = "; the vote log is intact"
 
     panel_id = t.Unicode("").tag(sync=True)
     pairs = t.List(t.Dict()).tag(sync=True)
@@ -137,8 +138,6 @@ class ComparePanel(anywidget.AnyWidget):
         self._stability: float | None = None
         self._k = 0
         self._since_refresh = 0
-        self._status_seq = 0
-        self._outbox: list[Message] | None = None
         self._flagged: set[int] = set()  # pids flagged in this panel (F twice on one pair labels once)
         self._large = LargeThumbs(collection, lambda c, b: self.send(c, b))
         self.observe(self._on_depth, names="queue_depth")
@@ -210,36 +209,17 @@ class ComparePanel(anywidget.AnyWidget):
         bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
         browser through the widget's comm.
         """
-        out: list[Message] = []
-        self._outbox = out
-        try:
-            kind = content.get("type") if isinstance(content, dict) else None
-            handler = {
-                "ready": self._on_ready,
-                "vote": self._on_vote,
-                "undo": self._on_undo,
-                "rescan": self._on_rescan,
-                "flag": self._on_flag,
-                "zoom": self._on_zoom,
-                "broken": self._on_broken,
-            }.get(str(kind))
-            if handler is None:
-                raise InvalidArgumentError(
-                    f"message type: expected ready, vote, undo, rescan, flag, zoom or broken, got {kind!r}"
-                )
-            handler(content)
-        except (ImagerankError, ValueError, TypeError, KeyError) as e:
-            self._report(f"{type(e).__name__}: {e}", "error")
-        except Exception as e:  # a bug must not freeze the panel: say so and keep going
-            log.exception("compare panel: %s failed", content)
-            self._report(f"internal error ({type(e).__name__}: {e}); the vote log is intact", "error")
-        finally:
-            self._outbox = None
-        return out
+        return self._dispatch(content, {
+            "ready": self._on_ready,
+            "vote": self._on_vote,
+            "undo": self._on_undo,
+            "rescan": self._on_rescan,
+            "flag": self._on_flag,
+            "zoom": self._on_zoom,
+            "broken": self._on_broken,
+        })
 
     # ------------------------------------------------------------------ comm plumbing
-    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
-        self.handle_message(content, buffers)
 
     def _on_depth(self, change: dict[str, Any]) -> None:
         self.pair_queue.depth = int(change["new"])
@@ -249,17 +229,6 @@ class ComparePanel(anywidget.AnyWidget):
     def _on_thumb_px(self, change: dict[str, Any]) -> None:
         if self.large_thumbnails and self._ready:
             self._large.ask(self.pair_queue.image_ids())
-
-    def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        bufs = list(buffers or [])
-        self.send(content, bufs)
-        if self._outbox is not None:
-            self._outbox.append((content, bufs))
-
-    def _report(self, text: str, level: str = "info") -> None:
-        self._status_seq += 1
-        self.status = {"text": text, "level": level, "seq": self._status_seq}
-        (log.warning if level != "info" else log.info)("compare panel: %s", text)
 
     # ------------------------------------------------------------------ handlers
     def _on_ready(self, m: dict[str, Any]) -> None:

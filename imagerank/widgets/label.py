@@ -27,15 +27,14 @@ import traitlets as t
 from ..autopick import PickStore
 from ..catalog import CatalogLike, as_catalog
 from ..errors import ImagerankError, InvalidArgumentError
-from .common import as_int, zoom_jpeg
+from .common import Message, MessagePanel, as_int, zoom_jpeg
 
 __all__ = ["LabelPanel"]
 
 log = logging.getLogger(__name__)
-Message = tuple[dict[str, Any], list[bytes]]
 
 
-class LabelPanel(anywidget.AnyWidget):
+class LabelPanel(MessagePanel, anywidget.AnyWidget):
     """Label auto-pick candidates good (G) or bad (B), or skip them (S), beside the subject's current image.
 
     Args:
@@ -53,6 +52,8 @@ class LabelPanel(anywidget.AnyWidget):
 
     _esm = Path(__file__).parent / "label.js"
     _css = Path(__file__).parent / "label.css"
+
+    panel_name = "label panel"
 
     panel_id = t.Unicode("").tag(sync=True)
     item = t.Dict().tag(sync=True)
@@ -84,8 +85,6 @@ class LabelPanel(anywidget.AnyWidget):
             })
         self.position = 0
         self.done: list[tuple[int, str]] = []
-        self._seq = 0
-        self._outbox: list[Message] | None = None
         super().__init__(panel_id=uuid.uuid4().hex)
         self.on_msg(lambda _w, content, buffers: self.handle_message(content, buffers))
         self._publish()
@@ -103,34 +102,19 @@ class LabelPanel(anywidget.AnyWidget):
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one browser message and return the replies sent. Never raises: bad input becomes a ``status``
         with level ``error``."""
-        out: list[Message] = []
-        self._outbox = out
-        try:
-            kind = content.get("type") if isinstance(content, dict) else None
-            if kind == "ready":
-                self._send_images()
-            elif kind == "label":
-                self._on_label(content)
-            elif kind == "back":
-                if self.position == 0:
-                    raise InvalidArgumentError("back: already at the first candidate")
-                self.position -= 1
-                self._publish()
-                self._send_images()
-            else:
-                raise InvalidArgumentError(f"message type: expected ready, label or back, got {kind!r}")
-        except (ImagerankError, ValueError, TypeError, KeyError) as e:
-            self._report(f"{type(e).__name__}: {e}", "error")
-        except Exception as e:  # a bug must not freeze the panel
-            log.exception("label panel: %s failed", content)
-            self._report(f"internal error ({type(e).__name__}: {e})", "error")
-        finally:
-            self._outbox = None
-        return out
+        return self._dispatch(content, {"ready": lambda _m: self._send_images(), "label": self._on_label,
+                                        "back": self._on_back})
 
     # ------------------------------------------------------------------ internals
     def _current(self) -> dict[str, Any] | None:
         return self.items[self.position] if self.position < len(self.items) else None
+
+    def _on_back(self, _m: dict[str, Any]) -> None:
+        if self.position == 0:
+            raise InvalidArgumentError("back: already at the first candidate")
+        self.position -= 1
+        self._publish()
+        self._send_images()
 
     def _on_label(self, content: dict[str, Any]) -> None:
         cur = self._current()
@@ -168,14 +152,6 @@ class LabelPanel(anywidget.AnyWidget):
         preview = self.store.preview(cur["cid"]) or b""
         self._emit({"type": "images", "cid": cur["cid"], "has_current": bool(current)}, [current, preview])
 
-    def _emit(self, content: dict[str, Any], buffers: list[bytes]) -> None:
-        self.send(content, buffers)
-        if self._outbox is not None:
-            self._outbox.append((content, buffers))
-
-    def _report(self, text: str, level: str = "info") -> None:
-        self._seq += 1
-        self.status = {"text": text, "level": level, "seq": self._seq}
 
 
 def _str(v: Any) -> str | None:

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from ..errors import ImagerankError, InvalidArgumentError
+from ..errors import InvalidArgumentError
 from ..generation import tree
 from ..generation.triage import Question, Triage
-from .common import as_int
+from .common import Message, MessagePanel, as_int
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -50,10 +50,8 @@ __all__ = ["TriagePanel"]
 
 log = logging.getLogger(__name__)
 
-Message = tuple[dict[str, Any], list[bytes]]
 
-
-class TriagePanel(anywidget.AnyWidget):
+class TriagePanel(MessagePanel, anywidget.AnyWidget):
     """Triage the generation tree with the keyboard (module docstring for keys and protocol).
 
     Args:
@@ -72,6 +70,9 @@ class TriagePanel(anywidget.AnyWidget):
     _esm = Path(__file__).parent / "triage.js"
     _css = Path(__file__).parent / "triage.css"
 
+    panel_name = "triage panel"
+    internal_note = "; the vote log is intact"
+
     panel_id = t.Unicode("").tag(sync=True)
     question = t.Dict().tag(sync=True)
     header = t.Dict().tag(sync=True)
@@ -83,8 +84,6 @@ class TriagePanel(anywidget.AnyWidget):
         super().__init__(panel_id=uuid.uuid4().hex)
         self._sent: set[int] = set()
         self._ready = False
-        self._status_seq = 0
-        self._outbox: list[Message] | None = None
         self.on_msg(self._on_custom_msg)
         self._publish()
 
@@ -121,33 +120,17 @@ class TriagePanel(anywidget.AnyWidget):
         Never raises: bad input and failures become a ``status`` with level ``error`` (nothing is recorded for a
         refused action), so a bad message cannot break the panel.
         """
-        out: list[Message] = []
-        self._outbox = out
-        try:
-            kind = content.get("type") if isinstance(content, dict) else None
-            handler = {"ready": self._on_ready, "vote": self._on_vote, "kill": self._on_kill,
-                       "stop": self._on_stop, "undo": self._on_undo, "poll": self._on_poll}.get(str(kind))
-            if handler is None:
-                raise InvalidArgumentError(f"message type: expected ready, vote, kill, stop, undo or poll, got "
-                                           f"{kind!r}")
-            handler(content)
-        except (ImagerankError, ValueError, TypeError, KeyError) as e:
-            self._report(f"{type(e).__name__}: {e}", "error")
-        except Exception as e:  # a bug must not freeze the panel: say so and keep going
-            log.exception("triage panel: %s failed", content)
-            self._report(f"internal error ({type(e).__name__}: {e}); the vote log is intact", "error")
+        return self._dispatch(content, {"ready": self._on_ready, "vote": self._on_vote, "kill": self._on_kill,
+                                        "stop": self._on_stop, "undo": self._on_undo, "poll": self._on_poll})
+
+    def _after_message(self) -> None:
         try:
             self._publish()
         except Exception as e:  # the question could not be shown: say so, the next action tries again
             log.exception("triage panel: publishing the question failed")
             self._report(f"the question could not be shown ({type(e).__name__}: {e})", "error")
-        finally:
-            self._outbox = None
-        return out
 
     # ------------------------------------------------------------------ handlers
-    def _on_custom_msg(self, _widget: Any, content: dict[str, Any], buffers: Sequence[Any]) -> None:
-        self.handle_message(content, buffers)
 
     def _qid(self, m: dict[str, Any]) -> int:
         return as_int(m.get("qid"), "qid")
@@ -183,17 +166,6 @@ class TriagePanel(anywidget.AnyWidget):
         self.triage.refresh()
 
     # ------------------------------------------------------------------ publishing
-    def _emit(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        bufs = list(buffers or [])
-        self.send(content, bufs)
-        if self._outbox is not None:
-            self._outbox.append((content, bufs))
-
-    def _report(self, text: str, level: str = "info") -> None:
-        self._status_seq += 1
-        self.status = {"text": text, "level": level, "seq": self._status_seq}
-        (log.warning if level != "info" else log.info)("triage panel: %s", text)
-
     def _side(self, image_id: int | None) -> dict[str, Any] | None:
         if image_id is None:
             return None
