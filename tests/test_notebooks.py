@@ -79,3 +79,31 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         col = imagerank.open(ws)
         assert [tuple(r) for r in col.db.query("SELECT status, session_id IS NOT NULL FROM plans")] == [("done", 1)]
         col.close()
+
+
+def test_plan_notebook_writes_nothing_to_a_workspace_the_user_made(tmp_path, monkeypatch):
+    """09_plan previews on any workspace but runs its plan by itself only on the demo: on a workspace the user made
+    (no demo manifest) it leaves no plan row and starts no voting session."""
+    import nbclient
+    import nbformat
+
+    import imagerank
+    from imagerank.demo import make_demo
+    from imagerank.training.simulate import DEMO_MANIFEST
+
+    ws = tmp_path / "ws"
+    make_demo(ws, n=40, progress=False).close()
+    (ws / DEMO_MANIFEST).unlink()  # now it is a workspace like one the user made
+    before = imagerank.open(ws)
+    sessions = before.db.query("SELECT COUNT(*) FROM sessions")[0][0]
+    before.close()
+    monkeypatch.setenv("IMAGERANK_WORKSPACE", str(ws))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOKS / "09_plan.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    col = imagerank.open(ws)
+    assert col.db.query("SELECT COUNT(*) FROM plans")[0][0] == 0
+    assert col.db.query("SELECT COUNT(*) FROM sessions")[0][0] == sessions
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "press Run in the panel" in outputs
