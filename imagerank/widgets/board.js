@@ -1,20 +1,11 @@
 // imagerank generation board (anywidget ESM). What it shows and the protocol are documented in board.py.
 // Python syncs columns, servers, jobs and summary; thumbnails come once as binary buffers ("images").
+// The helpers el, fmt and sharedViews come from panel.js, put before this module.
 
 const SHARED = (globalThis.__imagerankBoard ??= new Map());
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-
 function urlsOf(model) {
-  const id = model.get("board_id"); // every view of one board shares its thumbnails
-  let s = SHARED.get(id);
-  if (!s) { s = { urls: new Map(), views: new Set() }; SHARED.set(id, s); }
-  return s;
+  return sharedViews(SHARED, model.get("board_id")); // every view of one board shares its thumbnails
 }
 
 function initialize({ model }) {
@@ -29,11 +20,9 @@ function initialize({ model }) {
   });
 }
 
-function fmt(x, d = 1) { return typeof x === "number" ? x.toFixed(d) : "–"; }
-
 function render({ model, el: host }) {
   const s = urlsOf(model);
-  const root = el("div", "imagerank-board");
+  const root = el("div", "imagerank-board ir-theme");
   const top = el("div", "ir-b-summary");
   const grid = el("div", "ir-b-columns");
   const lower = el("div", "ir-b-lower");
@@ -47,7 +36,7 @@ function render({ model, el: host }) {
     const m = model.get("summary") || {};
     const j = m.jobs || {};
     const runner = m.runner == null ? "no runner attached" : `runner ${m.runner}`;
-    const rate = m.jobs_per_minute == null ? "" : ` · ${fmt(m.jobs_per_minute)} jobs/min`;
+    const rate = m.jobs_per_minute == null ? "" : ` · ${fmt(m.jobs_per_minute, 1)} jobs/min`;
     top.textContent = `${runner}${rate} · ${m.candidates || 0} candidates · jobs: ${j.queued || 0} queued, ` +
       `${(j.submitted || 0) + (j.running || 0)} on servers, ${j.done || 0} done, ${j.failed || 0} failed, ` +
       `${j.cancelled || 0} cancelled` + (m.error ? ` · ${m.error}` : "");
@@ -71,7 +60,7 @@ function render({ model, el: host }) {
         const url = s.urls.get(it.id);
         if (url) { const img = el("img"); img.src = url; img.alt = it.name; fig.append(img); }
         else fig.append(el("div", "ir-b-noimg", `#${it.id}`));
-        fig.append(el("figcaption", null, `#${it.id} μ ${fmt(it.mu)} σ ${fmt(it.sigma)} · ${it.comparisons}v`));
+        fig.append(el("figcaption", null, `#${it.id} μ ${fmt(it.mu, 1)} σ ${fmt(it.sigma, 1)} · ${it.comparisons}v`));
         list.append(fig);
       }
       if (c.candidates > c.items.length) list.append(el("div", "ir-b-more", `+${c.candidates - c.items.length} more`));
@@ -102,7 +91,7 @@ function render({ model, el: host }) {
     table.append(head);
     for (const j of model.get("jobs")) {
       const tr = el("tr", `ir-b-job ir-b-${j.status}`);
-      for (const v of [j.id, j.step, j.parent_id ?? "–", j.status, j.server ?? "–", j.attempts, fmt(j.run_s),
+      for (const v of [j.id, j.step, j.parent_id ?? "–", j.status, j.server ?? "–", j.attempts, fmt(j.run_s, 1),
         j.image_id != null ? `#${j.image_id}` : (j.error || "")]) tr.append(el("td", null, String(v)));
       table.append(tr);
     }

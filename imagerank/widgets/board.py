@@ -19,7 +19,6 @@ import logging
 import math
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -28,7 +27,7 @@ import traitlets as t
 from ..errors import InvalidArgumentError
 from ..generation import jobs as J
 from ..generation import tree
-from .common import Message, MessagePanel
+from .common import Message, MessagePanel, panel_css, panel_esm
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -70,8 +69,8 @@ class GenerationBoard(MessagePanel, anywidget.AnyWidget):
         InvalidArgumentError: an argument out of its range.
     """
 
-    _esm = Path(__file__).parent / "board.js"
-    _css = Path(__file__).parent / "board.css"
+    _esm = panel_esm("board.js")
+    _css = panel_css("board.css")
 
     panel_name = "generation board"
 

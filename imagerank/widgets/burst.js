@@ -2,7 +2,8 @@
 //
 // The model holds the groups (frames of one near-duplicate cluster), the current position and the choices
 // recorded; the images arrive as binary buffers (a "view" and a 100 % "zoom" crop per frame) and are held as
-// object URLs shared by every view of one panel in this page (SHARED, keyed by the model's panel_id).
+// object URLs shared by every view of one panel in this page (SHARED, keyed by the model's panel_id). The helpers
+// el, fmt, sharedViews and takeKeys (the keyboard contract) come from panel.js, put before this module.
 
 const SHARED = (globalThis.__imagerankBurst ??= new Map());
 
@@ -17,13 +18,7 @@ const KEYS = {
 };
 
 function sharedState(model) {
-  const id = model.get("panel_id");
-  let s = SHARED.get(id);
-  if (!s) {
-    s = { urls: new Map(), views: new Set() };
-    SHARED.set(id, s);
-  }
-  return s;
+  return sharedViews(SHARED, model.get("panel_id"));
 }
 
 function onCustom(model, msg, buffers) {
@@ -40,17 +35,6 @@ function onCustom(model, msg, buffers) {
   }
 }
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-
-function fmt(x, d = 3) {
-  return typeof x === "number" ? x.toFixed(d) : "–";
-}
-
 function initialize({ model }) {
   sharedState(model);
   model.on("msg:custom", (msg, buffers) => onCustom(model, msg, buffers));
@@ -58,10 +42,7 @@ function initialize({ model }) {
 
 function render({ model, el: host }) {
   const s = sharedState(model);
-  const root = el("div", "imagerank-burst");
-  root.tabIndex = 0;
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
-  root.setAttribute("role", "application");
+  const root = el("div", "imagerank-burst ir-theme ir-panel");
   root.setAttribute("aria-label",
     "Burst panel. 1 to 4 mark a keeper, Enter records the keepers, S skips, left and right arrows move between " +
     "bursts, U undoes, Z shows or hides the 100 percent crops, Escape releases the keyboard.");
@@ -220,34 +201,7 @@ function render({ model, el: host }) {
     root.classList.remove("ir-focused");
   }
 
-  function onKeyDown(e) {
-    if (e.ctrlKey || e.metaKey || e.altKey) {
-      root.removeAttribute("data-lm-suppress-shortcuts");
-      setTimeout(() => root.setAttribute("data-lm-suppress-shortcuts", "true"), 0);
-      return;
-    }
-    e.stopPropagation(); // plain keys never reach JupyterLab
-    const action = KEYS[e.key];
-    if (!action) return;
-    e.preventDefault();
-    if (e.repeat && action !== "escape") return;
-    act(action, e.timeStamp);
-  }
-  function stopPlain(e) {
-    if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation();
-  }
-  function onMouseDown(e) {
-    if (e.button !== 0) return;
-    if (!e.target.closest("button")) e.preventDefault();
-    root.focus({ preventScroll: true });
-  }
-
-  root.addEventListener("keydown", onKeyDown);
-  root.addEventListener("keyup", stopPlain);
-  root.addEventListener("keypress", stopPlain);
-  root.addEventListener("mousedown", onMouseDown);
-  root.addEventListener("focus", onFocus);
-  root.addEventListener("blur", onBlur);
+  const detachKeys = takeKeys(root, { keys: KEYS, act, focused: onFocus, blurred: onBlur });
 
   const view = { update, onUndone };
   s.views.add(view);
@@ -266,10 +220,7 @@ function render({ model, el: host }) {
 
   return () => {
     s.views.delete(view);
-    root.removeEventListener("keydown", onKeyDown);
-    root.removeEventListener("keyup", stopPlain);
-    root.removeEventListener("keypress", stopPlain);
-    root.removeEventListener("mousedown", onMouseDown);
+    detachKeys();
   };
 }
 

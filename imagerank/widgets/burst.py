@@ -28,7 +28,6 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -38,7 +37,7 @@ from PIL import Image
 
 from ..cull.refine import BurstGroup, burst_groups, ir_image_ids
 from ..errors import InvalidArgumentError, NotFoundError
-from .common import Message, MessagePanel, as_int
+from .common import Message, MessagePanel, as_int, panel_css, panel_esm
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -120,8 +119,8 @@ class BurstPanel(MessagePanel, anywidget.AnyWidget):
         InvalidArgumentError: ``ir`` is not an IR table, or an argument out of range.
     """
 
-    _esm = Path(__file__).parent / "burst.js"
-    _css = Path(__file__).parent / "burst.css"
+    _esm = panel_esm("burst.js")
+    _css = panel_css("burst.css")
 
     panel_name = "burst panel"
     internal_note = "; the vote log is intact"

@@ -1,6 +1,7 @@
 """Helpers shared by the panels (compare, triage, burst, label, the generation board): the browser-message plumbing
 (:class:`MessagePanel`), message argument parsing, the zoomed original, the top of the leaderboard from a pool, the
-prior's confidence for a header, the larger thumbnails."""
+prior's confidence for a header, the larger thumbnails, and the browser side every panel shares (:func:`panel_esm`,
+:func:`panel_css`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -22,9 +24,33 @@ if TYPE_CHECKING:
     from ..collection import Collection
     from ..pairing import Pool
 
-__all__ = ["LargeThumbs", "Message", "MessagePanel", "as_int", "prior_confidence", "top_by_ordinal", "zoom_jpeg"]
+__all__ = ["LargeThumbs", "Message", "MessagePanel", "as_int", "panel_css", "panel_esm", "prior_confidence",
+           "top_by_ordinal", "zoom_jpeg"]
 
 log = logging.getLogger(__name__)
+
+_HERE = Path(__file__).parent
+
+
+def panel_esm(name: str) -> str:
+    """A panel's anywidget ``_esm`` source: ``panel.js`` (the helpers every panel shares: ``el``, ``fmt``,
+    ``sharedViews`` and ``takeKeys``, the keyboard contract) followed by the panel's own module ``name``.
+
+    Raises:
+        FileNotFoundError: no such file beside this module (a packaging error).
+    """
+    return (_HERE / "panel.js").read_text(encoding="utf-8") + "\n" + (_HERE / name).read_text(encoding="utf-8")
+
+
+def panel_css(name: str) -> str:
+    """A panel's anywidget ``_css``: ``panel.css`` (the frame, theme colours and focus ring of ``.ir-panel``)
+    followed by the panel's own stylesheet ``name``.
+
+    Raises:
+        FileNotFoundError: no such file beside this module (a packaging error).
+    """
+    return (_HERE / "panel.css").read_text(encoding="utf-8") + "\n" + (_HERE / name).read_text(encoding="utf-8")
+
 
 #: One reply to the browser: (content, [bytes buffers]), as sent through the widget's comm.
 Message = tuple[dict[str, Any], list[bytes]]

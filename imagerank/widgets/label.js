@@ -1,27 +1,14 @@
 // imagerank label panel (anywidget ESM). The protocol is documented in label.py.
 //
 // One candidate at a time beside the subject's current image. G good, B bad, S skip, U back; Esc releases the
-// keyboard. Keys are taken only while the panel has the focus (click it), and plain keys never reach JupyterLab.
+// keyboard. Keys are taken only while the panel has the focus (click it), and plain keys never reach JupyterLab
+// (takeKeys, from panel.js, put before this module with el and fmt).
 
 const KEYS = { g: "good", G: "good", b: "bad", B: "bad", s: "skip", S: "skip", u: "back", U: "back",
   Escape: "escape" };
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function fmt(v, digits) {
-  return v === null || v === undefined ? "–" : Number(v).toFixed(digits);
-}
-
 function render({ model, el: host }) {
-  const root = el("div", "imagerank-label");
-  root.tabIndex = 0;
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
-  root.setAttribute("role", "application");
+  const root = el("div", "imagerank-label ir-theme ir-panel");
   root.setAttribute("aria-label", "Label panel. G good, B bad, S skip, U back, Escape releases the keyboard.");
 
   const header = el("div", "il-header");
@@ -130,29 +117,9 @@ function render({ model, el: host }) {
     root.dataset.shown = String(shownCid);
   }
 
-  function onKeyDown(e) {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    e.stopPropagation();
-    const action = KEYS[e.key];
-    if (!action) return;
-    e.preventDefault();
-    if (e.repeat) return;
-    act(action);
-  }
-  const stopPlain = (e) => { if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation(); };
   const onFocus = () => { keyhint.textContent = "⌨ G good · B bad · S skip · U back · Esc releases"; };
   const onBlur = () => { keyhint.textContent = "click the panel to label with the keyboard"; };
-  const onMouseDown = (e) => {
-    if (e.button !== 0) return;
-    if (!e.target.closest("button")) e.preventDefault();
-    root.focus({ preventScroll: true });
-  };
-  root.addEventListener("keydown", onKeyDown);
-  root.addEventListener("keyup", stopPlain);
-  root.addEventListener("keypress", stopPlain);
-  root.addEventListener("mousedown", onMouseDown);
-  root.addEventListener("focus", onFocus);
-  root.addEventListener("blur", onBlur);
+  const detachKeys = takeKeys(root, { keys: KEYS, act, focused: onFocus, blurred: onBlur });
   model.on("change:item", renderItem);
   model.on("change:status", renderStatus);
   model.on("msg:custom", onCustom);
@@ -164,6 +131,7 @@ function render({ model, el: host }) {
 
   return () => {
     urls.forEach((u) => URL.revokeObjectURL(u));
+    detachKeys();
     model.off("msg:custom", onCustom);
     model.off("change:item", renderItem);
     model.off("change:status", renderStatus);

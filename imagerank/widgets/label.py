@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -27,7 +26,7 @@ import traitlets as t
 from ..autopick import PickStore
 from ..catalog import CatalogLike, as_catalog
 from ..errors import ImagerankError, InvalidArgumentError
-from .common import Message, MessagePanel, as_int, zoom_jpeg
+from .common import Message, MessagePanel, as_int, panel_css, panel_esm, zoom_jpeg
 
 __all__ = ["LabelPanel"]
 
@@ -50,8 +49,8 @@ class LabelPanel(MessagePanel, anywidget.AnyWidget):
         InvalidArgumentError: an empty ``source``.
     """
 
-    _esm = Path(__file__).parent / "label.js"
-    _css = Path(__file__).parent / "label.css"
+    _esm = panel_esm("label.js")
+    _css = panel_css("label.css")
 
     panel_name = "label panel"
 

@@ -3,6 +3,7 @@
 // Python owns the question (model trait "question"); the browser paints it from thumbnails Python sent as binary
 // buffers, and reports keys as actions naming the question's qid (an action for an older question is refused by
 // Python, never applied to other images). Thumbnails are shared by every view of one panel (keyed by panel_id).
+// The helpers el, sharedViews and takeKeys (the keyboard contract) come from panel.js, put before this module.
 
 const SHARED = (globalThis.__imagerankTriage ??= new Map());
 
@@ -18,20 +19,7 @@ const KEYS = {
 const POLL_MS = 2000;
 
 function shared(model) {
-  const id = model.get("panel_id");
-  let s = SHARED.get(id);
-  if (!s) {
-    s = { urls: new Map(), views: new Set() };
-    SHARED.set(id, s);
-  }
-  return s;
-}
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
+  return sharedViews(SHARED, model.get("panel_id"));
 }
 
 function initialize({ model }) {
@@ -48,10 +36,7 @@ function initialize({ model }) {
 
 function render({ model, el: host }) {
   const s = shared(model);
-  const root = el("div", "imagerank-triage");
-  root.tabIndex = 0;
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
-  root.setAttribute("role", "application");
+  const root = el("div", "imagerank-triage ir-theme ir-panel");
   root.setAttribute("aria-label",
     "Triage panel. Left arrow or 1: left is better. Right arrow or 2: right is better. D draw, S skip or stop " +
     "the walk, K then left or right arrow kills that candidate, U or Backspace undo, Escape releases the keyboard.");
@@ -179,46 +164,17 @@ function render({ model, el: host }) {
     model.send({ type: "vote", qid: q.qid, outcome: action, ms: Math.max(0, Math.round(stamp - shownAt)) });
   }
 
-  function onKeyDown(e) {
-    if (e.ctrlKey || e.metaKey || e.altKey) {
-      root.removeAttribute("data-lm-suppress-shortcuts");
-      setTimeout(() => root.setAttribute("data-lm-suppress-shortcuts", "true"), 0);
-      return;
-    }
-    e.stopPropagation(); // plain keys never reach JupyterLab
-    const action = KEYS[e.key];
-    if (!action) {
-      if (e.key === " " || e.key.startsWith("Arrow") || e.key === "PageDown" || e.key === "PageUp") e.preventDefault();
-      return;
-    }
-    e.preventDefault();
-    if (e.repeat && action !== "escape") return; // holding a key must not cast a stream of votes
-    act(action, performance.now());
-  }
-  function stopPlain(e) {
-    if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation();
-  }
-  function onMouseDown(e) {
-    if (e.button !== 0) return;
-    e.preventDefault();
-    root.focus({ preventScroll: true });
-  }
   function onFocus() {
     keyhint.textContent = "⌨ keys go here · Esc releases them";
-    root.classList.add("ir-t-focused");
+    root.classList.add("ir-focused");
   }
   function onBlur() {
     keyhint.textContent = "click the panel to triage with the keyboard";
-    root.classList.remove("ir-t-focused");
+    root.classList.remove("ir-focused");
     setArmed(false);
   }
 
-  root.addEventListener("keydown", onKeyDown);
-  root.addEventListener("keyup", stopPlain);
-  root.addEventListener("keypress", stopPlain);
-  root.addEventListener("mousedown", onMouseDown);
-  root.addEventListener("focus", onFocus);
-  root.addEventListener("blur", onBlur);
+  const detachKeys = takeKeys(root, { keys: KEYS, act, focused: onFocus, blurred: onBlur, scrollKeys: true });
 
   const view = { paint };
   s.views.add(view);
@@ -234,10 +190,7 @@ function render({ model, el: host }) {
   return () => {
     s.views.delete(view);
     if (poll !== null) clearInterval(poll);
-    root.removeEventListener("keydown", onKeyDown);
-    root.removeEventListener("keyup", stopPlain);
-    root.removeEventListener("keypress", stopPlain);
-    root.removeEventListener("mousedown", onMouseDown);
+    detachKeys();
   };
 }
 

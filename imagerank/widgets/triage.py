@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -41,7 +40,7 @@ import traitlets as t
 from ..errors import InvalidArgumentError
 from ..generation import tree
 from ..generation.triage import Question, Triage
-from .common import Message, MessagePanel, as_int
+from .common import Message, MessagePanel, as_int, panel_css, panel_esm
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -67,8 +66,8 @@ class TriagePanel(MessagePanel, anywidget.AnyWidget):
             ``kills``; :meth:`vote`, :meth:`kill`, :meth:`stop`, :meth:`undo` act on it and update the panel).
     """
 
-    _esm = Path(__file__).parent / "triage.js"
-    _css = Path(__file__).parent / "triage.css"
+    _esm = panel_esm("triage.js")
+    _css = panel_css("triage.css")
 
     panel_name = "triage panel"
     internal_note = "; the vote log is intact"
