@@ -32,7 +32,8 @@ def test_board_draws_steps_and_thumbnails(tmp_path):
         heads = board.locator(".ir-b-step").all_inner_texts()
         assert heads[0] == "base"
         caption = board.locator(".ir-b-item figcaption").first.inner_text()
-        assert "μ" in caption and "." in caption.split("μ")[1].split("σ")[0]  # one decimal, not "–"
+        assert "μ" in caption
+        assert "." in caption.split("μ")[1].split("σ")[0]  # one decimal, not "–"
         colour = page.evaluate("() => getComputedStyle(document.querySelector('.imagerank-board'))"
                                ".getPropertyValue('--ir-accent').trim()")
         assert colour != ""  # panel.css's theme colours reach the board
