@@ -3,6 +3,8 @@ ratings out; bad messages become a recorded status, never an exception."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imagerank.errors import InvalidArgumentError
@@ -222,3 +224,31 @@ def test_round_queue_alone(col):
         RoundQueue(col, size=2)
     with pytest.raises(InvalidArgumentError, match="depth"):
         RoundQueue(col, size=3, depth=5)
+
+
+def test_a_gone_image_leaves_the_rounds_and_undo_still_restores_the_log(col):
+    panel = ComparePanel(col, strategy="spec", group_size=3)
+    panel.handle_message({"type": "ready"})
+    before = ratings(col)
+    r = judge(panel, best=0)
+    gone = r["images"][1]["id"]
+    Path(col.image(gone)["filepath"]).unlink()
+    panel.handle_message({"type": "broken", "id": gone})  # the browser could not show it
+    assert all(gone not in [i["id"] for i in q["images"]] for q in panel.rounds)
+    assert len(panel.rounds) == 4
+    panel.handle_message({"type": "undo"})
+    assert panel.status["level"] == "warning"
+    assert "not shown again" in panel.status["text"]
+    assert all(q["rid"] != r["rid"] for q in panel.rounds)
+    after = ratings(col)
+    assert {k: v[:2] for k, v in after.items()} == {k: v[:2] for k, v in before.items()}
+    assert col.doctor().ok
+
+
+def test_flag_in_rounds_mode_labels_the_images_shown(col):
+    panel = ComparePanel(col, strategy="spec", group_size=4)
+    ids = [i["id"] for i in panel.rounds[0]["images"]]
+    panel.handle_message({"type": "flag", "ids": ids})
+    assert panel.status["level"] == "info"
+    flagged = {int(r["image_id"]) for r in col.db.query("SELECT image_id FROM labels WHERE label = 'flag'")}
+    assert flagged == set(ids)

@@ -240,21 +240,23 @@ class RoundQueue:
             self.retire(self._queue[-1])
         added: list[Round] = []
         tries = 0
+        rejected: list[tuple[int, int]] = []  # pairs of groups passed over: not seeds of the next try
         while len(self._queue) < self._depth and tries < self._depth * _FILL_TRIES:
             tries += 1
             session = self.catalog.votes.session
             ctx = PairContext(self.pool(), session.rng, session.seen, topk=self.catalog.settings.topk)
-            avoid = [k for r in self._queue for k in r.pair_keys]
-            ids = select_group(ctx, self.strategy, self._size, avoid=avoid)
+            queued = {k for r in self._queue for k in r.pair_keys}
+            ids = select_group(ctx, self.strategy, self._size, avoid=[*queued, *rejected])
             if len(ids) < 2:
                 break
             bad = [i for i in ids if self.usable(i) is not None]
             if bad:
                 self.drop_images(bad)
                 continue
-            if any(set(ids) == set(r.ids) for r in self._queue):
-                continue
             rnd = Round(self._next_rid, tuple(int(i) for i in ids))
+            if queued.intersection(rnd.pair_keys):  # two images already on one queued screen together
+                rejected += rnd.pair_keys
+                continue
             self._next_rid += 1
             self._queue.append(rnd)
             added.append(rnd)

@@ -30,6 +30,7 @@ ROUND_JS = f"""() => {{
         boxes: figs.map((f) => {{ const b = f.querySelector('.ir-slot').getBoundingClientRect();
                                  return [b.left, b.top, b.width, b.height]; }}),
         panel: (() => {{ const b = r.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }})(),
+        viewH: (r.closest('.jp-WindowedPanel-outer') || r.closest('.jp-Notebook')).clientHeight,
         pairVisible: r.querySelector('.ir-stage').offsetParent !== null,
         hint: r.querySelector('.ir-round-hint').textContent,
         modeButton: r.querySelector('.ir-btn-mode').textContent,
@@ -102,6 +103,7 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         assert len({round(b[1]) for b in r1["boxes"]}) == 1  # one row
         assert all(b[2] > 60 and b[3] > 60 for b in r1["boxes"])
         assert all(left <= b[0] and b[0] + b[2] <= left + width + 1 for b in r1["boxes"])
+        assert r1["panel"][3] <= r1["viewH"] + 1  # the whole panel fits the notebook's visible height
         assert matches(db) == []
 
         # 3: the third image is the best of the round; the whole round is one match.
