@@ -169,3 +169,50 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         page.keyboard.press("ArrowLeft")
         expected.append(("win", 0, [pair[1], pair[2]], [0, 1]))
         wait_for(lambda: matches(db) == expected, what=f"the pair vote in the catalog, has {matches(db)}")
+
+
+ADD_VIEW = """async () => {
+    const app = window.jupyterapp;
+    const nb = app.shell.currentWidget.content;
+    nb.activeCellIndex = nb.widgets.length - 1;
+    await app.commands.execute('notebook:insert-cell-below');
+    nb.activeCell.model.sharedModel.setSource('panel  # a second view of the same panel');
+    await app.commands.execute('notebook:run-cell');
+}"""
+
+VIEWS_JS = f"""() => [...document.querySelectorAll('{PANEL}')].map((r) => {{
+    const figs = [...r.querySelectorAll('.ir-round-side')].filter((f) => f.style.display !== 'none');
+    return {{mode: r.dataset.mode, rid: Number(r.dataset.rid), ids: figs.map((f) => Number(f.dataset.imageId)),
+             marked: figs.map((f) => f.classList.contains('ir-worst')),
+             loaded: figs.every((f) => !!f.querySelector('.ir-slot img'))}};
+}})"""
+
+
+def test_two_views_follow_one_round_and_the_mouse_votes(lab):
+    url, db, root = lab
+    with notebook_page(url, "notebooks/01_vote.ipynb", root, failure="failure-bestofn-views.png") as page:
+        page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=30_000)
+        page.evaluate(ADD_VIEW)
+        wait_for(lambda: page.evaluate(f"() => document.querySelectorAll('{PANEL} .ir-right .ir-slot img').length")
+                 == 2, what="a second view with its images")
+        before = matches(db)
+        page.locator(PANEL).nth(1).locator(".ir-btn-mode").click()  # the mode button in view 2
+
+        def same_round():
+            v = page.evaluate(VIEWS_JS)
+            ok = all(x["mode"] == "best-of-3" and len(x["ids"]) == 3 and x["loaded"] for x in v)
+            return v if ok and v[0]["rid"] == v[1]["rid"] and v[0]["ids"] == v[1]["ids"] else None
+
+        v = wait_for(same_round, what="both views on the same best-of-3 round", timeout=30)
+        rid, ids = v[0]["rid"], v[0]["ids"]
+        page.locator(PANEL).nth(0).locator(".ir-header").click()  # keys in view 1
+        page.keyboard.press("Shift+2")
+        wait_for(lambda: [x["marked"] for x in page.evaluate(VIEWS_JS)] == [[False, True, False]] * 2,
+                 what="the worst marked in both views")
+        page.locator(PANEL).nth(1).locator(".ir-round-side .ir-pick").nth(0).click()  # a mouse user picks 1 in view 2
+        wait_for(lambda: all(x["rid"] != rid for x in page.evaluate(VIEWS_JS)), what="both views on the next round")
+        wait_for(lambda: matches(db) == [*before, ("ranking", 0, ids, [0, 2, 1])], what="the mouse's round")
+        page.locator(PANEL).nth(0).locator(".ir-btn-undo").click()
+        wait_for(lambda: [x["rid"] for x in page.evaluate(VIEWS_JS)] == [rid, rid], what="the round back in both views")
+        wait_for(lambda: matches(db)[-1][1] == 1, what="the undo in the catalog")
+        page.screenshot(path=str(root / "bestofn-two-views.png"))
