@@ -194,6 +194,11 @@ class PairQueue:
         """Judgements :meth:`undo` can take back (at most 1000)."""
         return len(self._undo)
 
+    @property
+    def last_match_id(self) -> int | None:
+        """The match id of the judgement :meth:`undo` would take back, None when there is none."""
+        return self._undo[-1][0] if self._undo else None
+
     def image_ids(self) -> list[int]:
         """The image ids of the queued pairs, front first, each once."""
         return list(dict.fromkeys(i for p in self._queue for i in p.ids))

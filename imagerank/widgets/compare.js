@@ -4,6 +4,10 @@
 // held as object URLs). A key press advances locally, paints the next pair from already-decoded images, and
 // then reports the vote; Python rates, persists and refills. Frontend state shared by every view of one panel
 // in this page (pending votes, local undo, thumbnails) lives in SHARED, keyed by the model's panel_id.
+//
+// Best-of-N mode (model trait "group_size" 3 or 4; the N key cycles pairs -> 3 -> 4 -> pairs): the queued rounds
+// are the trait "rounds"; 1..N pick the best of the round on screen, Shift+1..N marks the worst first. A round
+// advances locally like a pair and is acknowledged when Python drops it from "rounds" (committed as one match).
 
 const SHARED = (globalThis.__imagerankCompare ??= new Map());
 
@@ -15,6 +19,7 @@ const KEYS = {
   u: "undo", U: "undo",
   r: "rescan", R: "rescan",
   f: "flag", F: "flag",
+  n: "mode", N: "mode",
   Escape: "escape",
 };
 const VOTES = new Set(["left", "right", "draw", "skip"]);
@@ -34,6 +39,11 @@ function sharedState(model) {
       px: new Map(), // image id -> longest side of that thumbnail, pixels (a larger one replaces a smaller one)
       broken: new Set(), // ids whose thumbnail failed to decode here (replace the URL when it comes again)
       views: new Set(),
+      rpending: new Set(), // best-of-N: rids voted in this page that Python has not dropped from "rounds" yet
+      rfront: null, // a round brought back by a local undo
+      rhistory: [], // rounds voted in this page, newest last
+      kinds: [], // "pair" or "round" per local vote, newest last: what U takes back
+      worst: null, // {rid, k}: the image marked worst (Shift+k) in the round on screen
     };
     SHARED.set(id, s);
   }
@@ -69,6 +79,9 @@ function onCustom(model, msg, buffers) {
       }, () => URL.revokeObjectURL(url)); // keep the smaller one
     }
     if (fresh.length) for (const v of s.views) v.onImages(fresh);
+  } else if (msg.type === "undone" && "rid" in msg) { // a best-of-N round (rid null: not shown again)
+    if (!s.rfront || s.rfront.rid !== msg.rid) s.rfront = null;
+    for (const v of s.views) v.update(null);
   } else if (msg.type === "undone") {
     if (!s.front || s.front.pid !== msg.pid) s.front = null;
     for (const v of s.views) v.update(null);
@@ -87,9 +100,23 @@ function upcoming(model, s) {
   return out;
 }
 
+// The rounds this page should show, front first (as upcoming() for pairs).
+function upcomingRounds(model, s) {
+  const out = s.rfront ? [s.rfront] : [];
+  for (const r of model.get("rounds") || []) {
+    if (s.rpending.has(r.rid) || (s.rfront && r.rid === s.rfront.rid)) continue;
+    out.push(r);
+  }
+  return out;
+}
+
 function prune(model, s) {
   const keep = new Set();
   const add = (p) => { keep.add(p.left.id); keep.add(p.right.id); };
+  const addRound = (r) => r.images.forEach((i) => keep.add(i.id));
+  (model.get("rounds") || []).forEach(addRound);
+  if (s.rfront) addRound(s.rfront);
+  s.rhistory.slice(-4).forEach(addRound);
   model.get("pairs").forEach(add);
   if (s.front) add(s.front);
   s.history.slice(-8).forEach(add);
@@ -123,7 +150,8 @@ function render({ model, el: host }) {
   root.setAttribute("role", "application");
   root.setAttribute("aria-label",
     "Compare panel. Left arrow or 1: left wins. Right arrow or 2: right wins. S skip, D draw, U undo, " +
-    "R rescan, F flag, Escape hands the keyboard back to the notebook.");
+    "R rescan, F flag, N switches between pairs and best of 3 or 4 (then 1 to N picks the best, Shift with 1 to N " +
+    "marks the worst first), Escape hands the keyboard back to the notebook.");
   root.irPaints = []; // {key, paint, ms, pid}: key press -> next pair painted (benchmarks read this)
 
   const header = el("div", "ir-header");
@@ -153,6 +181,7 @@ function render({ model, el: host }) {
   const BUTTONS = [
     ["left", "← Left wins", "← or 1"], ["draw", "Draw", "D"], ["skip", "Skip", "S"],
     ["right", "Right wins →", "→ or 2"], ["undo", "Undo", "U"], ["flag", "Flag", "F"], ["rescan", "Rescan", "R"],
+    ["mode", "Best of 3", "N"],
   ];
   const buttonEls = {};
   for (const [action, label, key] of BUTTONS) {
@@ -175,7 +204,30 @@ function render({ model, el: host }) {
   const topList = el("ol", "ir-top-list");
   topStrip.append(topTitle, topList);
 
-  root.append(header, stage, buttons, statusLine, topStrip);
+  // Best-of-N rounds: up to four figures in a row (shown instead of the pair's stage while group_size > 2).
+  const rstage = el("div", "ir-rstage");
+  const rsides = [0, 1, 2, 3].map((k) => {
+    const fig = el("figure", "ir-round-side");
+    fig.dataset.pos = String(k);
+    const slot = el("div", "ir-slot");
+    slot.title = "click to see the original larger";
+    const cap = el("figcaption", "ir-caption");
+    const pick = el("button", "ir-pick", String(k + 1));
+    pick.type = "button";
+    pick.tabIndex = -1;
+    pick.title = `${k + 1}: the best of this round · Shift+${k + 1} (or Shift+click): the worst`;
+    const name = el("span", "ir-name");
+    const stats = el("span", "ir-stats");
+    cap.append(pick, name, stats);
+    fig.append(slot, cap);
+    rstage.append(fig);
+    return { fig, slot, name, stats, pick, id: null };
+  });
+  rstage.append(el("div", "ir-wait", "Waiting for the next round…"));
+  const roundHint = el("span", "ir-round-hint");
+  buttons.append(roundHint);
+
+  root.append(header, stage, rstage, buttons, statusLine, topStrip);
   host.append(root);
 
   // Full-window view of one original, outside the notebook's containment so it can cover the window.
@@ -225,7 +277,7 @@ function render({ model, el: host }) {
     img.className = "ir-img";
     img.alt = "";
     img.draggable = false;
-    for (const side of sides) if (side.slot.firstChild === e.img) side.slot.replaceChildren(img);
+    for (const side of [...sides, ...rsides]) if (side.slot.firstChild === e.img) side.slot.replaceChildren(img);
     e.img = img;
   }
 
@@ -253,13 +305,14 @@ function render({ model, el: host }) {
   }
 
   function measure() {
-    const slotH = sides[0].slot.offsetHeight;
+    const slotH = (roundMode() ? rsides[0] : sides[0]).slot.offsetHeight;
     chrome = root.offsetHeight - slotH;
     layout();
   }
 
   function layout() {
     if (chrome == null) return;
+    if (roundMode()) { layoutRound(); return; }
     const bw = Math.max(MIN_SLOT / 2, (stage.clientWidth - GAP) / 2);
     const bh = Math.max(MIN_SLOT, viewportHeight() - chrome - 12);
     const H = Math.round(Math.max(...aspects.map((a) => Math.min(bh, bw / a))));
@@ -364,6 +417,7 @@ function render({ model, el: host }) {
   }
 
   function update(tKey) {
+    if (roundMode()) { updateRound(tKey); return; }
     const list = upcoming(model, s);
     const cur = list[0];
     stage.classList.toggle("ir-empty", !cur);
@@ -412,6 +466,9 @@ function render({ model, el: host }) {
       return;
     }
     if (zoomId != null && action !== "flag") closeZoom();
+    if (action === "mode") { switchMode(); return; }
+    if (roundMode() && (VOTES.has(action) || (action === "flag" && zoomId == null))) { actRound(action, tKey); return; }
+    if (action === "undo" && s.kinds.length && s.kinds[s.kinds.length - 1] === "round") { undoRound(tKey); return; }
     const cur = upcoming(model, s)[0];
     if (VOTES.has(action)) {
       if (!cur) { say("no pair to judge yet", "warning"); return; }
@@ -421,10 +478,12 @@ function render({ model, el: host }) {
       if (s.front && s.front.pid === cur.pid) s.front = null;
       s.history.push(cur);
       if (s.history.length > HISTORY_KEEP) s.history.shift();
+      pushKind("pair");
       for (const v of s.views) v.update(v === view ? tKey : null);
       model.send({ type: "vote", pid: cur.pid, left: cur.left.id, right: cur.right.id, outcome: action, ms });
     } else if (action === "undo") {
       const last = s.history.pop();
+      s.kinds.pop();
       if (last) { s.pending.delete(last.pid); s.front = last; }
       for (const v of s.views) v.update(v === view ? tKey : null);
       model.send({ type: "undo" });
@@ -438,13 +497,246 @@ function render({ model, el: host }) {
     }
   }
 
+  // ------------------------------------------------------------------ best-of-N rounds
+  // The same contract as pairs: a key advances locally at once (the next round paints from decoded images), the
+  // round is reported with its ids as shown, and it stays "pending" until Python drops it from "rounds" (committed).
+  let shownRid = null;
+  let markedRid = null; // the round whose first full paint set roundShownAt
+  let roundShownAt = null;
+  let layoutN = 3;
+  const raspects = [4 / 3, 4 / 3, 4 / 3, 4 / 3];
+
+  function roundMode() {
+    return (model.get("group_size") || 2) > 2;
+  }
+
+  function pushKind(kind) {
+    s.kinds.push(kind);
+    if (s.kinds.length > 2 * HISTORY_KEEP) s.kinds.shift();
+  }
+
+  // Mode switch (N key, the mode button, or group_size set from Python): the key help follows the mode.
+  function applyMode() {
+    const n = model.get("group_size") || 2;
+    const rounds = n > 2;
+    root.classList.toggle("ir-rounds", rounds);
+    root.dataset.mode = rounds ? `best-of-${n}` : "pairs";
+    const next = n === 2 ? "Best of 3" : n === 3 ? "Best of 4" : "Pairs";
+    buttonEls.mode.querySelector(".ir-btn-label").textContent = next;
+    buttonEls.mode.title = `N: switch to ${next.toLowerCase()}`;
+    roundHint.textContent = rounds ? `1–${n} the best · Shift+1–${n} marks the worst first` : "";
+    if (!rounds) s.worst = null;
+    delete root.dataset[rounds ? "pid" : "rid"]; // what is on screen is the other mode's item now
+    layoutN = n;
+    lastSizes = "";
+    shownRid = null;
+    if (chrome != null) measure();
+    update(null);
+  }
+
+  function switchMode() {
+    const n = model.get("group_size") || 2;
+    const next = n === 2 ? 3 : n === 3 ? 4 : 2;
+    say(next > 2 ? `switching to best of ${next}…` : "switching to pairs…");
+    model.send({ type: "mode", size: next });
+  }
+
+  // A digit key in best-of-N mode (by e.code, so Shift+1 is still "1" on any layout): true when handled.
+  function roundKey(e) {
+    const m = /^(?:Digit|Numpad)([1-9])$/.exec(e.code || "");
+    const k = m ? Number(m[1]) : /^[1-9]$/.test(e.key) ? Number(e.key) : null;
+    if (k == null) {
+      if (["ArrowLeft", "ArrowRight", "d", "D"].includes(e.key)) {
+        e.preventDefault();
+        if (!e.repeat) actRound(e.key.startsWith("Arrow") ? "left" : "draw", e.timeStamp);
+        return true;
+      }
+      return false;
+    }
+    e.preventDefault();
+    if (e.repeat) return true; // holding a key must not cast a stream of votes
+    if (e.shiftKey) markWorst(k - 1); else pickBest(k - 1, e.timeStamp);
+    return true;
+  }
+
+  function frontRound(k) {
+    const cur = upcomingRounds(model, s)[0];
+    if (!cur) { say("no round to judge yet", "warning"); return null; }
+    const n = cur.images.length;
+    if (k >= n) { say(`this round has ${n} images: keys 1–${n}`, "warning"); return null; }
+    return cur;
+  }
+
+  function pickBest(k, tKey) {
+    const cur = frontRound(k);
+    if (!cur) return;
+    const worst = s.worst && s.worst.rid === cur.rid ? s.worst.k : null;
+    if (worst === k) {
+      say(`image ${k + 1} is marked worst: pick another as the best (Shift+${k + 1} unmarks it)`, "warning");
+      return;
+    }
+    sendRound(cur, { best: k, worst, outcome: "best" }, tKey);
+  }
+
+  function markWorst(k) {
+    const cur = frontRound(k);
+    if (!cur) return;
+    const same = s.worst && s.worst.rid === cur.rid && s.worst.k === k;
+    s.worst = same ? null : { rid: cur.rid, k };
+    for (const v of s.views) v.update(null);
+  }
+
+  function sendRound(cur, judgement, tKey) {
+    const ms = roundShownAt != null && markedRid === cur.rid ? Math.max(0, tKey - roundShownAt) : null;
+    if (statusLine.textContent) say(""); // the last message was about the last action
+    s.rpending.add(cur.rid);
+    if (s.rfront && s.rfront.rid === cur.rid) s.rfront = null;
+    s.rhistory.push(cur);
+    if (s.rhistory.length > HISTORY_KEEP) s.rhistory.shift();
+    pushKind("round");
+    s.worst = null;
+    for (const v of s.views) v.update(v === view ? tKey : null);
+    model.send({ type: "round", rid: cur.rid, ids: cur.images.map((i) => i.id), ...judgement, ms });
+  }
+
+  function actRound(action, tKey) {
+    const cur = upcomingRounds(model, s)[0];
+    if (action === "flag") {
+      if (cur) model.send({ type: "flag", ids: cur.images.map((i) => i.id) });
+      return;
+    }
+    if (!cur) { say("no round to judge yet", "warning"); return; }
+    if (action === "skip") { sendRound(cur, { best: null, worst: null, outcome: "skip" }, tKey); return; }
+    const n = cur.images.length;
+    say(`${action === "draw" ? "D (draw)" : "← / →"} is for pairs: 1–${n} picks the best of these ${n}, ` +
+      "N switches the mode", "warning");
+  }
+
+  function undoRound(tKey) {
+    s.kinds.pop();
+    const last = s.rhistory.pop();
+    if (last) { s.rpending.delete(last.rid); s.rfront = last; }
+    s.worst = null;
+    for (const v of s.views) v.update(v === view ? tKey : null);
+    model.send({ type: "undo" });
+  }
+
+  function layoutRound() {
+    const n = layoutN;
+    const bw = Math.max(MIN_SLOT / 2, (rstage.clientWidth - GAP * (n - 1)) / n);
+    const bh = Math.max(MIN_SLOT, viewportHeight() - chrome - 12);
+    const as = raspects.slice(0, n);
+    const H = Math.round(Math.max(...as.map((a) => Math.min(bh, bw / a))));
+    const widths = as.map((a) => Math.round(Math.min(bw, H * a)));
+    const key = `r${n}:${widths.join("x")}x${H}`;
+    if (key === lastSizes) return;
+    lastSizes = key;
+    rsides.forEach((side, k) => {
+      if (k >= n) return;
+      side.slot.style.width = `${widths[k]}px`;
+      side.slot.style.height = `${H}px`;
+    });
+    const px = Math.round(Math.max(H, ...widths) * (window.devicePixelRatio || 1));
+    if (Math.abs(px - (model.get("thumb_px") || 0)) > 32) {
+      model.set("thumb_px", px);
+      model.save_changes();
+    }
+  }
+
+  function setRoundAspects(es) {
+    let changed = false;
+    es.forEach((e, k) => {
+      const a = e.img.naturalWidth && e.img.naturalHeight ? e.img.naturalWidth / e.img.naturalHeight : raspects[k];
+      if (a !== raspects[k]) { raspects[k] = a; changed = true; }
+    });
+    if (changed) layout();
+  }
+
+  function markRoundShown(rid) {
+    markedRid = rid;
+    roundShownAt = null;
+    requestAnimationFrame(() => { // after the frame that shows the round (as markPainted for pairs)
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => { if (markedRid === rid) roundShownAt = performance.now(); };
+      ch.port2.postMessage(0);
+    });
+  }
+
+  function placeRound(r) {
+    const es = r.images.map((i) => imageEl(i.id));
+    es.forEach((e, k) => {
+      const side = rsides[k];
+      if (e && e.ok) {
+        if (side.slot.firstChild !== e.img) side.slot.replaceChildren(e.img);
+        side.slot.classList.remove("ir-loading");
+      } else {
+        side.slot.replaceChildren();
+        side.slot.classList.add("ir-loading");
+      }
+    });
+    if (es.every((e) => e && e.ok)) {
+      setRoundAspects(es);
+      if (markedRid !== r.rid) markRoundShown(r.rid);
+      return;
+    }
+    if (es.every((e) => e && e.ok !== false)) {
+      Promise.all(es.map((e) => e.ready)).then(() => { if (shownRid === r.rid) placeRound(r); });
+    }
+  }
+
+  function updateRound() {
+    const list = upcomingRounds(model, s);
+    const cur = list[0];
+    rstage.classList.toggle("ir-empty", !cur);
+    if (!cur) {
+      shownRid = null;
+      delete root.dataset.rid;
+      rsides.forEach((side) => {
+        side.slot.replaceChildren(); side.name.textContent = ""; side.stats.textContent = ""; side.id = null;
+        delete side.fig.dataset.imageId;
+        side.fig.classList.remove("ir-worst");
+      });
+      return;
+    }
+    const n = cur.images.length;
+    const worst = s.worst && s.worst.rid === cur.rid ? s.worst.k : null;
+    root.dataset.rid = String(cur.rid); // for tests and tools: what is on screen
+    root.dataset.worst = worst == null ? "" : String(worst);
+    rsides.forEach((side, k) => {
+      const img = cur.images[k];
+      side.fig.style.display = img ? "" : "none";
+      side.fig.classList.toggle("ir-worst", worst === k);
+      if (!img) { side.id = null; delete side.fig.dataset.imageId; return; }
+      caption(side, img);
+      side.fig.dataset.imageId = String(img.id);
+      side.id = img.id;
+    });
+    if (cur.rid !== shownRid) {
+      shownRid = cur.rid;
+      if (layoutN !== n) { layoutN = n; lastSizes = ""; layout(); }
+    }
+    placeRound(cur);
+    for (const r of list.slice(1, 1 + PRELOAD)) r.images.forEach((i) => imageEl(i.id));
+  }
+
+  function onRounds() {
+    const rounds = model.get("rounds") || [];
+    const rids = new Set(rounds.map((r) => r.rid));
+    for (const rid of [...s.rpending]) if (!rids.has(rid)) s.rpending.delete(rid);
+    if (s.rfront && rounds[0] && rounds[0].rid === s.rfront.rid) s.rfront = null;
+    if (s.worst && !rids.has(s.worst.rid)) s.worst = null;
+    prune(model, s);
+    dropStaleEls();
+    update(null);
+  }
+
   // ------------------------------------------------------------------ zoom (the original, on demand)
   function openZoom(id) {
     if (id == null) return;
     zoomId = id;
     const url = s.urls.get(id);
     if (url) zoomImg.src = url;
-    const name = sides.find((x) => x.id === id)?.name.textContent || "";
+    const name = [...sides, ...rsides].find((x) => x.id === id)?.name.textContent || "";
     zoomCap.textContent = `${name} — loading the original…  (Esc or click to close, F flags it)`;
     zoom.hidden = false;
     const dpr = window.devicePixelRatio || 1;
@@ -476,6 +768,14 @@ function render({ model, el: host }) {
 
   zoom.addEventListener("click", () => { closeZoom(); root.focus({ preventScroll: true }); });
   sides.forEach((side) => side.slot.addEventListener("click", () => openZoom(side.id)));
+  rsides.forEach((side, k) => {
+    side.slot.addEventListener("click", () => openZoom(side.id));
+    side.pick.addEventListener("click", (e) => {
+      e.preventDefault();
+      if (e.shiftKey) markWorst(k); else pickBest(k, performance.now());
+      root.focus({ preventScroll: true });
+    });
+  });
 
   // ------------------------------------------------------------------ header, status, top strip
   let wasScored = null;
@@ -586,6 +886,7 @@ function render({ model, el: host }) {
       if (e.key === "Enter" || e.key === " ") e.preventDefault();
       return;
     }
+    if (roundMode() && roundKey(e)) return;
     const action = KEYS[e.key];
     if (!action) {
       if (e.key === " " || e.key.startsWith("Arrow") || e.key === "PageDown" || e.key === "PageUp") e.preventDefault();
@@ -620,6 +921,8 @@ function render({ model, el: host }) {
   model.on("change:status", renderStatus);
   model.on("change:top", () => offKeyPath(onTop));
   model.on("change:blind", () => { update(null); renderTop(); });
+  model.on("change:rounds", onRounds);
+  model.on("change:group_size", applyMode);
 
   const resize = new ResizeObserver(() => { lastSizes = ""; measure(); });
   resize.observe(root);
@@ -629,6 +932,7 @@ function render({ model, el: host }) {
   window.addEventListener("resize", onWindowResize);
 
   onBlur();
+  applyMode();
   renderHeader();
   renderStatus();
   renderTop();

@@ -12,6 +12,10 @@ browser → Python (``type``):
     ``flag``   pid (or ids)        label both images of the pair (or the given ids) ``flag`` for review
     ``zoom``   id, width, height   the original, decoded with Pillow + EXIF orientation, fit into width x height
     ``broken`` id                  the browser could not decode a thumbnail: rebuild it or skip the image
+    ``round``  rid, ids, best, worst, outcome, ms   best-of-N mode: round ``rid`` (``ids`` as shown) judged:
+                                   ``best`` and ``worst`` (or null) are screen indices 0..N-1; ``outcome``
+                                   "skip" skips it (then no best)
+    ``mode``   size                2 = pairs, 3 or 4 = best-of-N rounds (sets ``group_size``)
 
 Python → browser (``type``):
     ``images`` ids, px (the thumbnails' longest side, pixels) + one JPEG buffer per id; a later ``images`` with a
@@ -20,6 +24,13 @@ Python → browser (``type``):
     ``zoom_error`` id, reason (every ``zoom`` gets a ``zoom`` or a ``zoom_error``);  ``undone`` pid (None when
     there was nothing to undo). A panel action changes an image's status only when its file is certainly gone
     (``missing``) or its thumbnail cannot be rebuilt (``corrupt``, by the thumbnail pass).
+
+Best-of-N mode (``group_size`` 3 or 4; the N key cycles pairs → 3 → 4 → pairs): the ``rounds`` trait holds the
+queued rounds (``rid`` and the images in screen order), drawn from a :class:`~imagerank.pairing.RoundQueue`;
+1..N pick the best, Shift+1..N marks the worst first, and the whole round is stored at once as one N-way
+Plackett-Luce match when Python has committed it (the browser advances at once, as for pairs). U undoes the
+panel's last judgement, pair or round, exactly (a round undone replies ``undone`` with pid None and its ``rid``).
+``group_size`` and ``rounds`` are synced traits like the ones below.
 
 State lives in synced traits (``pairs``, ``header``, ``top``, ``status``, ``skipped``, ``can_undo``), so two
 views of one panel show the same thing. The browser sets ``thumb_px``: the device pixels of the longest side of an
@@ -45,7 +56,7 @@ import traitlets as t
 from PIL import Image
 
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
-from ..pairing import OUTCOMES, PairQueue, get_strategy
+from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, RoundQueue, get_strategy
 from ..ratings.stability import default_k, topk_stability
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 
@@ -74,6 +85,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         stability_samples: posterior samples for the stability figure (fewer for very large catalogs so one
             refresh stays under ~0.1 s: at most 4M normal draws). Default 200.
         voter: name stored with each match (default: the session's voter).
+        group_size: 2 for pairs (default), 3 or 4 for best-of-N rounds (``min(queue_depth, 4)`` rounds queued).
 
     The header's *stability* is :func:`imagerank.ratings.stability.topk_stability` of the active images with
     ``k = min(Settings.topk, N // 4)``: the expected share of the current top-k (by ordinal ``mu - 3 sigma``) that
@@ -82,7 +94,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
 
     Raises:
         StrategyNotFoundError: ``strategy`` (or the settings' default) is not a registered strategy.
-        InvalidArgumentError: ``queue_depth``, ``refresh_every`` or ``stability_samples`` out of range.
+        InvalidArgumentError: ``queue_depth``, ``refresh_every``, ``stability_samples`` or ``group_size`` out of
+            range.
 
     The queue itself (pairs, retired pairs, undo stack, refill, opponents for new images) is
     :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` whose check loads each image's thumbnail.
@@ -104,6 +117,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
     can_undo = t.Int(0).tag(sync=True)
     queue_depth = t.Int(8).tag(sync=True)
     thumb_px = t.Int(0).tag(sync=True)
+    group_size = t.Int(2).tag(sync=True)
+    rounds = t.List(t.Dict()).tag(sync=True)
 
     def __init__(
         self,
@@ -115,7 +130,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         refresh_every: int = 5,
         stability_samples: int = 200,
         voter: str | None = None,
+        group_size: int = 2,
     ) -> None:
+        _check_group_size(group_size)
         if not 1 <= as_int(queue_depth, "queue_depth") <= 64:
             raise InvalidArgumentError(f"queue_depth: expected 1..64 pairs, got {queue_depth!r}")
         if as_int(refresh_every, "refresh_every") < 1:
@@ -129,7 +146,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         # Unknown strategy names fail here, loudly, with the list of known ones (before any widget exists).
         self.pair_queue = PairQueue(collection, int(queue_depth), strategy, check=self._usable, voter=voter,
                                     rng=self._rng)
-        super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth))
+        self.round_queue = RoundQueue(collection, max(3, int(group_size)), min(int(queue_depth), ROUND_DEPTH_MAX),
+                                      self.pair_queue.strategy, check=self._usable, voter=voter)
+        super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth),
+                         group_size=int(group_size))
         self.refresh_every = int(refresh_every)
         self.stability_samples = int(stability_samples)
         self._ready = False
@@ -142,6 +162,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._large = LargeThumbs(collection, lambda c, b: self.send(c, b))
         self.observe(self._on_depth, names="queue_depth")
         self.observe(self._on_thumb_px, names="thumb_px")
+        self.observe(self._on_group_size, names="group_size")
         self.on_msg(self._on_custom_msg)
         # the header's "taste prior" line follows the live prior's background refits as they land
         self._unsubscribe_prior = collection.prior.on_refit(self._on_prior_refit)
@@ -217,18 +238,21 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             "flag": self._on_flag,
             "zoom": self._on_zoom,
             "broken": self._on_broken,
+            "round": self._on_round,
+            "mode": self._on_mode,
         })
 
     # ------------------------------------------------------------------ comm plumbing
 
     def _on_depth(self, change: dict[str, Any]) -> None:
         self.pair_queue.depth = int(change["new"])
+        self.round_queue.depth = min(int(change["new"]), ROUND_DEPTH_MAX)
         self._fill()
         self._publish()
 
     def _on_thumb_px(self, change: dict[str, Any]) -> None:
         if self.large_thumbnails and self._ready:
-            self._large.ask(self.pair_queue.image_ids())
+            self._large.ask(self._queued_ids())
 
     # ------------------------------------------------------------------ handlers
     def _on_ready(self, m: dict[str, Any]) -> None:
@@ -259,6 +283,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         shown = (m.get("left"), m.get("right")) if "left" in m else None
         try:
             q.record(pair, str(outcome), m.get("ms"), shown=shown)
+            if self.rounds_mode:  # a late pair vote after a switch to rounds: no pairs queued in this mode
+                q.clear()
         except NotFoundError:  # an image left the catalog: its pairs left the queue; show the new front
             self._publish()
             raise
@@ -271,6 +297,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._publish()
 
     def _on_undo(self, m: dict[str, Any]) -> None:
+        if (self.round_queue.last_match_id or 0) > (self.pair_queue.last_match_id or 0):
+            self._undo_round()  # the panel's last judgement was a round
+            return
         try:
             done = self.pair_queue.undo()
         except NotFoundError as e:
@@ -300,7 +329,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         report = self.collection.scan(progress=False)
         new_ids = [int(i) for i in self.collection.pool().ids.tolist() if int(i) not in known]
         self.pair_queue.clear(keep_front=True)  # the pair on screen stays
-        queued_new = self.pair_queue.introduce(new_ids)
+        self.round_queue.clear(keep_front=True)  # so does the round on screen
+        queued_new = [] if self.rounds_mode else self.pair_queue.introduce(new_ids)
         self._fill()
         self._refresh()
         self._publish()
@@ -366,13 +396,124 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
                 return
             self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
         self.pair_queue.drop_images({image_id})
+        self.round_queue.drop_images({image_id})
         self._fill()
         self._publish()
 
+    # ------------------------------------------------------------------ best-of-N rounds
+    @property
+    def rounds_mode(self) -> bool:
+        """True in best-of-N mode (``group_size`` 3 or 4), False for pairs."""
+        return int(self.group_size) > 2
+
+    @property
+    def round_ids(self) -> list[tuple[int, ...]]:
+        """The queued rounds' image ids in screen order, front first (the front one is on screen)."""
+        return [r.ids for r in self.round_queue]
+
+    @t.validate("group_size")
+    def _valid_group_size(self, proposal: dict[str, Any]) -> int:
+        return _check_group_size(proposal["value"])
+
+    def _on_group_size(self, change: dict[str, Any]) -> None:
+        """Switch between pairs and rounds (or between 3 and 4): the other mode's queue is emptied (its late votes
+        are still accepted), this mode's is filled, and the status says which keys do what."""
+        new = int(change["new"])
+        self.pair_queue.clear()
+        self.round_queue.clear()
+        if new > 2:
+            self.round_queue.size = new
+        self._fill()
+        self._publish()
+        if new > 2:
+            self._report(f"best of {new}: 1–{new} picks the best, Shift+1–{new} marks the worst first, S skips, "
+                         f"U undoes, N switches to {'best of 4' if new == 3 else 'pairs'}")
+        else:
+            self._report("pairs: ←/1 left wins, →/2 right wins, N switches to best of 3")
+
+    def _on_mode(self, m: dict[str, Any]) -> None:
+        size = _check_group_size(m.get("size"))
+        if size == self.group_size:
+            self._publish()  # a view out of step gets the current state again
+            return
+        self.group_size = size
+
+    def _on_round(self, m: dict[str, Any]) -> None:
+        rid = as_int(m.get("rid"), "rid")
+        outcome = m.get("outcome", "best")
+        if outcome not in ("best", "skip"):
+            raise InvalidArgumentError(f"outcome: expected best or skip, got {outcome!r}")
+        q = self.round_queue
+        rnd = q.get(rid)
+        if rnd is None:
+            self._report(f"a vote for round {rid}, which this panel no longer knows, was ignored", "warning")
+            return
+        if q.is_judged(rid):
+            self._report(f"round {rid} was already judged (in another view); the second vote was ignored", "warning")
+            self._publish()
+            return
+        self._large.touch()
+        if self.status.get("text"):  # the last action's message is about that action, not this one
+            self._status_seq += 1
+            self.status = {"text": "", "level": "info", "seq": self._status_seq}
+        q.voter = self.voter
+        try:
+            q.record(rnd, m.get("best"), m.get("worst"), m.get("ms"), skip=outcome == "skip", shown=m.get("ids"),
+                     refill=self.rounds_mode)
+        except NotFoundError:  # an image left the catalog: its rounds left the queue; show the new front
+            self._publish()
+            raise
+        if outcome != "skip":
+            self._stats["comparisons"] = self._stats.get("comparisons", 0) + 1
+        self._warn_if_starved()
+        self._since_refresh += 1
+        if self._since_refresh >= self.refresh_every:
+            self._refresh()
+        self._publish()
+
+    def _undo_round(self) -> None:
+        try:
+            done = self.round_queue.undo()
+        except NotFoundError as e:
+            self._report(f"undo: {e}", "warning")
+            self._emit({"type": "undone", "pid": None, "rid": None})
+            self._publish()
+            return
+        if done is None:  # pragma: no cover (called only when the round queue has something to undo)
+            return
+        if done.match.kind != "skip":
+            self._stats["comparisons"] = max(0, self._stats.get("comparisons", 0) - 1)
+        rnd = done.round
+        names = ", ".join(self._name(i) for i in rnd.ids)
+        if done.requeued and self.rounds_mode:
+            self._send_images(rnd.ids)  # the browser may have let them go
+            self._report(f"undone: the round of {names} is back")
+            self._emit({"type": "undone", "pid": None, "rid": rnd.rid})
+        else:
+            if done.requeued:  # undone in pairs mode: the log is exact; the round is not shown again
+                self.round_queue.retire(rnd)
+            why = done.reason or "the panel shows pairs now"
+            self._report(f"undone: the round of {names}; it is not shown again ({why})", "warning")
+            self._emit({"type": "undone", "pid": None, "rid": None})
+        self._refresh(stability=False)
+        self._publish()
+
+    def _queued_ids(self) -> list[int]:
+        """Image ids of the queued pairs and rounds, front first, each once."""
+        return list(dict.fromkeys([*self.pair_queue.image_ids(), *self.round_queue.image_ids()]))
+
+    def _rounds_state(self, pool: Pool) -> list[dict[str, Any]]:
+        return [{"rid": r.rid, "images": [self._image_state(i, pool) for i in r.ids]} for r in self.round_queue]
+
     # ------------------------------------------------------------------ queue
     def _fill(self) -> None:
-        """Top the queue up (see :meth:`PairQueue.fill`); say so when there is too little to pair."""
-        self.pair_queue.fill()
+        """Top the queue up (see :meth:`PairQueue.fill`; in best-of-N mode the rounds, :meth:`RoundQueue.fill`);
+        say so when there is too little to pair."""
+        if self.rounds_mode:
+            self.round_queue.strategy = self.strategy
+            self.round_queue.fill()
+        else:
+            self.pair_queue.fill()
         self._warn_if_starved()
 
     def _warn_if_starved(self) -> None:
@@ -467,8 +608,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         s = self._stats
         prior_status, prior_report = self.collection.prior.peek()  # never waits for a refit in flight
         return {
-            "votes": self.pair_queue.votes,
-            "skips": self.pair_queue.skips,
+            "votes": self.pair_queue.votes + self.round_queue.votes,
+            "skips": self.pair_queue.skips + self.round_queue.skips,
             "comparisons": int(s.get("comparisons", 0)),
             "images": int(s.get("images", 0)),
             "active": int(s.get("active", 0)),
@@ -483,7 +624,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         }
 
     def _wanted_ids(self) -> list[int]:
-        ids = self.pair_queue.image_ids()
+        ids = self._queued_ids()
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
@@ -505,7 +646,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg", "px": self.collection.thumbs.size},
                        bufs)
             if self.large_thumbnails:
-                queued = set(self.pair_queue.image_ids())
+                queued = set(self._queued_ids())
                 self._large.ask(i for i in out_ids if i in queued)
 
     def _publish(self) -> None:
@@ -516,7 +657,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if self._ready:
             self._held = set(wanted)
         keep = set(wanted)
-        self._large.keep(self.pair_queue.image_ids())
+        self._large.keep(self._queued_ids())
         self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}
         pool = self.collection.pool()
         self._load_names(wanted)
@@ -525,8 +666,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
                 {"pid": p.pid, "left": self._image_state(p.left, pool), "right": self._image_state(p.right, pool)}
                 for p in self.pair_queue
             ]
+            self.rounds = self._rounds_state(pool)
             self.header = self._header()
-            self.can_undo = self.pair_queue.can_undo
+            self.can_undo = self.pair_queue.can_undo + self.round_queue.can_undo
 
     # ------------------------------------------------------------------ zoom
     def _zoom_jpeg(self, image_id: int, width: int, height: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
@@ -547,6 +689,18 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
         return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
+
+
+def _check_group_size(value: Any) -> int:
+    """``value`` as a group size (2 = pairs, 3 or 4 = best-of-N rounds).
+
+    Raises:
+        InvalidArgumentError: anything else, naming ``group_size``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in GROUP_SIZES:
+        raise InvalidArgumentError(f"group_size: expected one of {GROUP_SIZES} (2 = pairs, 3 or 4 = best-of-N "
+                                   f"rounds), got {value!r}")
+    return int(value)
 
 
 def _gone(path: str) -> bool:
