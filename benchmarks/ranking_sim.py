@@ -60,7 +60,14 @@ from imagerank import ratings as R
 from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
 from imagerank.pairing.screen import screen_pairs
 from imagerank.ratings.consistency import fit_beta
-from imagerank.ratings.posterior import EPPosterior, fit_beta_ep
+from imagerank.ratings.posterior import (
+    EP_SWEEP_EVERY,
+    EPPosterior,
+    board_score,
+    build_posterior,
+    decide_mode,
+    posterior_stability,
+)
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
 
@@ -73,13 +80,6 @@ DEFAULT_RATIO = 0.6
 DRAW_BAND = 0.1  # perceived differences under 0.1 * noise SD are draws (about 6% of close pairs)
 SKIP_RATE = 0.02
 JUDGES = ("noiseless", "thurstone", "crowd")
-#: ``ep-screen``: the EP posterior's prior SDs are the live prior's times this (its confidence is fitted to
-#: OpenSkill's under-reacting filter and over-claims; 1.25 / 1.5 / 2 gave 0.88 / 0.89 / 0.93 noiseless, 3 seeds).
-EP_PRIOR_INFLATION = 2.0
-#: ``ep-adaptive``: the EP path while the EP-fitted beta / skill SD is under this, else ``active`` on OpenSkill (fitted
-#: ratios at B = 3,000: noiseless 0.01, per-image noise 0.15 / 0.30 / 0.62 x SD 0.27 / 0.49 / 1.08, crowd 2.8).
-EP_SWITCH = 0.75
-EP_SWEEP_EVERY = 50  # ``ep-screen``: EP passes over the whole log every this many votes (and at every refit)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -324,20 +324,22 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             sigma[:] = prior_sigma
             for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)
                 mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r, beta)
-            if ep is not None:  # derived state: rebuilt from the new priors and its own beta, then EP passes
-                ai, bi = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-                ep_beta = fit_beta_ep(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ai, bi, arr[:, 2])
-                ep = EPPosterior(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ep_beta,
-                                 sum(1 for d in duels if d[2] == 0.5) / len(duels))
-                ep.extend(ai, bi, arr[:, 2])
+            if ep is not None:  # derived state, built and judged by the app's own functions (PosteriorView)
+                ep = build_posterior(prior_mu, prior_sigma, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
+                                     arr[:, 2])
                 scale = last_prior.scale if last_prior is not None else R.DEFAULT_SIGMA
-                use_ep = strategy == "ep-screen" or ep_beta / scale < EP_SWITCH
-                ep.sweep(2)
+                decisive = sum(1 for d in duels if d[2] != 0.5)
+                use_ep = decide_mode(ep.beta, scale, decisive, "on" if strategy == "ep-screen" else "auto").consistent
             queue = []  # queued pairs were chosen under the old prior
         if votes in budgets:
             on_ep = ep is not None and use_ep
             board_mu, board_sigma = (ep.mu, ep.sigma) if on_ep and ep is not None else (mu, sigma)
-            top = np.argsort(-board_mu, kind="stable")[: cfg.k] if on_ep else leaderboard_top(mu, sigma, cfg.k)
+            if on_ep:  # the app's consistent-judge leaderboard and stability estimate
+                top = np.argsort(-board_score(board_mu, board_sigma), kind="stable")[: cfg.k]
+                stab = posterior_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
+            else:
+                top = leaderboard_top(mu, sigma, cfg.k)
+                stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
             top_set = set(top.tolist())
             prec = float(world.top[top].mean())
             top_mu = np.argpartition(-board_mu, cfg.k - 1)[: cfg.k]
@@ -350,7 +352,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 spearman=float(stats.spearmanr(ordinal, world.u).statistic),
                 churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
                 pick_ms=1000.0 * pick_time / max(picks, 1),
-                stability=topk_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
+                stability=stab,
                 prior_confidence=confidence,
                 prior_corr=float(np.corrcoef(pool.prior, world.u)[0, 1]) if pool.prior is not None else 0.0,
             ))
