@@ -105,13 +105,17 @@ def _fake_catalog(col: Collection, n: int) -> None:
         )
 
 
-def time_collection(n: int, repeats: int) -> float:
-    """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images."""
+def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
+    """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images; with
+    ``posterior="on"`` in the consistent-judge mode (the boundary screen on the EP posterior, read without waiting),
+    then the vote latency there: ``repeats * 10`` votes timed one by one, an ADF step each and a background rebuild
+    of the posterior every 50 (``imagerank.pairing.posterior_view``)."""
     from imagerank.collection import init
 
     with tempfile.TemporaryDirectory() as tmp:
-        col = init(tmp)
+        col = init(tmp, posterior=posterior, prior_refit_every=0)
         _fake_catalog(col, n)
+        col.posterior.ensure()
         col.next_pairs(1)  # loads and caches the pool
         times = []
         for _ in range(repeats):
@@ -120,9 +124,21 @@ def time_collection(n: int, repeats: int) -> float:
             times.append(time.perf_counter() - t)
             assert len(pairs) == 1
         strategy = col.session.strategy
+        mode = col.rating_model
+        votes = []
+        if posterior == "on":
+            for _ in range(10 * repeats):
+                (a, b), = col.next_pairs(1)
+                t = time.perf_counter()
+                col.vote(a, b, "left")
+                votes.append(time.perf_counter() - t)
         col.close()
-    print(f"Collection.next_pairs(1), strategy {strategy!r}, fresh catalog of {n:,}: "
-          f"{1000 * float(np.median(times)):.2f} ms")
+    print(f"Collection.next_pairs(1), strategy {strategy!r}, fresh catalog of {n:,}"
+          f"{' (' + mode.reason + ')' if posterior == 'on' else ''}: {1000 * float(np.median(times)):.2f} ms")
+    if votes:
+        v = 1000 * np.asarray(votes)
+        print(f"  votes there ({len(v)}, a posterior rebuild every 50): median {np.median(v):.1f} / p99 "
+              f"{np.percentile(v, 99):.1f} / max {v.max():.1f} ms")
     return 1000.0 * float(np.median(times))
 
 
@@ -285,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.groups_only:
         return 0
     time_collection(100_000, args.repeats)
+    time_collection(100_000, args.repeats, posterior="on")
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)
     for n in (int(s) for s in args.sizes.split(",")):

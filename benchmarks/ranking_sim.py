@@ -67,6 +67,7 @@ from imagerank.ratings.posterior import (
     build_posterior,
     decide_mode,
     posterior_stability,
+    skill_scale,
 )
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
@@ -266,6 +267,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
     with_ep = strategy in ("ep-screen", "ep-adaptive")
     ep = EPPosterior(prior_mu, prior_sigma, R.BETA) if with_ep else None
     use_ep = with_ep  # ep-adaptive: re-decided at every refit from the EP-fitted beta
+    mode = decide_mode(R.BETA, R.DEFAULT_SIGMA, 0, "on" if with_ep else "off")
     if with_ep:  # a batch posterior chooses the pairs *and* is the leaderboard
         def pick(ctx: PairContext, k: int) -> list[tuple[int, int]]:
             if ep is None or not use_ep:
@@ -327,16 +329,18 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             if ep is not None:  # derived state, built and judged by the app's own functions (PosteriorView)
                 ep = build_posterior(prior_mu, prior_sigma, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
                                      arr[:, 2])
-                scale = last_prior.scale if last_prior is not None else R.DEFAULT_SIGMA
                 decisive = sum(1 for d in duels if d[2] != 0.5)
-                use_ep = decide_mode(ep.beta, scale, decisive, "on" if strategy == "ep-screen" else "auto").consistent
+                mode = decide_mode(ep.beta, skill_scale(prior_mu, prior_sigma), decisive,
+                                   "on" if strategy == "ep-screen" else "auto")
+                use_ep = mode.consistent
             queue = []  # queued pairs were chosen under the old prior
         if votes in budgets:
             on_ep = ep is not None and use_ep
             board_mu, board_sigma = (ep.mu, ep.sigma) if on_ep and ep is not None else (mu, sigma)
             if on_ep:  # the app's consistent-judge leaderboard and stability estimate
                 top = np.argsort(-board_score(board_mu, board_sigma), kind="stable")[: cfg.k]
-                stab = posterior_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
+                stab = posterior_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
+                                           ratio=mode.ratio)
             else:
                 top = leaderboard_top(mu, sigma, cfg.k)
                 stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)

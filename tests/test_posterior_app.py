@@ -232,7 +232,7 @@ def test_stability_in_consistent_mode_reads_the_posterior(make: Callable[..., im
     assert 0.0 <= s <= 1.0
     _ids, mu, sigma, mode = col.posterior.peek()  # type: ignore[misc]
     assert mode.consistent
-    assert s == posterior_stability(mu, sigma, 5, samples=100, rng=0)
+    assert s == posterior_stability(mu, sigma, 5, samples=100, rng=0, ratio=mode.ratio)
 
 
 def test_an_old_workspace_opens_and_ranks_as_before(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ class PosteriorView:
         p = self.peek()
         if p is None:
             return None
-        return posterior_stability(p[1], p[2], k, samples=samples, rng=rng)
+        return posterior_stability(p[1], p[2], k, samples=samples, rng=rng, ratio=p[3].ratio)
 
     def strategy(self, pool_ids: np.ndarray) -> Callable[[PairContext, int], list[tuple[int, int]]] | None:
         """The consistent mode's pick for a pool with ``pool_ids`` (``screen_pairs`` on this posterior), or None

@@ -49,6 +49,7 @@ __all__ = [
     "EP_PRIOR_INFLATION",
     "EP_SCORE_K",
     "EP_STABILITY_SCALE",
+    "EP_STABILITY_SLOPE",
     "EP_SWEEP_EVERY",
     "EP_SWITCH",
     "MODE_MIN_VOTES",
@@ -82,10 +83,14 @@ EP_PRIOR_INFLATION = 2.0
 EP_SWITCH = 0.75
 #: Two EP passes over the whole log every this many votes (and at every rebuild); one ADF step per vote between.
 EP_SWEEP_EVERY = 50
-#: The stability estimate in the consistent-judge mode samples skills with SD ``EP_STABILITY_SCALE * sigma``: the
-#: posterior's SDs carry the inflated prior (:data:`EP_PRIOR_INFLATION`), which under-reported precision@100 by up
-#: to 0.37 with SD 1 (fitted in ``benchmarks/ranking_sim.py --strategies ep-adaptive``; README "Ranking simulation").
+#: The stability estimate in the consistent-judge mode samples skills with SD ``scale * sigma``, ``scale =
+#: max(0.7, EP_STABILITY_SCALE - EP_STABILITY_SLOPE * ratio)`` (ratio: fitted judge noise / skill SD). Fitted in
+#: ``benchmarks/ranking_sim.py`` (ep-adaptive, rho 0.75, 3 seeds): a noiseless judge (ratio ~0.01) is calibrated at
+#: 1.0 (0.85 over-reported by 0.15 at 500 votes), a 0.15 x SD judge (ratio ~0.27) at 0.9 (1.0 under-reported by up
+#: to 0.09). Reading the board's own top-k (mu - sigma), not OpenSkill's ordinal, removed the rest of last session's
+#: 0.37 under-report.
 EP_STABILITY_SCALE = 1.0
+EP_STABILITY_SLOPE = 0.4
 
 
 def _pdf(x: float) -> float:
@@ -430,17 +435,20 @@ def board_score(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 
 def posterior_stability(mu: np.ndarray, sigma: np.ndarray, k: int, samples: int = 200,
-                        rng: np.random.Generator | int | None = None, scale: float | None = None) -> float:
+                        rng: np.random.Generator | int | None = None, scale: float | None = None,
+                        ratio: float = 0.0) -> float:
     """Expected share of the consistent-mode top-k (by :func:`board_score`) that is also the top-k of a sample.
 
     As :func:`imagerank.ratings.stability.topk_stability`, on the EP posterior: skills drawn from
-    ``N(mu, (scale * sigma)^2)`` (``scale`` :data:`EP_STABILITY_SCALE`, calibrated against the true precision@100
-    in the simulation), the current top-k being the leaderboard's. Images whose ``mu + 7 s`` is below the k-th
-    largest ``mu - 7 s`` are not sampled (they reach a sampled top-k with probability < 1e-11 each).
+    ``N(mu, (scale * sigma)^2)`` (``scale`` from the judge's noise ratio, see :data:`EP_STABILITY_SCALE`,
+    calibrated against the true precision@100 in the simulation), the current top-k being the leaderboard's.
+    Images whose ``mu + 7 s`` is below the k-th largest ``mu - 7 s`` are not sampled (they reach a sampled top-k
+    with probability < 1e-11 each).
 
     Args:
         mu, sigma: (N,) posterior means and SDs (sigma >= 0). k: >= 1 (1.0 when k >= N).
-        samples: draws, >= 1. rng: a Generator, a seed or None. scale: > 0 (default :data:`EP_STABILITY_SCALE`).
+        samples: draws, >= 1. rng: a Generator, a seed or None. scale: > 0 (default from ``ratio``).
+        ratio: the EP-fitted beta / skill SD (:attr:`JudgeMode.ratio`; NaN counts as 0).
 
     Returns:
         A float in [0, 1].
@@ -448,7 +456,9 @@ def posterior_stability(mu: np.ndarray, sigma: np.ndarray, k: int, samples: int 
     Raises:
         InvalidArgumentError: shapes differ, NaN, a negative sigma, k or samples < 1, scale <= 0.
     """
-    scale = EP_STABILITY_SCALE if scale is None else scale
+    if scale is None:
+        r = float(ratio) if math.isfinite(ratio) else 0.0
+        scale = max(0.7, EP_STABILITY_SCALE - EP_STABILITY_SLOPE * r)
     m = np.asarray(mu, dtype=np.float64)
     s = np.asarray(sigma, dtype=np.float64)
     if m.ndim != 1 or s.shape != m.shape:

@@ -454,7 +454,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if stability:
             if n >= 2:
                 samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng)
+                self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
+                                                       ratio=post[3].ratio)
                                    if post is not None else
                                    topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng))
             else:
