@@ -108,8 +108,9 @@ def _fake_catalog(col: Collection, n: int) -> None:
 def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
     """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images; with
     ``posterior="on"`` in the consistent-judge mode (the boundary screen on the EP posterior, read without waiting),
-    then the vote latency there: ``repeats * 10`` votes timed one by one, an ADF step each and a background rebuild
-    of the posterior every 50 (``imagerank.pairing.posterior_view``)."""
+    then the vote latency there: ``repeats * 10`` votes timed one by one, an ADF step each, EP passes in the
+    background every 50 and a rebuild every 100 (``imagerank.pairing.posterior_view``); ``"off"``: the same votes
+    without the posterior, for comparison."""
     from imagerank.collection import init
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +127,7 @@ def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
         strategy = col.session.strategy
         mode = col.rating_model
         votes = []
-        if posterior == "on":
+        if posterior in ("on", "off"):
             for _ in range(10 * repeats):
                 (a, b), = col.next_pairs(1)
                 t = time.perf_counter()
@@ -137,8 +138,8 @@ def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
           f"{' (' + mode.reason + ')' if posterior == 'on' else ''}: {1000 * float(np.median(times)):.2f} ms")
     if votes:
         v = 1000 * np.asarray(votes)
-        print(f"  votes there ({len(v)}, a posterior rebuild every 50): median {np.median(v):.1f} / p99 "
-              f"{np.percentile(v, 99):.1f} / max {v.max():.1f} ms")
+        print(f"  votes with posterior={posterior} ({len(v)}; 'on': EP passes every 50): median {np.median(v):.1f}"
+              f" / p99 {np.percentile(v, 99):.1f} / max {v.max():.1f} ms")
     return 1000.0 * float(np.median(times))
 
 
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.groups_only:
         return 0
     time_collection(100_000, args.repeats)
+    time_collection(100_000, args.repeats, posterior="off")  # the vote latency without the posterior, same run
     time_collection(100_000, args.repeats, posterior="on")
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)

@@ -7,8 +7,8 @@ rankings as the pairwise factors of :func:`~imagerank.ratings.posterior.match_fa
 
 - a rebuild (:func:`~imagerank.ratings.posterior.build_posterior`: beta fitted under EP, two EP passes) runs on a
   background thread after a prior refit, an undo, a replay or a batch, and every
-  :data:`~imagerank.ratings.posterior.EP_SWEEP_EVERY` votes (refitting beta only when the decisive votes grew by
-  a quarter since its last fit), never inside a vote;
+  :data:`~imagerank.ratings.posterior.EP_SWEEP_EVERY` votes (two EP passes over a copy, no catalog read; a full
+  rebuild with beta refitted every :data:`BETA_REFIT_EVERY` decisive votes), never inside a vote;
 - each vote between rebuilds is one ADF step (microseconds) on the current posterior;
 - the mode (:func:`~imagerank.ratings.posterior.decide_mode`: consistent judge while the EP-fitted beta / skill
   SD < ``EP_SWITCH``, or forced by ``Settings.posterior``) is re-decided at every rebuild.
@@ -48,9 +48,16 @@ from .screen import screen_pairs
 if TYPE_CHECKING:
     from ..catalog import Catalog, VoteEvent
 
-__all__ = ["PosteriorView"]
+__all__ = ["BETA_REFIT_EVERY", "PosteriorView"]
 
 log = logging.getLogger(__name__)
+#: Between prior refits (which refit it anyway) the EP beta is refitted, with a full rebuild, after this many more
+#: decisive votes, or a quarter more when that is larger: at most one rebuild that reads the catalog per 100 votes.
+BETA_REFIT_EVERY = 100
+
+
+def _beta_due(decisive: int, fitted_on: int) -> bool:
+    return decisive >= fitted_on + max(BETA_REFIT_EVERY, fitted_on // 4)
 
 _ACTIVE = ("SELECT id, COALESCE(prior_mu, ?), COALESCE(prior_sigma, ?) FROM images WHERE status='active' "
            "ORDER BY id")
@@ -61,13 +68,14 @@ _MATCHES = ("SELECT m.id, e.image_id, e.rank FROM matches m JOIN match_entries e
 class _State:
     """One built posterior: the active ids it covers (ascending), the EP object, the skill scale, the votes."""
 
-    def __init__(self, ids: np.ndarray, ep: EPPosterior, scale: float, decisive: int, beta_votes: int) -> None:
+    def __init__(self, ids: np.ndarray, ep: EPPosterior, scale: float, decisive: int, beta_votes: int,
+                 index: dict[int, int] | None = None) -> None:
         self.ids = ids
         self.ep = ep
         self.scale = scale
         self.decisive = decisive
         self.beta_votes = beta_votes  # decisive factors beta was fitted on
-        self.index = {int(i): k for k, i in enumerate(ids.tolist())}
+        self.index = index if index is not None else dict(zip(ids.tolist(), range(len(ids))))
 
 
 class PosteriorView:
@@ -192,9 +200,9 @@ class PosteriorView:
             if len(rows) < 2:
                 self._swap(None, "fewer than 2 active images")
                 return
-            arr = np.array([tuple(r) for r in rows], dtype=np.float64)
+            arr = np.array(rows, dtype=np.float64)
             ids = arr[:, 0].astype(np.int64)
-            index = {int(i): k for k, i in enumerate(ids.tolist())}
+            index = dict(zip(ids.tolist(), range(len(ids))))
             a: list[int] = []
             b: list[int] = []
             y: list[float] = []
@@ -210,8 +218,8 @@ class PosteriorView:
             pm, ps = arr[:, 1], arr[:, 2]
             scale = skill_scale(pm, ps)
             decisive = sum(1 for r in y if r != 0.5)
-            # beta is refitted when asked (priors changed, an undo) and whenever the votes grew by a quarter
-            if fit_beta or old is None or decisive >= max(20, 1.25 * old.beta_votes):
+            # beta is refitted when asked (priors changed, an undo) and as the votes grow (_beta_due)
+            if fit_beta or old is None or _beta_due(decisive, old.beta_votes):
                 ep = build_posterior(pm, ps, np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(y))
                 beta_votes = decisive
             else:
@@ -220,12 +228,38 @@ class PosteriorView:
                                  sum(1 for r in y if r == 0.5) / max(len(y), 1))
                 ep.extend(a, b, y)
                 ep.sweep(2)
-            self._swap(_State(ids, ep, scale, decisive, beta_votes), None)
+            self._swap(_State(ids, ep, scale, decisive, beta_votes, index), None)
         except Exception as exc:
             with self._lock:
                 self._pending = None
             self.error = f"{type(exc).__name__}: {exc}"
             raise
+
+    def sweep(self) -> None:
+        """The periodic EP passes without reading the catalog: two passes over a copy of the current posterior
+        (votes keep folding into the original meanwhile and are folded into the copy before it is swapped in);
+        a full :meth:`rebuild` with beta refitted instead when it is due (:data:`BETA_REFIT_EVERY`)."""
+        with self._lock:
+            st = self._state
+            if st is None or self._stale or _beta_due(st.decisive, st.beta_votes):
+                st = None
+            else:
+                self._pending = []
+                ep = st.ep.copy()
+        if st is None:
+            self.rebuild(fit_beta=True)
+            return
+        ep.sweep(2)
+        done = _State(st.ids, ep, st.scale, st.decisive, st.beta_votes, st.index)
+        with self._lock:
+            pending, self._pending = self._pending or [], None
+            if self._state is not st or self._stale:  # a rebuild or an undo came in between: keep theirs
+                return
+            for _, image_ids, ranks in pending:
+                self._fold(done, image_ids, ranks)
+            done.decisive = st.decisive  # the original counted the pending votes already
+            self._state = done
+            self._since = len(pending)
 
     def _swap(self, state: _State | None, error: str | None) -> None:
         with self._lock:
@@ -254,7 +288,10 @@ class PosteriorView:
         try:
             while True:
                 try:
-                    self.rebuild(fit_beta)
+                    if fit_beta:
+                        self.rebuild(fit_beta=True)
+                    else:
+                        self.sweep()
                 except Exception:  # the votes are stored; the view falls back to OpenSkill's ordinal
                     log.exception("posterior rebuild failed")
                 with self._thread_lock:

@@ -216,6 +216,15 @@ class EPPosterior:
         for x, y, r in zip(a, b, outcome, strict=True):
             self.add(int(x), int(y), float(r))
 
+    def copy(self) -> EPPosterior:
+        """An independent copy (marginals, votes and sites): O(N + M); the app sweeps a copy beside the votes."""
+        out = EPPosterior.__new__(EPPosterior)
+        out.beta, out.eps = self.beta, self.eps
+        out._prec, out._pm = self._prec.copy(), self._pm.copy()
+        out._votes = list(self._votes)
+        out._sites = [list(x) for x in self._sites]
+        return out
+
     def sweep(self, passes: int = 2) -> None:
         """Revisit every vote ``passes`` times (EP), in log order; O(votes) per pass."""
         for _ in range(max(int(passes), 0)):
