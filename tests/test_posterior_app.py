@@ -260,3 +260,22 @@ def test_bad_settings_are_rejected(tmp_path: Path) -> None:
     assert s.posterior == "on"
     with pytest.raises(ConfigError, match="posterior"):
         s.replace(posterior=3)
+
+
+def test_compare_panel_strip_and_header_follow_the_posterior(make: Callable[..., imagerank.Collection]) -> None:
+    pytest.importorskip("anywidget")
+    from imagerank.widgets.compare import ComparePanel
+
+    col = make(posterior="on", topk=5)
+    _vote(col, _judge(col, "noiseless"), 120)
+    col.posterior.ensure()
+    panel = ComparePanel(col, queue_depth=4)
+    panel._refresh()
+    assert panel.header["rating_model"].startswith("consistent judge")
+    board = col.leaderboard(10)
+    assert [t["id"] for t in panel.top] == board["image_id"].tolist()  # the strip is the posterior's board
+    assert [t["ordinal"] for t in panel.top] == pytest.approx(board["score"].round(2).tolist(), abs=0.01)
+    assert 0.0 <= panel.header["stability"] <= 1.0
+    col.settings = col.settings.replace(posterior="off")  # forced off: the strip is OpenSkill's ordinal again
+    panel._refresh()
+    assert [t["id"] for t in panel.top] == col.images.leaderboard(10)["image_id"].tolist()
