@@ -27,12 +27,15 @@ the previous checkpoint, the mean cost of one pick (ms), and the stability estim
 Two references cheat and bound what pairing can reach with a judge: ``gatekeeper`` is the issue's "gatekeeper
 that knows the true #k" (:func:`run_gatekeeper`, an idealised Bayesian screen with the true boundary and an
 oracle prior) and ``oracle`` pairs uniformly among the true top-300 (same ratings and prior as the strategies).
-``ep-screen`` is an experiment (it does not cheat): :func:`imagerank.pairing.screen.screen_pairs` on an
-expectation-propagation posterior over the vote log (:class:`imagerank.ratings.posterior.EPPosterior`, the fitted
-beta, the live prior's SDs times ``EP_PRIOR_INFLATION``), and its leaderboard is that posterior's means, not
-OpenSkill's ordinal; its stability column is :func:`topk_stability` on the same posterior. ``ep-adaptive`` takes
-that path while the EP-fitted beta (:func:`imagerank.ratings.posterior.fit_beta_ep`) is under ``EP_SWITCH`` times the
-prior's skill SD (a consistent judge) and ``active`` on the OpenSkill ratings otherwise, re-decided at every refit.
+``ep-adaptive`` is what the app does (:mod:`imagerank.pairing.posterior_view`), through the same functions of
+:mod:`imagerank.ratings.posterior`: at every refit the expectation-propagation posterior of the vote log is rebuilt
+(:func:`~imagerank.ratings.posterior.build_posterior`: the live prior's SDs times ``EP_PRIOR_INFLATION``, its own
+fitted beta, two EP passes; two more every ``EP_SWEEP_EVERY`` votes, one ADF step per vote between) and the mode is
+decided (:func:`~imagerank.ratings.posterior.decide_mode`: consistent judge while the EP-fitted beta / the priors'
+skill SD is under ``EP_SWITCH``); in that mode pairs come from :func:`imagerank.pairing.screen.screen_pairs`, the
+leaderboard is :func:`~imagerank.ratings.posterior.board_score` (posterior mean - 1 SD) and the stability column is
+:func:`~imagerank.ratings.posterior.posterior_stability`; otherwise ``active`` on the OpenSkill ratings, as always.
+``ep-screen`` forces the EP path for every judge (``Settings.posterior = "on"``).
 
 Run (default grid: thurstone x every rho, crowd at rho 0.75; random, spec, active, gatekeeper; 5 seeds; about
 a minute on 2 cores):
