@@ -143,6 +143,30 @@ def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
     return 1000.0 * float(np.median(times))
 
 
+def time_consistent_pick(n: int, repeats: int) -> None:
+    """``Collection.next_pairs(1)`` at ``n`` images with the consistent-judge mode on and off, interleaved in one
+    process (``Settings.posterior`` switched between calls), min and median of ``2 * repeats`` each: the cost the
+    EP posterior adds to a pick (reading its means and SDs, ``screen_pairs``), robust to a busy machine."""
+    from imagerank.collection import init
+
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp, posterior="on", prior_refit_every=0)
+        _fake_catalog(col, n)
+        col.posterior.ensure()
+        col.next_pairs(1)
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(2 * repeats):
+            for mode in ("on", "off"):
+                col.settings = col.settings.replace(posterior=mode)
+                t = time.perf_counter()
+                col.next_pairs(1)
+                times[mode].append(time.perf_counter() - t)
+        col.close()
+    for mode, label in (("off", "active on OpenSkill"), ("on", "consistent mode, screen_pairs on the EP posterior")):
+        v = 1000 * np.asarray(times[mode])
+        print(f"next_pairs(1) at {n:,}, {label}: min {v.min():.2f} / median {np.median(v):.2f} ms")
+
+
 def _voted_catalog(tmp: str, n: int, votes: int, dim: int, seed: int) -> tuple[Collection, np.ndarray, np.ndarray,
                                                                             dict[int, float]]:
     """A fake catalog of ``n`` images, ``dim``-d synthetic features X and ``votes`` votes by a judge of the
@@ -304,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     time_collection(100_000, args.repeats)
     time_collection(100_000, args.repeats, posterior="off")  # the vote latency without the posterior, same run
     time_collection(100_000, args.repeats, posterior="on")
+    time_consistent_pick(100_000, args.repeats)
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)
     for n in (int(s) for s in args.sizes.split(",")):
