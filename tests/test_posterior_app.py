@@ -279,3 +279,31 @@ def test_compare_panel_strip_and_header_follow_the_posterior(make: Callable[...,
     col.settings = col.settings.replace(posterior="off")  # forced off: the strip is OpenSkill's ordinal again
     panel._refresh()
     assert [t["id"] for t in panel.top] == col.images.leaderboard(10)["image_id"].tolist()
+
+
+def test_a_vote_during_a_rebuild_is_folded_in_once(make: Callable[..., imagerank.Collection],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    col = make(posterior="on")
+    _vote(col, _judge(col, "noiseless"), 30)
+    view = col.posterior
+    view.ensure()
+    db = col.catalog.db
+    real = db.snapshot_query
+    ids = col.pool().ids
+    voted: list[int] = []
+
+    def racing(sql: str, params: Any = ()) -> Any:
+        if not voted:  # a vote commits after the rebuild began and before its snapshot is read
+            voted.append(col.vote(int(ids[0]), int(ids[1]), "left").id)
+        return real(sql, params)
+
+    monkeypatch.setattr(db, "snapshot_query", racing)
+    view.rebuild()
+    monkeypatch.setattr(db, "snapshot_query", real)
+    assert voted
+    fresh = PosteriorView(col.catalog)
+    try:
+        fresh.rebuild()
+        assert np.allclose(view.board(ids)[0], fresh.board(ids)[0])  # type: ignore[index]
+    finally:
+        fresh.close()

@@ -198,7 +198,7 @@ class PosteriorView:
         try:
             rows = db.snapshot_query(_ACTIVE, (R.DEFAULT_MU, R.DEFAULT_SIGMA))
             if len(rows) < 2:
-                self._swap(None, "fewer than 2 active images")
+                self._swap(None, "fewer than 2 active images", set())
                 return
             arr = np.array(rows, dtype=np.float64)
             ids = arr[:, 0].astype(np.int64)
@@ -206,7 +206,9 @@ class PosteriorView:
             a: list[int] = []
             b: list[int] = []
             y: list[float] = []
-            for _, group in itertools.groupby(db.snapshot_query(_MATCHES), key=lambda r: r[0]):
+            read: set[int] = set()  # match ids in the snapshot: a vote both read and pending is folded once
+            for mid, group in itertools.groupby(db.snapshot_query(_MATCHES), key=lambda r: r[0]):
+                read.add(int(mid))
                 g = list(group)
                 pos = [index.get(int(e[1]), -1) for e in g]
                 if len(g) < 2 or min(pos) < 0:
@@ -228,7 +230,7 @@ class PosteriorView:
                                  sum(1 for r in y if r == 0.5) / max(len(y), 1))
                 ep.extend(a, b, y)
                 ep.sweep(2)
-            self._swap(_State(ids, ep, scale, decisive, beta_votes, index), None)
+            self._swap(_State(ids, ep, scale, decisive, beta_votes, index), None, read)
         except Exception as exc:
             with self._lock:
                 self._pending = None
@@ -261,9 +263,10 @@ class PosteriorView:
             self._state = done
             self._since = len(pending)
 
-    def _swap(self, state: _State | None, error: str | None) -> None:
+    def _swap(self, state: _State | None, error: str | None, read: set[int]) -> None:
         with self._lock:
-            pending, self._pending = self._pending or [], None
+            pending = [p for p in self._pending or [] if p[0] not in read]
+            self._pending = None
             if state is not None:
                 for _, image_ids, ranks in pending:
                     self._fold(state, image_ids, ranks)
