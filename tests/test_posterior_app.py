@@ -307,3 +307,19 @@ def test_a_vote_during_a_rebuild_is_folded_in_once(make: Callable[..., imagerank
         assert np.allclose(view.board(ids)[0], fresh.board(ids)[0])  # type: ignore[index]
     finally:
         fresh.close()
+
+
+def test_votes_from_another_process_reach_the_posterior(make: Callable[..., imagerank.Collection]) -> None:
+    col = make(posterior="on")
+    _vote(col, _judge(col, "noiseless"), 30)
+    col.posterior.ensure()
+    ids = col.pool().ids
+    before = col.posterior.board(ids)[0].copy()  # type: ignore[index]
+    other = imagerank.open(col.root)  # a second kernel on the same workspace
+    try:
+        other.vote(int(ids[0]), int(ids[1]), "left")
+    finally:
+        other.close()
+    after = col.posterior.board(ids)[0]  # type: ignore[index]
+    assert after[0] > before[0]
+    assert after[1] < before[1]

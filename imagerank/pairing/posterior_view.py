@@ -99,6 +99,7 @@ class PosteriorView:
         self._stale = True
         self._since = 0  # votes folded in by ADF since the last rebuild
         self._pending: list[tuple[int, list[int], list[int]]] | None = None  # votes during a rebuild
+        self._seen_version = -1  # the catalog's data_version when the last rebuild read it
         self.error: str | None = None
         self.unsubscribe = catalog.votes.subscribe(self._on_event)
 
@@ -119,6 +120,8 @@ class PosteriorView:
     def peek(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, JudgeMode] | None:
         """``(ids, mu, sigma, mode)`` as they are now, without waiting or rebuilding (the vote path's read); None
         when no posterior is built. A stale view starts a background rebuild."""
+        if not self._stale and self.catalog.db.data_version() != self._seen_version:
+            self._stale = True  # another process voted (or rescanned): its votes are not in this posterior
         if self._stale:
             self.rebuild_in_background(fit_beta=True)
         with self._lock:
@@ -135,7 +138,7 @@ class PosteriorView:
     def ensure(self) -> None:
         """Rebuild now in this thread when stale (a script, a leaderboard); wait for a rebuild in flight."""
         self.wait()
-        if self._stale:
+        if self._stale or self.catalog.db.data_version() != self._seen_version:
             self.rebuild(fit_beta=True)
 
     def board(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -192,6 +195,7 @@ class PosteriorView:
         """Build the posterior from the catalog now (a snapshot read), with beta refitted or (``fit_beta=False``,
         the periodic passes) kept. Votes that arrive meanwhile are folded in afterwards."""
         db = self.catalog.db
+        self._seen_version = db.data_version()  # before the read: another process's later commit rebuilds again
         with self._lock:
             self._pending = []
             old = self._state
