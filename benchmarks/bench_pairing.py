@@ -105,13 +105,18 @@ def _fake_catalog(col: Collection, n: int) -> None:
         )
 
 
-def time_collection(n: int, repeats: int) -> float:
-    """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images."""
+def time_collection(n: int, repeats: int, posterior: str = "auto") -> float:
+    """Median ms of ``Collection.next_pairs(1)`` (default strategy) on a fresh catalog of ``n`` images; with
+    ``posterior="on"`` in the consistent-judge mode (the boundary screen on the EP posterior, read without waiting),
+    then the vote latency there: ``repeats * 10`` votes timed one by one, an ADF step each, EP passes in the
+    background every 50 and a rebuild every 100 (``imagerank.pairing.posterior_view``); ``"off"``: the same votes
+    without the posterior, for comparison."""
     from imagerank.collection import init
 
     with tempfile.TemporaryDirectory() as tmp:
-        col = init(tmp)
+        col = init(tmp, posterior=posterior, prior_refit_every=0)
         _fake_catalog(col, n)
+        col.posterior.ensure()
         col.next_pairs(1)  # loads and caches the pool
         times = []
         for _ in range(repeats):
@@ -120,10 +125,46 @@ def time_collection(n: int, repeats: int) -> float:
             times.append(time.perf_counter() - t)
             assert len(pairs) == 1
         strategy = col.session.strategy
+        mode = col.rating_model
+        votes = []
+        if posterior in ("on", "off"):
+            for _ in range(10 * repeats):
+                (a, b), = col.next_pairs(1)
+                t = time.perf_counter()
+                col.vote(a, b, "left")
+                votes.append(time.perf_counter() - t)
         col.close()
-    print(f"Collection.next_pairs(1), strategy {strategy!r}, fresh catalog of {n:,}: "
-          f"{1000 * float(np.median(times)):.2f} ms")
+    print(f"Collection.next_pairs(1), strategy {strategy!r}, fresh catalog of {n:,}"
+          f"{' (' + mode.reason + ')' if posterior == 'on' else ''}: {1000 * float(np.median(times)):.2f} ms")
+    if votes:
+        v = 1000 * np.asarray(votes)
+        print(f"  votes with posterior={posterior} ({len(v)}; 'on': EP passes every 50): median {np.median(v):.1f}"
+              f" / p99 {np.percentile(v, 99):.1f} / max {v.max():.1f} ms")
     return 1000.0 * float(np.median(times))
+
+
+def time_consistent_pick(n: int, repeats: int) -> None:
+    """``Collection.next_pairs(1)`` at ``n`` images with the consistent-judge mode on and off, interleaved in one
+    process (``Settings.posterior`` switched between calls), min and median of ``2 * repeats`` each: the cost the
+    EP posterior adds to a pick (reading its means and SDs, ``screen_pairs``), robust to a busy machine."""
+    from imagerank.collection import init
+
+    with tempfile.TemporaryDirectory() as tmp:
+        col = init(tmp, posterior="on", prior_refit_every=0)
+        _fake_catalog(col, n)
+        col.posterior.ensure()
+        col.next_pairs(1)
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(2 * repeats):
+            for mode in ("on", "off"):
+                col.settings = col.settings.replace(posterior=mode)
+                t = time.perf_counter()
+                col.next_pairs(1)
+                times[mode].append(time.perf_counter() - t)
+        col.close()
+    for mode, label in (("off", "active on OpenSkill"), ("on", "consistent mode, screen_pairs on the EP posterior")):
+        v = 1000 * np.asarray(times[mode])
+        print(f"next_pairs(1) at {n:,}, {label}: min {v.min():.2f} / median {np.median(v):.2f} ms")
 
 
 def _voted_catalog(tmp: str, n: int, votes: int, dim: int, seed: int) -> tuple[Collection, np.ndarray, np.ndarray,
@@ -285,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.groups_only:
         return 0
     time_collection(100_000, args.repeats)
+    time_collection(100_000, args.repeats, posterior="off")  # the vote latency without the posterior, same run
+    time_collection(100_000, args.repeats, posterior="on")
+    time_consistent_pick(100_000, args.repeats)
     for n in (int(s) for s in args.sizes.split(",")):
         time_refit(n)
     for n in (int(s) for s in args.sizes.split(",")):

@@ -27,12 +27,15 @@ the previous checkpoint, the mean cost of one pick (ms), and the stability estim
 Two references cheat and bound what pairing can reach with a judge: ``gatekeeper`` is the issue's "gatekeeper
 that knows the true #k" (:func:`run_gatekeeper`, an idealised Bayesian screen with the true boundary and an
 oracle prior) and ``oracle`` pairs uniformly among the true top-300 (same ratings and prior as the strategies).
-``ep-screen`` is an experiment (it does not cheat): :func:`imagerank.pairing.screen.screen_pairs` on an
-expectation-propagation posterior over the vote log (:class:`imagerank.ratings.posterior.EPPosterior`, the fitted
-beta, the live prior's SDs times ``EP_PRIOR_INFLATION``), and its leaderboard is that posterior's means, not
-OpenSkill's ordinal; its stability column is :func:`topk_stability` on the same posterior. ``ep-adaptive`` takes
-that path while the EP-fitted beta (:func:`imagerank.ratings.posterior.fit_beta_ep`) is under ``EP_SWITCH`` times the
-prior's skill SD (a consistent judge) and ``active`` on the OpenSkill ratings otherwise, re-decided at every refit.
+``ep-adaptive`` is what the app does (:mod:`imagerank.pairing.posterior_view`), through the same functions of
+:mod:`imagerank.ratings.posterior`: at every refit the expectation-propagation posterior of the vote log is rebuilt
+(:func:`~imagerank.ratings.posterior.build_posterior`: the live prior's SDs times ``EP_PRIOR_INFLATION``, its own
+fitted beta, two EP passes; two more every ``EP_SWEEP_EVERY`` votes, one ADF step per vote between) and the mode is
+decided (:func:`~imagerank.ratings.posterior.decide_mode`: consistent judge while the EP-fitted beta / the priors'
+skill SD is under ``EP_SWITCH``); in that mode pairs come from :func:`imagerank.pairing.screen.screen_pairs`, the
+leaderboard is :func:`~imagerank.ratings.posterior.board_score` (posterior mean - 1 SD) and the stability column is
+:func:`~imagerank.ratings.posterior.posterior_stability`; otherwise ``active`` on the OpenSkill ratings, as always.
+``ep-screen`` forces the EP path for every judge (``Settings.posterior = "on"``).
 
 Run (default grid: thurstone x every rho, crowd at rho 0.75; random, spec, active, gatekeeper; 5 seeds; about
 a minute on 2 cores):
@@ -60,7 +63,15 @@ from imagerank import ratings as R
 from imagerank.pairing import PairContext, Pool, Strategy, select_pairs
 from imagerank.pairing.screen import screen_pairs
 from imagerank.ratings.consistency import fit_beta
-from imagerank.ratings.posterior import EPPosterior, fit_beta_ep
+from imagerank.ratings.posterior import (
+    EP_SWEEP_EVERY,
+    EPPosterior,
+    board_score,
+    build_posterior,
+    decide_mode,
+    posterior_stability,
+    skill_scale,
+)
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
 
@@ -73,13 +84,6 @@ DEFAULT_RATIO = 0.6
 DRAW_BAND = 0.1  # perceived differences under 0.1 * noise SD are draws (about 6% of close pairs)
 SKIP_RATE = 0.02
 JUDGES = ("noiseless", "thurstone", "crowd")
-#: ``ep-screen``: the EP posterior's prior SDs are the live prior's times this (its confidence is fitted to
-#: OpenSkill's under-reacting filter and over-claims; 1.25 / 1.5 / 2 gave 0.88 / 0.89 / 0.93 noiseless, 3 seeds).
-EP_PRIOR_INFLATION = 2.0
-#: ``ep-adaptive``: the EP path while the EP-fitted beta / skill SD is under this, else ``active`` on OpenSkill (fitted
-#: ratios at B = 3,000: noiseless 0.01, per-image noise 0.15 / 0.30 / 0.62 x SD 0.27 / 0.49 / 1.08, crowd 2.8).
-EP_SWITCH = 0.75
-EP_SWEEP_EVERY = 50  # ``ep-screen``: EP passes over the whole log every this many votes (and at every refit)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -266,6 +270,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
     with_ep = strategy in ("ep-screen", "ep-adaptive")
     ep = EPPosterior(prior_mu, prior_sigma, R.BETA) if with_ep else None
     use_ep = with_ep  # ep-adaptive: re-decided at every refit from the EP-fitted beta
+    mode = decide_mode(R.BETA, R.DEFAULT_SIGMA, 0, "on" if with_ep else "off")
     if with_ep:  # a batch posterior chooses the pairs *and* is the leaderboard
         def pick(ctx: PairContext, k: int) -> list[tuple[int, int]]:
             if ep is None or not use_ep:
@@ -324,20 +329,24 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             sigma[:] = prior_sigma
             for x, y, r in duels:  # replay from the new priors (Collection.apply_prior does the same)
                 mu[x], sigma[x], mu[y], sigma[y] = rate_duel(mu[x], sigma[x], mu[y], sigma[y], r, beta)
-            if ep is not None:  # derived state: rebuilt from the new priors and its own beta, then EP passes
-                ai, bi = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-                ep_beta = fit_beta_ep(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ai, bi, arr[:, 2])
-                ep = EPPosterior(prior_mu, EP_PRIOR_INFLATION * prior_sigma, ep_beta,
-                                 sum(1 for d in duels if d[2] == 0.5) / len(duels))
-                ep.extend(ai, bi, arr[:, 2])
-                scale = last_prior.scale if last_prior is not None else R.DEFAULT_SIGMA
-                use_ep = strategy == "ep-screen" or ep_beta / scale < EP_SWITCH
-                ep.sweep(2)
+            if ep is not None:  # derived state, built and judged by the app's own functions (PosteriorView)
+                ep = build_posterior(prior_mu, prior_sigma, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
+                                     arr[:, 2])
+                decisive = sum(1 for d in duels if d[2] != 0.5)
+                mode = decide_mode(ep.beta, skill_scale(prior_mu, prior_sigma), decisive,
+                                   "on" if strategy == "ep-screen" else "auto")
+                use_ep = mode.consistent
             queue = []  # queued pairs were chosen under the old prior
         if votes in budgets:
             on_ep = ep is not None and use_ep
             board_mu, board_sigma = (ep.mu, ep.sigma) if on_ep and ep is not None else (mu, sigma)
-            top = np.argsort(-board_mu, kind="stable")[: cfg.k] if on_ep else leaderboard_top(mu, sigma, cfg.k)
+            if on_ep:  # the app's consistent-judge leaderboard and stability estimate
+                top = np.argsort(-board_score(board_mu, board_sigma), kind="stable")[: cfg.k]
+                stab = posterior_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
+                                           ratio=mode.ratio)
+            else:
+                top = leaderboard_top(mu, sigma, cfg.k)
+                stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
             top_set = set(top.tolist())
             prec = float(world.top[top].mean())
             top_mu = np.argpartition(-board_mu, cfg.k - 1)[: cfg.k]
@@ -350,7 +359,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 spearman=float(stats.spearmanr(ordinal, world.u).statistic),
                 churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
                 pick_ms=1000.0 * pick_time / max(picks, 1),
-                stability=topk_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
+                stability=stab,
                 prior_confidence=confidence,
                 prior_corr=float(np.corrcoef(pool.prior, world.u)[0, 1]) if pool.prior is not None else 0.0,
             ))

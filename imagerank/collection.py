@@ -26,6 +26,7 @@ from .catalog import DB_NAME, Catalog, DoctorReport, JudgeConsistency, Match, Ou
 from .config import Settings
 from .media import ScanReport, ThumbnailCache, scan_workspace
 from .pairing import Pool, PoolCache, best_of_ranks, next_group, next_pairs
+from .pairing.posterior_view import PosteriorView
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +53,8 @@ class Collection:
         self.catalog = catalog
         self.thumbs = ThumbnailCache(catalog)
         self.pairs = PoolCache(catalog)
+        #: the EP posterior of the log, the ranking of the consistent-judge mode (:attr:`rating_model`)
+        self.posterior = PosteriorView(catalog)
         self.prior: LivePrior = LivePrior(catalog, on_scores=self.pairs.set_prior_scores)
 
     # ------------------------------------------------------------------ the workspace
@@ -95,8 +98,9 @@ class Collection:
         return f"Collection({str(self.root)!r})"
 
     def close(self) -> None:
-        """Wait for a live-prior refit in flight, then close the catalog connection."""
+        """Wait for a live-prior refit and a posterior rebuild in flight, then close the catalog connection."""
         self.prior.close()
+        self.posterior.close()
         self.catalog.close()
 
     def __enter__(self) -> Collection:
@@ -215,9 +219,16 @@ class Collection:
         Pairs already judged in the session and pairs in ``avoid`` (e.g. queued in the browser) are not
         repeated; sides are randomised. ``strategy`` defaults to the session's (``Settings.strategy``).
 
+        In the consistent-judge mode (:attr:`rating_model`) ``active`` picks with the boundary screen on the EP
+        posterior (:func:`imagerank.pairing.screen.screen_pairs`).
+
         Raises:
             StrategyNotFoundError: unknown strategy name.
         """
+        if (strategy or self.votes.session.strategy) == "active":
+            pick = self.posterior.strategy(self.pool().ids)
+            if pick is not None:
+                return next_pairs(self, n, strategy=pick, avoid=avoid)
         return next_pairs(self, n, strategy=strategy, avoid=avoid)
 
     def next_group(self, size: int = 4, *, strategy: str | None = None,
@@ -281,6 +292,14 @@ class Collection:
         of the time (312 pairs)"). Refitted with the live prior; see :mod:`imagerank.ratings.consistency`."""
         return self.votes.consistency()
 
+    @property
+    def rating_model(self) -> Any:
+        """Which rating model ranks the collection now, and why (a :class:`~imagerank.ratings.posterior.JudgeMode`:
+        ``.consistent``, ``.ratio`` = fitted judge noise / skill SD, ``.reason``, e.g. "consistent judge: ranking by
+        the full posterior (judge noise 0.02 x skill SD < 0.75)"). ``Settings.posterior`` (auto / on / off) forces
+        it; see :mod:`imagerank.pairing.posterior_view`. Waits for a posterior rebuild in flight."""
+        return self.posterior.mode
+
     # ------------------------------------------------------------------ the live prior (imagerank.training.prior)
     @property
     def prior_status(self) -> str:
@@ -331,10 +350,29 @@ class Collection:
         return self.votes.matches_df(include_undone)
 
     def leaderboard(self, limit: int | None = None, *, include_inactive: bool = False,
-                    min_comparisons: int = 0) -> pd.DataFrame:
+                    min_comparisons: int = 0, prior_only: bool = False) -> pd.DataFrame:
         """Images ranked by ordinal ``mu - 3*sigma`` (descending), with rank 1..N (see
-        :meth:`ImageTable.leaderboard`; ``min_comparisons`` 1 leaves out images nobody voted on)."""
-        return self.images.leaderboard(limit, include_inactive=include_inactive, min_comparisons=min_comparisons)
+        :meth:`ImageTable.leaderboard`; ``min_comparisons`` 1 leaves out images nobody voted on; ``prior_only``
+        adds that column).
+
+        In the consistent-judge mode (:attr:`rating_model`) the ranking is the EP posterior's ``score`` (``post_mu -
+        post_sigma``, :func:`imagerank.ratings.posterior.board_score`; columns ``post_mu``, ``post_sigma``,
+        ``score`` added, inactive images last); ``mu``, ``sigma`` and ``ordinal`` stay OpenSkill's stored ratings.
+        Exports and the CSV follow this order.
+        """
+        if not self.posterior.mode.consistent:
+            return self.images.leaderboard(limit, include_inactive=include_inactive, min_comparisons=min_comparisons,
+                                           prior_only=prior_only)
+        board = self.images.leaderboard(None, include_inactive=include_inactive, min_comparisons=min_comparisons,
+                                        prior_only=prior_only)
+        post = self.posterior.board(board["image_id"].to_numpy(np.int64))
+        if post is None:
+            return board.head(limit) if limit else board
+        board["post_mu"], board["post_sigma"], board["score"] = post
+        board = board.sort_values(["score", "image_id"], ascending=[False, True], na_position="last",
+                                  kind="stable").reset_index(drop=True)
+        board["rank"] = np.arange(1, len(board) + 1)
+        return board.head(limit) if limit else board
 
     def stats(self) -> dict[str, Any]:
         """Totals: images by status, kept matches by kind, undone matches, sessions, last vote time."""

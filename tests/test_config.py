@@ -58,6 +58,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "skip_as_draw": False,
         "prior_refit_every": 250,
         "prior_features": "auto",
+        "posterior": "auto",
     },
     "cull": {
         "burst_gap_s": 2.0,
@@ -186,7 +187,7 @@ def test_round_trip_writes_sections_with_tomli_w(tmp_path: Path) -> None:
     assert set(data) == set(SECTIONS)
     assert data["core"]["roots"] == ["/photos/a", "/photos/b, 2023"]
     assert data["pairing"] == {"strategy": "spec", "topk": 100, "skip_as_draw": True, "prior_refit_every": 0,
-                               "prior_features": "embeddings:m__p"}
+                               "prior_features": "embeddings:m__p", "posterior": "auto"}
     assert data["generation"] == DEFAULTS["generation"]
     assert data["autopick"] == {}
     again = load_settings(tmp_path)

@@ -31,8 +31,8 @@ def leaderboard(
     by the learned prior alone (never voted on); --min-comparisons 1 leaves those out.
     """
     with open_workspace(workspace, reads_only=True) as col:
-        board = col.images.leaderboard(limit=top, min_comparisons=min_comparisons, include_inactive=include_inactive,
-                                       prior_only=True)
+        board = col.leaderboard(top, min_comparisons=min_comparisons, include_inactive=include_inactive,
+                                prior_only=True)
     marked = board["prior_only"].to_numpy(bool) if len(board) else None
     if marked is not None and marked.any():
         board["rank"] = [f"{r}*" if m else str(r) for r, m in zip(board["rank"], marked)]

@@ -123,7 +123,8 @@ class Settings:
     Attributes:
         core: :class:`CoreSettings` (roots, recursive, extensions, host, port, thumb_size, max_image_pixels).
         features: :class:`FeatureSettings` (phash/cosine duplicate thresholds, blur/dark/bright/clip flags).
-        pairing: :class:`PairingSettings` (strategy, topk, skip_as_draw, prior_refit_every, prior_features).
+        pairing: :class:`PairingSettings` (strategy, topk, skip_as_draw, prior_refit_every, prior_features,
+            posterior).
         cull: :class:`CullSettings` (burst_gap_s, cull_* thresholds and score weights, plan_* and llm_* for plans).
         generation: :class:`GenerationSettings` (max_children N, target_finals T, job_policy, job_seed, comfy_*).
         autopick: :class:`AutopickSettings` (no fields yet).
@@ -161,6 +162,7 @@ class Settings:
     skip_as_draw = _Flat[bool]("pairing")
     prior_refit_every = _Flat[int]("pairing")
     prior_features = _Flat[str]("pairing")
+    posterior = _Flat[str]("pairing")
     burst_gap_s = _Flat[float]("cull")
     max_children = _Flat[int]("generation")
     target_finals = _Flat[int]("generation")

@@ -178,6 +178,9 @@ class PairingSettings(_Section):
             turns it off. Default 250 (what ``benchmarks/ranking_sim.py`` measures).
         prior_features: the feature set of the live prior: ``auto`` (newest CLIP embeddings, else cached cheap
             features), ``cheap`` or ``embeddings:<model>__<pretrained>``. Default ``auto``.
+        posterior: the consistent-judge mode (rank by the EP posterior of the whole log, pick with the boundary
+            screen; :mod:`imagerank.pairing.posterior_view`): ``auto`` (on while the fitted judge noise is under
+            0.75 x the skill SD), ``on`` or ``off``. Default ``auto``.
     """
 
     section = "pairing"
@@ -186,6 +189,8 @@ class PairingSettings(_Section):
     skip_as_draw: bool = _setting(False, "true or false")
     prior_refit_every: int = _setting(250, "an integer >= 0 (votes; 0 = off)", lambda v: v >= 0)
     prior_features: str = _setting("auto", "auto, cheap or embeddings:<model>__<pretrained>", _prior_features)
+    posterior: str = _setting("auto", "auto, on or off", lambda v: v in ("auto", "on", "off"),
+                              lambda v: v.strip().lower())
 
 
 @dataclass(frozen=True)

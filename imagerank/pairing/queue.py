@@ -30,6 +30,7 @@ import numpy as np
 from ..catalog import CatalogLike, as_catalog, pair_key
 from ..errors import InvalidArgumentError, NotFoundError
 from .pool import PairContext, Pool, PoolCache
+from .posterior_view import PosteriorView
 from .registry import get_strategy, select_pairs
 from .strategies import weighted_choice
 
@@ -131,6 +132,8 @@ class PairQueue:
             cache = getattr(col, "pairs", None)
             pool = cache if isinstance(cache, PoolCache) else PoolCache(self.catalog, follow_votes=False)
         self._pool_source: Callable[[], Pool] = pool.get if isinstance(pool, PoolCache) else pool
+        view = getattr(col, "posterior", None)  # a Collection's EP posterior (the consistent-judge mode)
+        self._posterior: PosteriorView | None = view if isinstance(view, PosteriorView) else None
         self._check = check
         self.voter = voter
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -288,7 +291,9 @@ class PairQueue:
     def _next_pairs(self, n: int) -> list[tuple[int, int]]:
         session = self.catalog.votes.session
         ctx = PairContext(self.pool(), session.rng, session.seen, topk=self.catalog.settings.topk)
-        return select_pairs(ctx, self.strategy, n, avoid=[p.ids for p in self._queue])
+        pick = (self._posterior.strategy(ctx.pool.ids) if self._posterior is not None and self.strategy == "active"
+                else None)  # consistent judge: the boundary screen on the EP posterior
+        return select_pairs(ctx, pick or self.strategy, n, avoid=[p.ids for p in self._queue])
 
     def opponent_for(self, image_id: int, pool: Pool | None = None) -> int | None:
         """An opponent for ``image_id`` (a new image, say), drawn with weight ``sigma / (|mu - mu_new| + 1)``

@@ -116,7 +116,7 @@ def next_pairs(
     col: CatalogLike,
     n: int = 1,
     *,
-    strategy: str | None = None,
+    strategy: str | Strategy | None = None,
     avoid: Iterable[tuple[int, int]] = (),
 ) -> list[tuple[int, int]]:
     """Up to ``n`` new (left, right) pairs of image ids for the current session of ``col``'s vote log.

@@ -1,4 +1,4 @@
-"""A boundary screen for a consistent judge, on a batch posterior (not yet a registered strategy).
+"""A boundary screen for a consistent judge, on a batch posterior: ``active``'s pick in the consistent-judge mode.
 
 :func:`screen_pairs` chooses pairs from a Gaussian posterior that settles images as fast as the votes say (the
 expectation-propagation posterior of :class:`imagerank.ratings.posterior.EPPosterior`), the way the
@@ -14,12 +14,14 @@ simulation's cheating ``gatekeeper`` reference does, but without knowing the tru
    sigma^2)`` over the images near t, not yet paired with it: the best available stand-in for "the true #k".
 4. A share ``ctx.exploration`` of the picks screen an image drawn among the least compared, as ``active`` does.
 
-Why it is not the default: in ``benchmarks/ranking_sim.py`` (``--strategies ep-adaptive``: this screen on
-:class:`~imagerank.ratings.posterior.EPPosterior` while the judge is consistent, ``active`` otherwise; 5,000 images,
-rho 0.75, 3,000 votes, 5 seeds) it finds 0.93 / 0.88 of the top-100 for a noiseless / 0.15 x SD judge where
-``active`` finds 0.78 / 0.76, but only when the *leaderboard* is the same posterior's means; the catalog's
-leaderboard is OpenSkill's ordinal (the replay of the log), and with it this screen is no better than ``active``.
-With the fitted Thurstone and crowd judges alone it does worse than ``active`` (0.64 / 0.38 against 0.67 / 0.47).
+Where it is used: :class:`imagerank.pairing.posterior_view.PosteriorView` hands it to ``Collection.next_pairs`` and
+the panels' :class:`~imagerank.pairing.queue.PairQueue` in place of ``active`` while the judge is consistent (the EP
+posterior's fitted beta / skill SD < 0.75, or ``Settings.posterior = "on"``), and the collection's leaderboard is
+then the same posterior. In ``benchmarks/ranking_sim.py`` (``--strategies ep-adaptive``, the same functions; 5,000
+images, rho 0.75, 3,000 votes, 5 seeds) that finds about 0.9 of the top-100 for a noiseless judge where ``active``
+finds 0.78 (README, "Finding the true top-100"). With the fitted Thurstone and crowd judges alone it does worse
+than ``active`` (0.64 / 0.38 against 0.67 / 0.47), so they stay on ``active``.
+
 Cost per call: O(N) numpy (a partition, an exp and two ``argpartition``), 2.7 ms at 100,000 images
 (``benchmarks/bench_pairing.py``).
 """

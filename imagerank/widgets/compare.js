@@ -793,11 +793,13 @@ function render({ model, el: host }) {
       `${n(h.comparisons)} comparison${h.comparisons === 1 ? "" : "s"} in all · ` +
       `${n(h.active)} of ${n(h.images)} images active · ${n(h.missing)} missing · ${n(h.corrupt)} corrupt`;
     const pct = 100 * (h.stability ?? 0);
+    const post = (h.rating_model || "").startsWith("consistent judge");  // Collection.rating_model
     stability.textContent = h.stability == null ? "" :
-      `top-${h.k} stability ${pct >= 10 ? pct.toFixed(0) : pct.toFixed(1)}%`;
+      `top-${h.k} stability ${pct >= 10 ? pct.toFixed(0) : pct.toFixed(1)}%` + (post ? " · full posterior" : "");
     stability.title =
-      `Expected share of the current top-${h.k} (by μ − 3σ) that stays top-${h.k} under the rating posterior ` +
-      "(an estimate of precision@k). Near k/N before any vote; 100% when the top is settled.";
+      `Expected share of the current top-${h.k} (by ${post ? "posterior μ − σ" : "μ − 3σ"}) that stays ` +
+      `top-${h.k} under the rating posterior (an estimate of precision@k). Near k/N before any vote; 100% when ` +
+      "the top is settled." + (h.rating_model ? ` Ranking: ${h.rating_model}.` : "");
     const why = (h.prior || "").startsWith("no learned prior:");
     prior.textContent = h.prior_confidence != null ? `taste prior r ${h.prior_confidence.toFixed(2)}` :
       why ? "no taste prior yet" : "";

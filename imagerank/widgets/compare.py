@@ -56,13 +56,13 @@ import traitlets as t
 from PIL import Image
 
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
-from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, RoundQueue, get_strategy
+from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, RoundQueue, get_strategy
+from ..ratings.posterior import board_score, posterior_stability
 from ..ratings.stability import default_k, topk_stability
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 
 if TYPE_CHECKING:
     from ..collection import Collection
-    from ..pairing import Pool
 
 __all__ = ["OUTCOMES", "ComparePanel"]
 
@@ -156,6 +156,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
         self._stats: dict[str, Any] = {}
         self._stability: float | None = None
+        self._mode = ""  # the rating model's one line (Collection.rating_model)
         self._k = 0
         self._since_refresh = 0
         self._flagged: set[int] = set()  # pids flagged in this panel (F twice on one pair labels once)
@@ -587,16 +588,25 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         pool = self.collection.pool()
         n = len(pool)
         self._k = default_k(n, self.collection.settings.topk)
+        # the consistent-judge mode ranks by the EP posterior (never waits for a rebuild in flight)
+        snap = self.collection.posterior.peek()
+        post = snap if snap is not None and snap[3].consistent and np.array_equal(snap[0], pool.ids) else None
+        self._mode = "" if snap is None else snap[3].reason
         if stability:
             if n >= 2:
                 samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                self._stability = topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng)
+                self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
+                                                       ratio=post[3].ratio)
+                                   if post is not None else
+                                   topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng))
             else:
                 self._stability = None
         if self.blind or n == 0:
             self.top = []
             return
-        idx, ordinal = top_by_ordinal(pool, 10)  # the leaderboard's order
+        ranked = pool if post is None else Pool.from_arrays(pool.ids, board_score(post[1], post[2]),
+                                                             np.zeros(n), pool.count)
+        idx, ordinal = top_by_ordinal(ranked, 10)  # the leaderboard's order
         self._load_names(pool.ids[idx].tolist())
         self.top = [
             {"rank": r + 1, "id": int(pool.ids[i]), "name": self._name(int(pool.ids[i])),
@@ -621,6 +631,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             "session": self.collection.session.id,
             "prior": prior_status,
             "prior_confidence": prior_confidence(prior_report),
+            "rating_model": self._mode,
         }
 
     def _wanted_ids(self) -> list[int]:

@@ -131,8 +131,8 @@ class LeaderboardView(W.VBox):
     # ------------------------------------------------------------------ data
     def refresh(self) -> None:
         """Re-read the leaderboard from the catalog and redraw the current page."""
-        self._board = self.collection.images.leaderboard(include_inactive=self.include_inactive,
-                                                         min_comparisons=self.min_comparisons, prior_only=True)
+        self._board = self.collection.leaderboard(include_inactive=self.include_inactive,
+                                                  min_comparisons=self.min_comparisons, prior_only=True)
         self._apply()
 
     @property
