@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, NoVotesError
 from . import openskill as R
+from .honesty import HONEST_FOLDS, estimate_r, image_folds
 
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
@@ -38,6 +39,7 @@ __all__ = [
     "duel_loglik",
     "feature_weight",
     "fit_linear_bt",
+    "out_of_fold_scores",
     "prequential_loglik",
     "prior_to_rating",
     "rate_duel",
@@ -167,6 +169,11 @@ class BTPrior:
             too few votes, or the features do not predict the held-out votes); then ``confidence`` is 0 and
             ``scale`` OpenSkill's default sigma, so :meth:`ratings` is exactly the default prior, and ``z`` should
             not be handed to the pairing strategies.
+        r: the honest figure shown to the user ("taste prior r"): the estimated correlation of ``z`` with the
+            judge's utility across the collection, out of sample (:func:`imagerank.ratings.honesty.estimate_r` on
+            image-level cross-fitted scores, times ``weight``); 0 when the prior is off. ``confidence`` is the
+            working value of OpenSkill's filter (fitted to its evidence, which under-reacts) and is not this.
+        judge_noise: the judge's per-image noise over the skills' SD fitted with ``r`` (None without a fit).
     """
 
     z: np.ndarray
@@ -177,6 +184,8 @@ class BTPrior:
     fit_confidence: float | None = None
     fit_scale: float | None = None
     off_reason: str | None = None
+    r: float = 0.0
+    judge_noise: float | None = None
 
     def ratings(self) -> tuple[np.ndarray, np.ndarray]:
         """``prior_to_rating(self.z, self.confidence, self.scale)``: (N,) prior mu and (N,) prior sigma."""
@@ -429,7 +438,8 @@ def bt_prior(
     m = a.shape[0]
     if start is not None and not calibrate:
         return BTPrior(z=z, confidence=start.confidence, scale=start.scale, w=full.w, weight=start.weight,
-                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason)
+                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason,
+                       r=start.r, judge_noise=start.judge_noise)
     if m < MIN_PRIOR_VOTES:
         return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w,
                        off_reason=f"taste prior off: {m} votes so far, it starts at {MIN_PRIOR_VOTES}")
@@ -457,17 +467,54 @@ def bt_prior(
         slope = _golden_max(partial(_swap, evidence, spread), lo_s, hi_s, _TOL, ends=(0.0,) if lo_s == 0 else ())
         spread = _golden_max(partial(evidence, slope), lo_p, hi_p, _TOL)
     fit_scale = math.hypot(slope, spread)
-    t, held_out = score_test(folds)
-    weight = feature_weight(t, held_out)
     fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
+    # the honest part: scores of each image from a fit that never saw its votes, tested and scored under a
+    # Thurstone posterior with the judge's own noise (imagerank.ratings.honesty)
+    z_out = out_of_fold_scores(X, a, b, y, l2=l2, w0=full.w, rng=gen)
+    t, held_out = score_test([(z_out, a, b, y)])
+    weight = feature_weight(t, held_out)
+    off = dict(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
+               fit_scale=float(fit_scale))
     if weight < OFF_WEIGHT:
-        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
-                       fit_scale=float(fit_scale),
-                       off_reason=f"taste prior off: the features do not predict your votes (held-out score test "
-                                  f"t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
+        return BTPrior(**off, off_reason=f"taste prior off: the features do not predict your votes (held-out score "
+                                         f"test t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
+    r_hat, noise, gain = estimate_r(z_out, a, b, y)
+    if r_hat <= 0.0:
+        return BTPrior(**off, judge_noise=noise,
+                       off_reason=f"taste prior off: your votes are predicted best without it (held-out r = 0 on "
+                                  f"{held_out} votes)")
     confidence, scale = shrink_prior(slope, spread, weight)
     return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
-                   fit_scale=float(fit_scale))
+                   fit_scale=float(fit_scale), r=float(weight * r_hat), judge_noise=noise)
+
+
+def out_of_fold_scores(X: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, *, l2: float = 1.0,
+                       w0: np.ndarray | None = None, folds: int = HONEST_FOLDS,
+                       rng: np.random.Generator | int | None = 0) -> np.ndarray:
+    """(N,) standardised scores, each image's from a linear Bradley-Terry fit on the votes that never involved it.
+
+    The images are split into ``folds`` random groups (:func:`imagerank.ratings.honesty.image_folds`); for each group
+    :func:`fit_linear_bt` is fitted on the votes between images of the other groups and scores that group (each fit
+    standardised over all N images). Cross-fitting by image, not by vote: a vote-level split leaves a heavily voted
+    image on both sides, and the ranker "predicts" its held-out votes by memorising it.
+
+    Args:
+        X: (N, D) features; a, b: (M,) int indices; y: (M,) outcomes for a (1, 0, 0.5); l2: ridge penalty;
+        w0: warm start (D,); folds: groups (>= 2); rng: seed or generator of the groups.
+
+    Returns:
+        (N,) float64; a group whose fit had no votes gets 0 (no information).
+    """
+    n = X.shape[0]
+    groups = image_folds(n, folds, rng)
+    out = np.zeros(n, dtype=np.float64)
+    for k in range(folds):
+        keep = (groups[a] != k) & (groups[b] != k)
+        mine = groups == k
+        if keep.any() and mine.any():
+            fit = fit_linear_bt(X, a[keep], b[keep], y[keep], l2=l2, w0=w0)
+            out[mine] = _standardise(fit.score(X))[mine]
+    return out
 
 
 def _swap(f: Callable[[float, float], float], second: float, first: float) -> float:
