@@ -130,7 +130,7 @@ def _golden(f, lo: float, hi: float, tol: float, ends: tuple[float, ...] = ()) -
 def estimate_r(z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Correlation of out-of-fold scores with the judge's utility, and the judge's noise, by held-out likelihood.
 
-    Maximises :func:`ep_prequential_loglik` of the votes under the prior ``N(r z_i, 1 - r^2)`` (units of the skills'
+    Maximises :func:`ep_prequential_loglik` of the decisive votes (draws left out, see the code) under the prior ``N(r z_i, 1 - r^2)`` (units of the skills'
     SD) over ``r`` in [0, :data:`R_MAX`] and ``beta`` (coordinate-wise golden-section search, log beta first at
     r = 0.5, then r, then both once more in a narrower box); ``r = 0`` is always a candidate.
 
@@ -150,7 +150,12 @@ def estimate_r(z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tu
     if not aa.shape == bb.shape == yy.shape:
         raise InvalidArgumentError(f"a, b, y: expected one length, got {aa.shape}, {bb.shape}, {yy.shape}")
     zz = np.asarray(z, dtype=np.float64)
-    rate = float(np.mean(yy == 0.5)) if yy.size else 0.0
+    # the order of the decisive votes only: a constant draw margin does not describe how a crowd draws (equal
+    # scores on a 10-point scale, about 18 % of pairs however close), and fitted to them beta came out 2x too high
+    # and r 0.99 against a realised 0.7 in the simulation; without draws r was within 0.07
+    keep = yy != 0.5
+    aa, bb, yy = aa[keep], bb[keep], yy[keep]
+    rate = 0.0
 
     def ll(r: float, log_beta: float) -> float:
         return ep_prequential_loglik(r * zz, math.sqrt(1.0 - r * r), aa, bb, yy, math.exp(log_beta), rate)
