@@ -56,7 +56,8 @@ def test_the_fitted_judge_noise_tells_a_consistent_judge_from_a_noisy_one() -> N
     u, X = _world(800, 0.6, 3)
     calm = bt_prior(X, *_votes(u, 1200, 0.0, 3), rng=0)
     noisy = bt_prior(X, *_votes(u, 1200, 1.0, 3), rng=0)
-    assert calm.judge_noise is not None and noisy.judge_noise is not None
+    assert calm.judge_noise is not None
+    assert noisy.judge_noise is not None
     assert calm.judge_noise < 0.2 < 0.5 < noisy.judge_noise < 2.0
 
 
@@ -66,14 +67,16 @@ def test_pure_noise_features_give_r_zero_and_the_prior_is_switched_off_with_a_re
         a, b, y = _votes(u, 1500, 0.0, seed)  # a consistent judge: the votes carry a preference, the features not
         bp = bt_prior(X, a, b, y, rng=seed)
         assert bp.r == 0.0
-        assert bp.off_reason is not None and bp.off_reason.startswith("taste prior off: ")
+        assert bp.off_reason is not None
+        assert bp.off_reason.startswith("taste prior off: ")
         assert bp.confidence == 0.0  # exactly the default prior
         mu, sigma = bp.ratings()
-        assert np.allclose(mu, 25.0) and np.allclose(sigma, 25.0 / 3.0)
+        assert np.allclose(mu, 25.0)
+        assert np.allclose(sigma, 25.0 / 3.0)
 
 
 def test_votes_without_preference_switch_the_prior_off() -> None:
-    u, X = _world(500, 0.9, 0)
+    _u, X = _world(500, 0.9, 0)
     rng = np.random.default_rng(5)
     a = rng.integers(0, 500, 600)
     b = (a + rng.integers(1, 500, 600)) % 500
@@ -81,7 +84,8 @@ def test_votes_without_preference_switch_the_prior_off() -> None:
     bp = bt_prior(X, a, b, y, rng=0)
     assert bp.weight < OFF_WEIGHT
     assert bp.r == 0.0
-    assert bp.off_reason is not None and "do not predict your votes" in bp.off_reason
+    assert bp.off_reason is not None
+    assert "do not predict your votes" in bp.off_reason
 
 
 def test_few_votes_give_no_prior_and_say_so() -> None:
@@ -89,7 +93,8 @@ def test_few_votes_give_no_prior_and_say_so() -> None:
     a, b, y = _votes(u, 12, 0.0, 0)
     bp = bt_prior(X, a, b, y)
     assert bp.r == 0.0
-    assert bp.off_reason is not None and "12 votes so far" in bp.off_reason
+    assert bp.off_reason is not None
+    assert "12 votes so far" in bp.off_reason
 
 
 def test_out_of_fold_scores_never_see_the_images_own_votes() -> None:

@@ -27,6 +27,7 @@ judge's noise and by the skills' own residual, and the fitted beta takes the noi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -105,7 +106,8 @@ def ep_prequential_loglik(mean: np.ndarray, sd: float | np.ndarray, a: np.ndarra
     return ll
 
 
-def _golden(f, lo: float, hi: float, tol: float, ends: tuple[float, ...] = ()) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float,
+            ends: tuple[float, ...] = ()) -> tuple[float, float]:
     """(argmax, max) of a unimodal f on [lo, hi] by golden-section search (Kiefer 1953); ``ends`` also tried."""
     g = (math.sqrt(5.0) - 1.0) / 2.0
     c, d = hi - g * (hi - lo), lo + g * (hi - lo)
@@ -130,9 +132,10 @@ def _golden(f, lo: float, hi: float, tol: float, ends: tuple[float, ...] = ()) -
 def estimate_r(z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Correlation of out-of-fold scores with the judge's utility, and the judge's noise, by held-out likelihood.
 
-    Maximises :func:`ep_prequential_loglik` of the decisive votes (draws left out, see the code) under the prior ``N(r z_i, 1 - r^2)`` (units of the skills'
-    SD) over ``r`` in [0, :data:`R_MAX`] and ``beta`` (coordinate-wise golden-section search, log beta first at
-    r = 0.5, then r, then both once more in a narrower box); ``r = 0`` is always a candidate.
+    Maximises :func:`ep_prequential_loglik` of the decisive votes (draws left out, see the code) under the prior
+    ``N(r z_i, 1 - r^2)`` (units of the skills' SD) over ``r`` in [0, :data:`R_MAX`] and ``beta`` (coordinate-wise
+    golden-section search, log beta first at r = 0.5, then r, then both once more in a narrower box); ``r = 0`` is
+    always a candidate.
 
     Args:
         z: (N,) standardised scores, each image's from a fit that did not see its votes (:func:`image_folds`).

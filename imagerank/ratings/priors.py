@@ -406,6 +406,13 @@ def bt_prior(
     ``confidence = slope' / hypot(slope', spread')``, ``scale = hypot(slope', spread')`` of the averaged prior (the
     fitted ones in ``fit_confidence`` / ``fit_scale``).
 
+    The figure shown to the user, ``r`` (the header's "taste prior r"), is estimated apart from that working value:
+    each image is scored by a fit on the votes that never involved it (:func:`out_of_fold_scores`; a vote-level
+    split lets the ranker memorise heavily voted images), the score test and its evidence weight use those scores,
+    and ``r`` maximises the likelihood of the votes under a Thurstone posterior with the judge's own noise fitted
+    jointly (:func:`imagerank.ratings.honesty.estimate_r`, a disattenuation), times the evidence weight. A prior
+    whose held-out r is 0 is switched off like one without evidence (``off_reason`` says which).
+
     Args:
         X: (N, D) float features of every image (rows indexed by ``a`` and ``b``).
         a, b: (M,) int row indices of the two sides of each outcome, in vote order.
@@ -473,16 +480,18 @@ def bt_prior(
     z_out = out_of_fold_scores(X, a, b, y, l2=l2, w0=full.w, rng=gen)
     t, held_out = score_test([(z_out, a, b, y)])
     weight = feature_weight(t, held_out)
-    off = dict(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
-               fit_scale=float(fit_scale))
+
+    def off(reason: str, noise: float | None = None) -> BTPrior:
+        return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
+                       fit_scale=float(fit_scale), off_reason=reason, judge_noise=noise)
+
     if weight < OFF_WEIGHT:
-        return BTPrior(**off, off_reason=f"taste prior off: the features do not predict your votes (held-out score "
-                                         f"test t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
-    r_hat, noise, gain = estimate_r(z_out, a, b, y)
+        return off(f"taste prior off: the features do not predict your votes (held-out score test t = {t:.1f} on "
+                   f"{held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
+    r_hat, noise, _gain = estimate_r(z_out, a, b, y)
     if r_hat <= 0.0:
-        return BTPrior(**off, judge_noise=noise,
-                       off_reason=f"taste prior off: your votes are predicted best without it (held-out r = 0 on "
-                                  f"{held_out} votes)")
+        return off(f"taste prior off: your votes are predicted best without it (held-out r = 0 on {held_out} votes)",
+                   noise)
     confidence, scale = shrink_prior(slope, spread, weight)
     return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
                    fit_scale=float(fit_scale), r=float(weight * r_hat), judge_noise=noise)
