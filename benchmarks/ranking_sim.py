@@ -350,7 +350,8 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 spearman=float(stats.spearmanr(ordinal, world.u).statistic),
                 churn=float("nan") if prev_top is None else 1.0 - len(top_set & prev_top) / cfg.k,
                 pick_ms=1000.0 * pick_time / max(picks, 1),
-                stability=topk_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed),
+                stability=topk_stability(board_mu, board_sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
+                                         judge_noise=None if on_ep or last_prior is None else last_prior.judge_noise),
                 prior_confidence=confidence,
                 prior_corr=float(np.corrcoef(pool.prior, world.u)[0, 1]) if pool.prior is not None else 0.0,
             ))
