@@ -136,6 +136,8 @@ class LivePriorReport:
         r: what the panel header shows ("taste prior r"): the estimated correlation of the prior's scores with
             the judge's utility, out of sample (:attr:`imagerank.ratings.priors.BTPrior.r`); 0 while off.
             ``confidence`` is the OpenSkill filter's working value and over-states it for consistent judges.
+        judge_noise: the judge's per-image noise over the skills' SD fitted with ``r`` (None without one); the
+            stability estimate widens the posterior by it (:func:`imagerank.ratings.stability.sigma_inflation`).
     """
 
     features: str
@@ -150,6 +152,7 @@ class LivePriorReport:
     beta: float = R.BETA
     off_reason: str | None = None
     r: float = 0.0
+    judge_noise: float | None = None
 
     def __str__(self) -> str:
         return (f"live prior from {self.n_pairs} votes on {self.features} (taste prior r {self.r:.2f} held out, "
@@ -424,7 +427,7 @@ class LivePrior:
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
                                bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta),
-                               bp.off_reason, float(bp.r))
+                               bp.off_reason, float(bp.r), bp.judge_noise)
 
     def _design(self, source: str, compute: bool, progress: bool = False) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):

@@ -449,7 +449,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if stability:
             if n >= 2:
                 samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                self._stability = topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng)
+                noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
+                self._stability = topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng,
+                                                 judge_noise=noise)
             else:
                 self._stability = None
         if self.blind or n == 0:
