@@ -30,6 +30,7 @@ from .honesty import HONEST_FOLDS, estimate_r, image_folds
 
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
+    "LR_CRITICAL",
     "MAX_CONFIDENCE",
     "MIN_PRIOR_VOTES",
     "OFF_WEIGHT",
@@ -57,6 +58,10 @@ MAX_CONFIDENCE = 0.95
 OFF_WEIGHT = 0.5
 #: Fewer held-out-calibrated outcomes than this give no prior (``off_reason`` says so).
 MIN_PRIOR_VOTES = 20
+#: The prior is also off when twice the held-out log-likelihood gain of its r over r = 0 is below this: the 5 %
+#: point of the likelihood-ratio test of a parameter on its boundary, a 50:50 mixture of chi^2_0 and chi^2_1
+#: (Self & Liang 1987).
+LR_CRITICAL = 2.71
 
 _KAPPA = 0.0001  # openskill's default kappa (lower bound of the sigma shrink factor)
 
@@ -408,10 +413,11 @@ def bt_prior(
 
     The figure shown to the user, ``r`` (the header's "taste prior r"), is estimated apart from that working value:
     each image is scored by a fit on the votes that never involved it (:func:`out_of_fold_scores`; a vote-level
-    split lets the ranker memorise heavily voted images), the score test and its evidence weight use those scores,
+    split lets the ranker memorise heavily voted images),
     and ``r`` maximises the likelihood of the votes under a Thurstone posterior with the judge's own noise fitted
     jointly (:func:`imagerank.ratings.honesty.estimate_r`, a disattenuation), times the evidence weight. A prior
-    whose held-out r is 0 is switched off like one without evidence (``off_reason`` says which).
+    whose held-out r fails a likelihood-ratio test (:data:`LR_CRITICAL`) is switched off like one without evidence
+    (``off_reason`` says which).
 
     Args:
         X: (N, D) float features of every image (rows indexed by ``a`` and ``b``).
@@ -475,10 +481,9 @@ def bt_prior(
         spread = _golden_max(partial(evidence, slope), lo_p, hi_p, _TOL)
     fit_scale = math.hypot(slope, spread)
     fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
-    # the honest part: scores of each image from a fit that never saw its votes, tested and scored under a
-    # Thurstone posterior with the judge's own noise (imagerank.ratings.honesty)
-    z_out = out_of_fold_scores(X, a, b, y, l2=l2, w0=full.w, rng=gen)
-    t, held_out = score_test([(z_out, a, b, y)])
+    # the on/off test on the vote halves: its null (votes without preference) is exact there, since each half's
+    # scores depend only on the other half's outcomes (image folds interlock: a coin-flipper passed 6 % of the time)
+    t, held_out = score_test(folds)
     weight = feature_weight(t, held_out)
 
     def off(reason: str, noise: float | None = None) -> BTPrior:
@@ -488,10 +493,14 @@ def bt_prior(
     if weight < OFF_WEIGHT:
         return off(f"taste prior off: the features do not predict your votes (held-out score test t = {t:.1f} on "
                    f"{held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
-    r_hat, noise, _gain = estimate_r(z_out, a, b, y)
-    if r_hat <= 0.0:
-        return off(f"taste prior off: your votes are predicted best without it (held-out r = 0 on {held_out} votes)",
-                   noise)
+    # the honest part: each image scored by a fit that never saw its votes (a vote split lets the ranker memorise
+    # heavily voted images), r by the held-out Thurstone likelihood with the judge's own noise
+    # (imagerank.ratings.honesty); a prior whose r is not supported by a likelihood-ratio test is off too
+    z_out = out_of_fold_scores(X, a, b, y, l2=l2, rng=gen)
+    r_hat, noise, gain = estimate_r(z_out, a, b, y)
+    if 2.0 * gain < LR_CRITICAL:
+        return off(f"taste prior off: it does not predict your votes on images it was not fitted on (held-out r "
+                   f"{r_hat:.2f}, likelihood ratio {2.0 * gain:.1f} < {LR_CRITICAL})", noise)
     confidence, scale = shrink_prior(slope, spread, weight)
     return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
                    fit_scale=float(fit_scale), r=float(weight * r_hat), judge_noise=noise)
