@@ -12,7 +12,9 @@ the leaderboard is. Draws therefore use ``SIGMA_INFLATION * sigma``. The factor 
 prior at feature correlations 0 / 0.5 / 0.75 / 0.9; random, spec and active pairing; 500-3,000 votes): with
 1.15 the estimate's error against the true precision@100, averaged over seeds, is at most 0.09 for the
 ``active`` strategy at every checkpoint (1.0 gave 0.17, 1.25 gave 0.08 but overshot the other way for noisier
-judges); see the README's performance section for the table.
+judges); see the README's performance section for the table. Since issue 14 the factor follows the judge's
+fitted noise (:func:`sigma_inflation`: 1.3 for a consistent judge down to about 1.0 for a crowd), 1.15 only while
+no noise has been fitted.
 """
 
 from __future__ import annotations
