@@ -322,7 +322,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                 if calibrate:
                     calibrated_at = len(duels)
                 last_prior = bp
-                confidence = bp.confidence
+                confidence = bp.r  # what the panel header shows ("taste prior r"), 0 while off
                 prior_mu, prior_sigma = bp.ratings()
                 pool.prior = None if bp.off_reason else bp.z  # a prior switched off gives pairing no scores
             mu[:] = prior_mu
@@ -346,7 +346,8 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
                                            ratio=mode.ratio)
             else:
                 top = leaderboard_top(mu, sigma, cfg.k)
-                stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
+                stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
+                                      judge_noise=None if last_prior is None else last_prior.judge_noise)
             top_set = set(top.tolist())
             prec = float(world.top[top].mean())
             top_mu = np.argpartition(-board_mu, cfg.k - 1)[: cfg.k]
@@ -526,6 +527,19 @@ def compact(rows: list[dict], k: int, n: int) -> str:
     return "\n".join(lines)
 
 
+def honesty(rows: list[dict]) -> str:
+    """One line per (judge, rho, strategy, budget): the prior's reported r (``BTPrior.r``, the header's "taste prior
+    r") against its realised correlation with the utility, and the stability estimate against the true
+    precision@k (means over the seeds; worst seed in brackets)."""
+    lines = ["| judge | ρ | strategy | B | reported r | realised r | r error | stability est. | true p@k "
+             "| stability error (worst seed) |", "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['judge']} | {r['rho']:g} | {r['strategy']} | {r['B']:,} | {r['conf']:.2f} "
+                     f"| {r['prior_corr']:.2f} | {r['conf'] - r['prior_corr']:+.2f} | {r['stability']:.2f} "
+                     f"| {r['p@k']:.2f} | {r['stability'] - r['p@k']:+.2f} ({r['cal_err_max']:.2f}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=5000, help="images (default 5000)")
@@ -547,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed-beta", action="store_true", help="keep OpenSkill's default beta (no consistency fit)")
     ap.add_argument("--full", action="store_true", help="every judge x every rho")
     ap.add_argument("--compact", action="store_true", help="only the one-line-per-setting summary table")
+    ap.add_argument("--honesty", action="store_true",
+                    help="also the prior's reported vs realised r and the stability error at every budget")
     args = ap.parse_args(argv)
 
     ratio = thurstone_ratio() if args.ratio is None else args.ratio
@@ -575,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
           f"exploration {cfg.exploration}, wall {wall:.0f}s")
     print()
     print(compact(rows, cfg.k, cfg.n))
+    if args.honesty:
+        print()
+        print(honesty(rows))
     if not args.compact:
         print()
         print(markdown(rows, cfg.k))

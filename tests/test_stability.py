@@ -90,3 +90,23 @@ def test_default_k():
     assert default_k(3) == 1
     assert default_k(60, 100) == 15
     assert default_k(100_000, 100) == 100
+
+
+def test_the_widening_follows_the_judges_noise():
+    from imagerank.ratings.stability import SIGMA_INFLATION, sigma_inflation
+
+    assert sigma_inflation(None) == SIGMA_INFLATION
+    vals = [sigma_inflation(x) for x in (0.0, 0.2, 0.55, 1.47, 3.0)]
+    assert vals == sorted(vals, reverse=True)  # a consistent judge's posteriors are widened most
+    assert vals[0] == pytest.approx(1.3)
+    assert vals[3] == pytest.approx(1.02, abs=0.01)  # the AVA crowd
+    with pytest.raises(ValueError, match="judge_noise"):
+        sigma_inflation(-0.1)
+    with pytest.raises(ValueError, match="judge_noise"):
+        sigma_inflation(float("nan"))
+    # wider draws: a less settled top-k for the consistent judge than for the crowd on the same posterior
+    mu = np.linspace(0, 30, 400)
+    sigma = np.full(400, 2.0)
+    calm = topk_stability(mu, sigma, 20, samples=300, rng=0, judge_noise=0.0)
+    crowd = topk_stability(mu, sigma, 20, samples=300, rng=0, judge_noise=1.47)
+    assert calm < crowd

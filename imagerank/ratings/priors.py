@@ -26,9 +26,11 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, NoVotesError
 from . import openskill as R
+from .honesty import HONEST_FOLDS, estimate_r, image_folds
 
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
+    "LR_CRITICAL",
     "MAX_CONFIDENCE",
     "MIN_PRIOR_VOTES",
     "OFF_WEIGHT",
@@ -38,6 +40,7 @@ __all__ = [
     "duel_loglik",
     "feature_weight",
     "fit_linear_bt",
+    "out_of_fold_scores",
     "prequential_loglik",
     "prior_to_rating",
     "rate_duel",
@@ -55,6 +58,10 @@ MAX_CONFIDENCE = 0.95
 OFF_WEIGHT = 0.5
 #: Fewer held-out-calibrated outcomes than this give no prior (``off_reason`` says so).
 MIN_PRIOR_VOTES = 20
+#: The prior is also off when twice the held-out log-likelihood gain of its r over r = 0 is below this: the 5 %
+#: point of the likelihood-ratio test of a parameter on its boundary, a 50:50 mixture of chi^2_0 and chi^2_1
+#: (Self & Liang 1987).
+LR_CRITICAL = 2.71
 
 _KAPPA = 0.0001  # openskill's default kappa (lower bound of the sigma shrink factor)
 
@@ -167,6 +174,11 @@ class BTPrior:
             too few votes, or the features do not predict the held-out votes); then ``confidence`` is 0 and
             ``scale`` OpenSkill's default sigma, so :meth:`ratings` is exactly the default prior, and ``z`` should
             not be handed to the pairing strategies.
+        r: the honest figure shown to the user ("taste prior r"): the estimated correlation of ``z`` with the
+            judge's utility across the collection, out of sample (:func:`imagerank.ratings.honesty.estimate_r` on
+            image-level cross-fitted scores, times ``weight``); 0 when the prior is off. ``confidence`` is the
+            working value of OpenSkill's filter (fitted to its evidence, which under-reacts) and is not this.
+        judge_noise: the judge's per-image noise over the skills' SD fitted with ``r`` (None without a fit).
     """
 
     z: np.ndarray
@@ -177,6 +189,8 @@ class BTPrior:
     fit_confidence: float | None = None
     fit_scale: float | None = None
     off_reason: str | None = None
+    r: float = 0.0
+    judge_noise: float | None = None
 
     def ratings(self) -> tuple[np.ndarray, np.ndarray]:
         """``prior_to_rating(self.z, self.confidence, self.scale)``: (N,) prior mu and (N,) prior sigma."""
@@ -397,6 +411,14 @@ def bt_prior(
     ``confidence = slope' / hypot(slope', spread')``, ``scale = hypot(slope', spread')`` of the averaged prior (the
     fitted ones in ``fit_confidence`` / ``fit_scale``).
 
+    The figure shown to the user, ``r`` (the header's "taste prior r"), is estimated apart from that working value:
+    each image is scored by a fit on the votes that never involved it (:func:`out_of_fold_scores`; a vote-level
+    split lets the ranker memorise heavily voted images),
+    and ``r`` maximises the likelihood of the votes under a Thurstone posterior with the judge's own noise fitted
+    jointly (:func:`imagerank.ratings.honesty.estimate_r`, a disattenuation), times the evidence weight. A prior
+    whose held-out r fails a likelihood-ratio test (:data:`LR_CRITICAL`) is switched off like one without evidence
+    (``off_reason`` says which).
+
     Args:
         X: (N, D) float features of every image (rows indexed by ``a`` and ``b``).
         a, b: (M,) int row indices of the two sides of each outcome, in vote order.
@@ -429,7 +451,8 @@ def bt_prior(
     m = a.shape[0]
     if start is not None and not calibrate:
         return BTPrior(z=z, confidence=start.confidence, scale=start.scale, w=full.w, weight=start.weight,
-                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason)
+                       fit_confidence=start.fit_confidence, fit_scale=start.fit_scale, off_reason=start.off_reason,
+                       r=start.r, judge_noise=start.judge_noise)
     if m < MIN_PRIOR_VOTES:
         return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w,
                        off_reason=f"taste prior off: {m} votes so far, it starts at {MIN_PRIOR_VOTES}")
@@ -457,17 +480,59 @@ def bt_prior(
         slope = _golden_max(partial(_swap, evidence, spread), lo_s, hi_s, _TOL, ends=(0.0,) if lo_s == 0 else ())
         spread = _golden_max(partial(evidence, slope), lo_p, hi_p, _TOL)
     fit_scale = math.hypot(slope, spread)
+    fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
+    # the on/off test on the vote halves: its null (votes without preference) is exact there, since each half's
+    # scores depend only on the other half's outcomes (image folds interlock: a coin-flipper passed 6 % of the time)
     t, held_out = score_test(folds)
     weight = feature_weight(t, held_out)
-    fit_conf = float(min(slope / fit_scale, MAX_CONFIDENCE))
-    if weight < OFF_WEIGHT:
+
+    def off(reason: str, noise: float | None = None) -> BTPrior:
         return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
-                       fit_scale=float(fit_scale),
-                       off_reason=f"taste prior off: the features do not predict your votes (held-out score test "
-                                  f"t = {t:.1f} on {held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
+                       fit_scale=float(fit_scale), off_reason=reason, judge_noise=noise)
+
+    if weight < OFF_WEIGHT:
+        return off(f"taste prior off: the features do not predict your votes (held-out score test t = {t:.1f} on "
+                   f"{held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
+    # the honest part: each image scored by a fit that never saw its votes (a vote split lets the ranker memorise
+    # heavily voted images), r by the held-out Thurstone likelihood with the judge's own noise
+    # (imagerank.ratings.honesty); a prior whose r is not supported by a likelihood-ratio test is off too
+    z_out = out_of_fold_scores(X, a, b, y, l2=l2, rng=gen)
+    r_hat, noise, gain = estimate_r(z_out, a, b, y)
+    if 2.0 * gain < LR_CRITICAL:
+        return off(f"taste prior off: it does not predict your votes on images it was not fitted on (held-out r "
+                   f"{r_hat:.2f}, likelihood ratio {2.0 * gain:.1f} < {LR_CRITICAL})", noise)
     confidence, scale = shrink_prior(slope, spread, weight)
     return BTPrior(z=z, confidence=confidence, scale=scale, w=full.w, weight=weight, fit_confidence=fit_conf,
-                   fit_scale=float(fit_scale))
+                   fit_scale=float(fit_scale), r=float(weight * r_hat), judge_noise=noise)
+
+
+def out_of_fold_scores(X: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, *, l2: float = 1.0,
+                       w0: np.ndarray | None = None, folds: int = HONEST_FOLDS,
+                       rng: np.random.Generator | int | None = 0) -> np.ndarray:
+    """(N,) standardised scores, each image's from a linear Bradley-Terry fit on the votes that never involved it.
+
+    The images are split into ``folds`` random groups (:func:`imagerank.ratings.honesty.image_folds`); for each group
+    :func:`fit_linear_bt` is fitted on the votes between images of the other groups and scores that group (each fit
+    standardised over all N images). Cross-fitting by image, not by vote: a vote-level split leaves a heavily voted
+    image on both sides, and the ranker "predicts" its held-out votes by memorising it.
+
+    Args:
+        X: (N, D) features; a, b: (M,) int indices; y: (M,) outcomes for a (1, 0, 0.5); l2: ridge penalty;
+        w0: warm start (D,); folds: groups (>= 2); rng: seed or generator of the groups.
+
+    Returns:
+        (N,) float64; a group whose fit had no votes gets 0 (no information).
+    """
+    n = X.shape[0]
+    groups = image_folds(n, folds, rng)
+    out = np.zeros(n, dtype=np.float64)
+    for k in range(folds):
+        keep = (groups[a] != k) & (groups[b] != k)
+        mine = groups == k
+        if keep.any() and mine.any():
+            fit = fit_linear_bt(X, a[keep], b[keep], y[keep], l2=l2, w0=w0)
+            out[mine] = _standardise(fit.score(X))[mine]
+    return out
 
 
 def _swap(f: Callable[[float, float], float], second: float, first: float) -> float:

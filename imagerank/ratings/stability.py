@@ -12,7 +12,9 @@ the leaderboard is. Draws therefore use ``SIGMA_INFLATION * sigma``. The factor 
 prior at feature correlations 0 / 0.5 / 0.75 / 0.9; random, spec and active pairing; 500-3,000 votes): with
 1.15 the estimate's error against the true precision@100, averaged over seeds, is at most 0.09 for the
 ``active`` strategy at every checkpoint (1.0 gave 0.17, 1.25 gave 0.08 but overshot the other way for noisier
-judges); see the README's performance section for the table.
+judges); see the README's performance section for the table. Since issue 14 the factor follows the judge's
+fitted noise (:func:`sigma_inflation`: 1.3 for a consistent judge down to about 1.0 for a crowd), 1.15 only while
+no noise has been fitted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from . import openskill as R
 
-__all__ = ["default_k", "topk_stability"]
+__all__ = ["SIGMA_INFLATION", "default_k", "sigma_inflation", "topk_stability"]
 
 
 def default_k(n: int, topk: int = 100) -> int:
@@ -34,8 +36,34 @@ def default_k(n: int, topk: int = 100) -> int:
 # only with probability < (k + 1) * 1.3e-12 each (one-sided Gaussian tail at 7 sd), so they are left out of
 # the sampling; the result changes by less than 1e-5 even for 100,000 images.
 PRUNE_Z = 7.0
-#: Posterior SDs are widened by this factor before sampling (see the module docstring).
+#: Posterior SDs are widened by this factor before sampling when the judge's noise is unknown (module docstring).
 SIGMA_INFLATION = 1.15
+
+
+def sigma_inflation(judge_noise: float | None) -> float:
+    """The factor posterior SDs are widened by for a judge of this consistency.
+
+    OpenSkill shrinks sigma by about the same share per vote whatever the judge, while a consistent judge's votes
+    (a small fitted beta) move the means further: its sigmas understate how far the means can still be off, and one
+    global factor made the estimate over-report for consistent judges and under-report for a crowd. The factor
+    therefore follows the judge's noise (per-image performance SD over the skills' SD, fitted with the live prior:
+    :attr:`imagerank.ratings.priors.BTPrior.
+    judge_noise`): ``1.3 - 0.1 log2(1 + noise / 0.25)``, i.e. 1.3 for a noiseless judge, 1.22 / 1.13 at a noise
+    of 0.2 / 0.55 (the fitted Thurstone judge), 1.02 for the AVA crowd (1.47). Fitted in
+    ``benchmarks/ranking_sim.py`` on seed 2 (noiseless, 0.15 and 0.62 x SD Thurstone, crowd; rho 0.5 and 0.75;
+    500-3,000 votes; the factor that zeroes the mean error per judge), checked on seeds 0-1 (README, "Ranking
+    simulation"). None (no fitted noise yet, or the prior is off): :data:`SIGMA_INFLATION`.
+
+    Raises:
+        InvalidArgumentError: a negative or non-finite noise.
+    """
+    if judge_noise is None:
+        return SIGMA_INFLATION
+    x = float(judge_noise)
+    if not (x >= 0.0 and np.isfinite(x)):
+        raise InvalidArgumentError(f"judge_noise: expected a finite value >= 0, got {judge_noise!r}")
+    return 1.3 - 0.1 * float(np.log2(1.0 + x / 0.25))
+
 # Normal draws per chunk (memory: 8 bytes each, so 2M draws = 16 MB).
 _CHUNK_DRAWS = 2_000_000
 
@@ -46,10 +74,12 @@ def topk_stability(
     k: int,
     samples: int = 200,
     rng: np.random.Generator | int | None = None,
+    judge_noise: float | None = None,
 ) -> float:
     """Expected share of the current top-k (by ordinal) that is also in the top-k of a posterior sample.
 
-    For ``s = 1..samples`` a skill vector ``x_s ~ N(mu, diag((SIGMA_INFLATION * sigma)^2))`` is drawn; the
+    For ``s = 1..samples`` a skill vector ``x_s ~ N(mu, diag((f * sigma)^2))`` (``f = sigma_inflation(judge_noise)``)
+    is drawn; the
     result is the mean over ``s`` of ``|topk(x_s) ∩ topk(mu - 3 sigma)| / k``. Read it as an estimate of the
     *precision@k* of the current leaderboard: the expected fraction of the images shown as top-k that truly
     belong there (calibrated in simulation, see the module docstring). 1.0 means the top-k is settled; about
@@ -63,6 +93,8 @@ def topk_stability(
         samples: number of posterior draws, >= 1. The Monte Carlo standard error is at most ``0.5 / sqrt(samples)``
             and in practice far smaller (overlaps of successive draws are strongly correlated).
         rng: a ``numpy.random.Generator``, a seed, or None (fresh entropy).
+        judge_noise: the judge's fitted noise / skill SD (``BTPrior.judge_noise``), which sets the widening
+            (:func:`sigma_inflation`); None: :data:`SIGMA_INFLATION`.
 
     Returns:
         A float in [0, 1].
@@ -99,7 +131,7 @@ def topk_stability(
     current = np.argpartition(-ordinal, k - 1)[:k]
 
     # Candidates: images that can plausibly be in a sampled top-k; every current top-k image is one of them.
-    spread = SIGMA_INFLATION * sigma
+    spread = sigma_inflation(judge_noise) * sigma
     low = mu - PRUNE_Z * spread
     threshold = np.partition(low, n - k)[n - k]
     cand = np.flatnonzero(mu + PRUNE_Z * spread >= threshold)

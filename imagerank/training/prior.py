@@ -133,6 +133,11 @@ class LivePriorReport:
         beta: the judge's performance SD fitted to the votes and stored with the log (OpenSkill units).
         off_reason: None while the prior is in use; else why it is off (too few votes, or the features do not
             predict the held-out votes): every image then has the default prior and pairing gets no scores.
+        r: what the panel header shows ("taste prior r"): the estimated correlation of the prior's scores with
+            the judge's utility, out of sample (:attr:`imagerank.ratings.priors.BTPrior.r`); 0 while off.
+            ``confidence`` is the OpenSkill filter's working value and over-states it for consistent judges.
+        judge_noise: the judge's per-image noise over the skills' SD fitted with ``r`` (None without one); the
+            stability estimate widens the posterior by it (:func:`imagerank.ratings.stability.sigma_inflation`).
     """
 
     features: str
@@ -146,9 +151,12 @@ class LivePriorReport:
     weight: float = 1.0
     beta: float = R.BETA
     off_reason: str | None = None
+    r: float = 0.0
+    judge_noise: float | None = None
 
     def __str__(self) -> str:
-        return (f"live prior from {self.n_pairs} votes on {self.features} (confidence {self.confidence:.2f}, "
+        return (f"live prior from {self.n_pairs} votes on {self.features} (taste prior r {self.r:.2f} held out, "
+                f"filter confidence {self.confidence:.2f}, "
                 f"scale {self.scale:.2f}, evidence weight {self.weight:.2f}, judge noise beta {self.beta:.2f}"
                 f"{', recalibrated' if self.calibrated else ''}): {self.n_images} images, "
                 f"{self.n_ratings_changed} ratings changed by the replay, {self.seconds:.2f} s"
@@ -419,7 +427,7 @@ class LivePrior:
         self.state = state
         return LivePriorReport(state.design.name, len(ids), m, float(bp.confidence), float(bp.scale),
                                bool(calibrate), changed, time.perf_counter() - t0, float(bp.weight), float(beta),
-                               bp.off_reason)
+                               bp.off_reason, float(bp.r), bp.judge_noise)
 
     def _design(self, source: str, compute: bool, progress: bool = False) -> FeatureMatrix:
         if not compute and source.startswith("cheap") and not has_cheap_features(self.catalog):

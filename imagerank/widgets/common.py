@@ -146,8 +146,12 @@ def as_int(value: Any, name: str) -> int:
 
 
 def prior_confidence(report: Any) -> float | None:
-    """The learned prior's confidence (0..1, two decimals) for a header, None when no prior was fitted."""
-    c = getattr(report, "confidence", None)
+    """The learned prior's r for a header (0..1, two decimals): a live prior's held-out correlation with the judge's
+    utility (``LivePriorReport.r``), a trained ranker's validated confidence; None when no prior was fitted or the
+    live prior is switched off (the header then shows why)."""
+    if report is None or getattr(report, "off_reason", None):
+        return None
+    c = getattr(report, "r", getattr(report, "confidence", None))
     return None if c is None else round(float(c), 2)
 
 

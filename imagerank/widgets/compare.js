@@ -801,8 +801,9 @@ function render({ model, el: host }) {
       `top-${h.k} under the rating posterior (an estimate of precision@k). Near k/N before any vote; 100% when ` +
       "the top is settled." + (h.rating_model ? ` Ranking: ${h.rating_model}.` : "");
     const why = (h.prior || "").startsWith("no learned prior:");
+    const off = (h.prior || "").match(/taste prior off: ([^(;]*)/);  // switched off: say why, details in the title
     prior.textContent = h.prior_confidence != null ? `taste prior r ${h.prior_confidence.toFixed(2)}` :
-      why ? "no taste prior yet" : "";
+      off ? `taste prior off: ${off[1].trim()}` : why ? "no taste prior yet" : "";
     prior.title = h.prior || "";
   }
 

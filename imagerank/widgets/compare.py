@@ -595,10 +595,12 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if stability:
             if n >= 2:
                 samples = max(32, min(self.stability_samples, 4_000_000 // n))
+                noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
                 self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
                                                        ratio=post[3].ratio)
                                    if post is not None else
-                                   topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng))
+                                   topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng,
+                                                  judge_noise=noise))
             else:
                 self._stability = None
         if self.blind or n == 0:

@@ -170,7 +170,9 @@ def test_panel_votes_refit_the_prior_and_the_header_says_so(small_col) -> None:
         assert panel.status.get("level") != "error", panel.status
     col.prior.wait()  # the 10th vote started a refit off the vote path; the header follows when it lands
     assert panel.header["prior"].startswith("live prior from 10 votes")
-    assert panel.header["prior_confidence"] is not None
+    # at 10 votes the prior is switched off (it starts at 20): no r in the header, the reason instead
+    assert panel.header["prior_confidence"] is None
+    assert "taste prior off: 10 votes so far" in panel.header["prior"]
     assert col.doctor().ok
 
 
