@@ -48,6 +48,7 @@ from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import OUTCOMES, PairQueue, get_strategy
 from ..ratings.stability import default_k, topk_stability
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
+from .prefetch import AHEAD_PAIRS, ThumbPrefetch
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -85,7 +86,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         InvalidArgumentError: ``queue_depth``, ``refresh_every`` or ``stability_samples`` out of range.
 
     The queue itself (pairs, retired pairs, undo stack, refill, opponents for new images) is
-    :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` whose check loads each image's thumbnail.
+    :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` holding ``queue_depth`` pairs shown in the browser
+    plus :data:`~imagerank.widgets.prefetch.AHEAD_PAIRS` pairs ahead whose thumbnails a background thread makes
+    (:class:`~imagerank.widgets.prefetch.ThumbPrefetch`), so a vote rarely decodes anything.
     """
 
     _esm = Path(__file__).parent / "compare.js"
@@ -127,8 +130,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._names: dict[int, str] = {}
         self.collection = collection
         # Unknown strategy names fail here, loudly, with the list of known ones (before any widget exists).
-        self.pair_queue = PairQueue(collection, int(queue_depth), strategy, check=self._usable, voter=voter,
-                                    rng=self._rng)
+        self._prefetch = ThumbPrefetch(collection.thumbnail_bytes)
+        self.pair_queue = PairQueue(collection, _queued_depth(int(queue_depth)), strategy, check=self._queueable,
+                                    voter=voter, rng=self._rng)
         super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth))
         self.refresh_every = int(refresh_every)
         self.stability_samples = int(stability_samples)
@@ -156,6 +160,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             unsubscribe()
         if getattr(self, "_large", None) is not None:
             self._large.stop()
+        if getattr(self, "_prefetch", None) is not None:
+            self._prefetch.stop()
         super().close()
 
     def _on_prior_refit(self) -> None:
@@ -183,8 +189,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
 
     @property
     def queue(self) -> list[tuple[int, int]]:
-        """The queued pairs as (left id, right id), front first (the front one is on screen)."""
-        return [p.ids for p in self.pair_queue]
+        """The pairs queued in the browser as (left id, right id), front first (the front one is on screen)."""
+        return [p.ids for p in self._window()]
 
     @property
     def votes(self) -> int:
@@ -222,13 +228,13 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
     # ------------------------------------------------------------------ comm plumbing
 
     def _on_depth(self, change: dict[str, Any]) -> None:
-        self.pair_queue.depth = int(change["new"])
+        self.pair_queue.depth = _queued_depth(int(change["new"]))
         self._fill()
         self._publish()
 
     def _on_thumb_px(self, change: dict[str, Any]) -> None:
         if self.large_thumbnails and self._ready:
-            self._large.ask(self.pair_queue.image_ids())
+            self._large.ask(self._window_ids())
 
     # ------------------------------------------------------------------ handlers
     def _on_ready(self, m: dict[str, Any]) -> None:
@@ -350,6 +356,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
     def _on_broken(self, m: dict[str, Any]) -> None:
         image_id = as_int(m.get("id"), "id")
         self._thumbs.pop(image_id, None)
+        self._prefetch.forget(image_id)
         try:
             row = self.collection.images.get(image_id)
         except NotFoundError:
@@ -380,9 +387,36 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if len(q) < q.depth and len(q.pool()) < 2:
             self._report("fewer than two active images: add images to the workspace folders and press R", "warning")
 
-    def _usable(self, image_id: int) -> str | None:
-        """The queue's check: None when the image can be shown (thumbnail bytes cached); else the reason it was
-        skipped (a missing file is marked ``missing``, an undecodable one ``corrupt``; both are reported)."""
+    def _window(self) -> list[Any]:
+        """The queued pairs shown in the browser (the first ``queue_depth``; the rest are the look-ahead)."""
+        return self.pair_queue.pairs[: self.queue_depth]
+
+    def _window_ids(self) -> list[int]:
+        return list(dict.fromkeys(i for p in self._window() for i in p.ids))
+
+    def _settle(self) -> None:
+        """Make sure every pair shown in the browser has its thumbnails (pairs with an image that cannot be shown
+        leave the queue, reported, and the queue is refilled), then hand the whole queue to the prefetch."""
+        q = self.pair_queue
+        for _ in range(q.depth + 1):
+            bad = [i for i in self._window_ids() if self._usable(i) is not None]
+            failed = self._prefetch.failed()  # look-ahead images the worker could not decode: report them now
+            bad += [i for i in q.image_ids() if i in failed and i not in bad and self._usable(i) is not None]
+            if not bad:
+                break
+            q.drop_images(bad)
+            self._fill()
+        self._prefetch.ask(q.image_ids())
+
+    def _queueable(self, image_id: int) -> str | None:
+        """The queue's check (cheap: the catalog row and the file); the thumbnail is made ahead by the prefetch
+        and checked when the pair enters the browser's window (:meth:`_settle`)."""
+        return self._usable(image_id, thumbnail=False)
+
+    def _usable(self, image_id: int, *, thumbnail: bool = True) -> str | None:
+        """None when the image can be shown (thumbnail bytes cached; with ``thumbnail`` False the bytes are not
+        needed yet); else the reason it was skipped (a missing file is marked ``missing``, an undecodable one
+        ``corrupt``; both are reported)."""
         if image_id in self._thumbs:
             return None
         try:
@@ -391,18 +425,31 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             return "not in the catalog"
         self._names[int(image_id)] = row["filename"]
         if row["status"] != "active":
+            if thumbnail and row["status"] == "corrupt" and self._prefetch.take(image_id, 0)[0]:
+                # the prefetch found it undecodable (the thumbnail pass marked it corrupt): report the skip here
+                self._prefetch.forget(image_id)
+                why = row["status_reason"] or "no thumbnail could be made"
+                self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
+                return "cannot be decoded"
             return f"status {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
         if _gone(row["filepath"]):
             self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
             self._skip(image_id, "file not found", row["filepath"])
             return "file not found"
-        data = self.collection.thumbnail_bytes(image_id)
+        if not thumbnail:
+            return None
+        data = self._thumbnail(image_id)
         if data is None:
             why = self.collection.images.get(image_id)["status_reason"] or "no thumbnail could be made"
             self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
             return "cannot be decoded"
         self._thumbs[int(image_id)] = data
         return None
+
+    def _thumbnail(self, image_id: int) -> bytes | None:
+        """The thumbnail's bytes: from the prefetch when its worker made it, else made here."""
+        done, data = self._prefetch.take(image_id)
+        return data if done else self.collection.thumbnail_bytes(image_id)
 
     def _skip(self, image_id: int, reason: str, path: str | None = None) -> None:
         name = self._name(image_id)
@@ -483,7 +530,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         }
 
     def _wanted_ids(self) -> list[int]:
-        ids = self.pair_queue.image_ids()
+        ids = self._window_ids()
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
@@ -495,7 +542,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         for i in ids:
             data = self._thumbs.get(int(i))
             if data is None:
-                data = self.collection.thumbnail_bytes(int(i))
+                data = self._thumbnail(int(i))
                 if data is None:
                     continue
                 self._thumbs[int(i)] = data
@@ -505,25 +552,26 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg", "px": self.collection.thumbs.size},
                        bufs)
             if self.large_thumbnails:
-                queued = set(self.pair_queue.image_ids())
+                queued = set(self._window_ids())
                 self._large.ask(i for i in out_ids if i in queued)
 
     def _publish(self) -> None:
         """Send thumbnails the browser does not hold yet, then sync the model's state."""
+        self._settle()
         wanted = self._wanted_ids()
         fresh = [i for i in wanted if i not in self._held]
         self._send_images(fresh)
         if self._ready:
             self._held = set(wanted)
         keep = set(wanted)
-        self._large.keep(self.pair_queue.image_ids())
+        self._large.keep(self._window_ids())
         self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}
         pool = self.collection.pool()
         self._load_names(wanted)
         with self.hold_sync():
             self.pairs = [
                 {"pid": p.pid, "left": self._image_state(p.left, pool), "right": self._image_state(p.right, pool)}
-                for p in self.pair_queue
+                for p in self._window()
             ]
             self.header = self._header()
             self.can_undo = self.pair_queue.can_undo
@@ -547,6 +595,11 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
         return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
+
+
+def _queued_depth(shown: int) -> int:
+    """Pairs queued in Python for ``shown`` pairs in the browser: the look-ahead on top, at most 64."""
+    return min(64, shown + AHEAD_PAIRS)
 
 
 def _gone(path: str) -> bool:
