@@ -400,13 +400,13 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         q = self.pair_queue
         for _ in range(q.depth + 1):
             bad = [i for i in self._window_ids() if self._usable(i) is not None]
-            failed = self._prefetch.failed()  # look-ahead images the worker could not decode: report them now
-            bad += [i for i in q.image_ids() if i in failed and i not in bad and self._usable(i) is not None]
+            # images the worker could not decode (queued ahead, or already out of the queue): report them now
+            bad += [i for i in self._prefetch.failed() if i not in bad and self._usable(i) is not None]
             if not bad:
                 break
             q.drop_images(bad)
             self._fill()
-        self._prefetch.ask(q.image_ids())
+        self._prefetch.ask(i for i in [*q.image_ids(), *(int(d["id"]) for d in self.top)] if i not in self._thumbs)
 
     def _queueable(self, image_id: int) -> str | None:
         """The queue's check (cheap: the catalog row and the file); the thumbnail is made ahead by the prefetch
@@ -425,7 +425,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             return "not in the catalog"
         self._names[int(image_id)] = row["filename"]
         if row["status"] != "active":
-            if thumbnail and row["status"] == "corrupt" and self._prefetch.take(image_id, 0)[0]:
+            if thumbnail and row["status"] == "corrupt" and self._prefetch.take(image_id)[0]:
                 # the prefetch found it undecodable (the thumbnail pass marked it corrupt): report the skip here
                 self._prefetch.forget(image_id)
                 why = row["status_reason"] or "no thumbnail could be made"
@@ -534,11 +534,13 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
-    def _send_images(self, ids: Iterable[int]) -> None:
-        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``."""
+    def _send_images(self, ids: Iterable[int]) -> list[int]:
+        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``. Returns the ids
+        sent."""
+        out_ids: list[int] = []
         if not self._ready:
-            return
-        out_ids, bufs = [], []
+            return out_ids
+        bufs = []
         for i in ids:
             data = self._thumbs.get(int(i))
             if data is None:
@@ -554,15 +556,19 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             if self.large_thumbnails:
                 queued = set(self._window_ids())
                 self._large.ask(i for i in out_ids if i in queued)
+        return out_ids
 
     def _publish(self) -> None:
         """Send thumbnails the browser does not hold yet, then sync the model's state."""
         self._settle()
         wanted = self._wanted_ids()
         fresh = [i for i in wanted if i not in self._held]
-        self._send_images(fresh)
+        # the window's thumbnails are ready (_settle); top-10 images new to the strip are sent once the prefetch
+        # has made them (a later publish), so a vote that changes the strip decodes nothing on this thread
+        window = set(self._window_ids())
+        sent = self._send_images(i for i in fresh if i in window or i in self._thumbs or self._prefetch.ready(i))
         if self._ready:
-            self._held = set(wanted)
+            self._held = {i for i in wanted if i in self._held or i in sent}
         keep = set(wanted)
         self._large.keep(self._window_ids())
         self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}

@@ -102,10 +102,15 @@ class ThumbPrefetch:
         with self._cv:
             return {i for i, data in self._done.items() if data is None}
 
-    def forget(self, image_id: int) -> None:
-        """Drop what is kept for ``image_id`` (its thumbnail was rebuilt elsewhere)."""
+    def forget(self, image_id: int, timeout: float = 30.0) -> None:
+        """Drop what is kept for ``image_id`` and do not make it (its thumbnail is rebuilt elsewhere); waits while
+        the worker is making this very id (at most ``timeout`` seconds), so nothing stale lands after."""
+        image_id = int(image_id)
         with self._cv:
-            self._done.pop(int(image_id), None)
+            self._cv.wait_for(lambda: self._busy != image_id, timeout)
+            self._done.pop(image_id, None)
+            if image_id in self._wanted:
+                self._wanted.remove(image_id)
 
     def wait(self, timeout: float = 30.0) -> bool:
         """True once every id asked for is made (or given up on); False after ``timeout`` seconds. For tests and
