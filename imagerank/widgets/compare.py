@@ -215,6 +215,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
         browser through the widget's comm.
         """
+        with self._prefetch.paused():  # the thumbnail worker waits while a message is handled
+            return self._handle(content)
+
+    def _handle(self, content: dict[str, Any]) -> list[Message]:
         return self._dispatch(content, {
             "ready": self._on_ready,
             "vote": self._on_vote,

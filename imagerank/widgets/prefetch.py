@@ -20,10 +20,9 @@ a vote's kernel time fell from ~100 ms (two thumbnails decoded per vote under CP
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 __all__ = ["AHEAD_PAIRS", "ThumbPrefetch"]
 
@@ -34,8 +33,6 @@ log = logging.getLogger(__name__)
 AHEAD_PAIRS = 12
 #: Thumbnails kept beyond the ids last asked for (pairs pushed out of the window may come back with an undo).
 _KEEP_EXTRA = 64
-#: Niceness added to the worker thread (Linux: per thread), so the kernel's main thread wins the CPU.
-_NICE = 5
 
 
 class ThumbPrefetch:
@@ -58,6 +55,7 @@ class ThumbPrefetch:
         self._busy: int | None = None  # the id being made now
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._paused = 0  # > 0 while the caller handles a message: the worker starts no new thumbnail
         #: Thumbnails made by the worker (for tests and benchmarks).
         self.made = 0
 
@@ -91,6 +89,20 @@ class ThumbPrefetch:
             if image_id in self._wanted:
                 self._wanted.remove(image_id)
             return False, None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """While inside, the worker starts no new thumbnail (one in flight finishes): the kernel's thread handling
+        a vote gets the CPU and the database to itself. Not a priority change: a thread waiting in :meth:`take`
+        never waits on a deprioritised worker."""
+        with self._cv:
+            self._paused += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._paused -= 1
+                self._cv.notify_all()
 
     def ready(self, image_id: int) -> bool:
         """Whether the worker has made (or given up on) ``image_id``."""
@@ -127,10 +139,9 @@ class ThumbPrefetch:
 
     # ------------------------------------------------------------------ worker
     def _loop(self) -> None:
-        _lower_priority()
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._stopped or bool(self._wanted))
+                self._cv.wait_for(lambda: self._stopped or (bool(self._wanted) and not self._paused))
                 if self._stopped:
                     self._busy = None
                     self._cv.notify_all()
@@ -150,14 +161,3 @@ class ThumbPrefetch:
                     self.made += 1
                 self._busy = None
                 self._cv.notify_all()
-
-
-def _lower_priority() -> None:
-    """Raise this thread's niceness by :data:`_NICE` where the OS allows it per thread (Linux); else nothing."""
-    if not sys.platform.startswith("linux"):  # elsewhere a thread id is not a process id
-        return
-    native_id = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, native_id, os.getpriority(os.PRIO_PROCESS, native_id) + _NICE)
-    except OSError:
-        pass
