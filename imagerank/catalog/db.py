@@ -113,9 +113,11 @@ class Database:
                 self._check_writable(p)
         self.lock = threading.RLock()
         self._depth = 0
-        #: Commits made through this connection (every ``atomic`` block and every ``execute``); with
-        #: ``PRAGMA data_version`` (commits by other connections) it tells caches when to reload: :meth:`version`.
+        #: Commits made through this connection (every ``atomic`` block and every ``execute``, except blocks that
+        #: wrote derived columns only, see :meth:`atomic`); with ``PRAGMA data_version`` (commits by other
+        #: connections) it tells caches when to reload: :meth:`version`.
         self.writes = 0
+        self._derived_only = False
         self.conn = self._open_read_only() if self.read_only else self._open()
         self._readers = threading.local()  # per-thread read-only connections (snapshot_query)
         self._reader_conns: list[sqlite3.Connection] = []
@@ -202,9 +204,15 @@ class Database:
                 pass
 
     @contextmanager
-    def atomic(self) -> Iterator[sqlite3.Connection]:
+    def atomic(self, *, derived: bool = False) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction (``BEGIN`` on a read-only catalog, so a block that only reads works);
         nested calls join the outer one. Rolls back on any error; nothing of a block that raised is stored.
+
+        Args:
+            derived: the block writes only derived, cache-like data that no :meth:`version`-keyed cache reads
+                (thumbnail fingerprints and sizes, failure records): its commit does not advance :attr:`writes`, so
+                the pairing pool of 100,000 images is not reloaded after each on-demand thumbnail. A transaction
+                counts as derived only when every block joined in it says so.
 
         Raises:
             DatabaseReadOnlyError: the database is (or turned) read-only.
@@ -212,6 +220,7 @@ class Database:
         """
         with self.lock:
             if self._depth:
+                self._derived_only = self._derived_only and derived
                 self._depth += 1
                 try:
                     yield self.conn
@@ -224,6 +233,7 @@ class Database:
                 self._raise_mapped(e)
                 raise
             self._depth = 1
+            self._derived_only = derived
             try:
                 yield self.conn
             except BaseException as e:
@@ -232,7 +242,8 @@ class Database:
                 self._raise_mapped(e)
                 raise
             self._depth = 0
-            self.writes += 1
+            if not self._derived_only:
+                self.writes += 1
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as e:

@@ -181,8 +181,10 @@ class ImageTable:
         failures: Sequence[tuple[int | None, str | None, str, str]],
     ) -> None:
         """Write the thumbnail pass's results in one transaction: ``(width, height, thumb_fingerprint, id)`` of
-        decoded images, ``(reason, id)`` of undecodable ones (status ``corrupt``), and the failures."""
-        with self.db.atomic() as conn:
+        decoded images, ``(reason, id)`` of undecodable ones (status ``corrupt``), and the failures. Without a
+        ``corrupt`` row the commit is a derived-only write (see :meth:`Database.atomic`): the cached pool of active
+        images and their ratings stays valid."""
+        with self.db.atomic(derived=not corrupt) as conn:
             conn.executemany("UPDATE images SET width=?, height=?, thumb_fingerprint=? WHERE id=?", sizes)
             conn.executemany("UPDATE images SET status='corrupt', status_reason=? WHERE id=?", corrupt)
             self.record_failures(failures)
@@ -240,9 +242,9 @@ class ImageTable:
     # ------------------------------------------------------------------ failures
     def record_failures(self, failures: Sequence[tuple[int | None, str | None, str, str]]) -> None:
         """Append ``(image_id, filepath, stage, reason)`` rows to the ``failures`` table; inside another
-        transaction on this connection they join it."""
+        transaction on this connection they join it (a derived-only write: no cached pool reloads for it)."""
         if failures:
-            with self.db.atomic() as conn:
+            with self.db.atomic(derived=True) as conn:
                 conn.executemany("INSERT INTO failures (image_id, filepath, stage, reason) VALUES (?,?,?,?)",
                                  failures)
 

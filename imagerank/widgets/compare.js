@@ -152,7 +152,7 @@ function render({ model, el: host }) {
     "Compare panel. Left arrow or 1: left wins. Right arrow or 2: right wins. S skip, D draw, U undo, " +
     "R rescan, F flag, N switches between pairs and best of 3 or 4 (then 1 to N picks the best, Shift with 1 to N " +
     "marks the worst first), Escape hands the keyboard back to the notebook.");
-  root.irPaints = []; // {key, paint, ms, pid}: key press -> next pair painted (benchmarks read this)
+  root.irPaints = []; // {key, paint, ms, pid, ahead}: key press -> next pair painted (benchmarks read this)
 
   const header = el("div", "ir-header");
   const counts = el("span", "ir-counts");
@@ -337,8 +337,9 @@ function render({ model, el: host }) {
   // ------------------------------------------------------------------ painting
   let shownPid = null;
   let shownAt = null;
-  // The key press whose next pair is not painted yet ({t, pid}; pid null when the queue was empty): the paint
-  // is attributed to it even when it had to wait for thumbnails or for Python to refill the queue.
+  // The key press whose next pair is not painted yet ({t, pid, ahead}; pid null when the queue was empty; ahead:
+  // pairs left in this page's queue at the key): the paint is attributed to it even when it had to wait for
+  // thumbnails or for Python to refill the queue.
   let keyWait = null;
 
   function markPainted(pid) {
@@ -349,7 +350,7 @@ function render({ model, el: host }) {
         const t = performance.now();
         if (shownPid === pid) shownAt = t;
         if (keyWait && (keyWait.pid === pid || keyWait.pid === null)) {
-          root.irPaints.push({ key: keyWait.t, paint: t, ms: t - keyWait.t, pid });
+          root.irPaints.push({ key: keyWait.t, paint: t, ms: t - keyWait.t, pid, ahead: keyWait.ahead });
           if (root.irPaints.length > PAINTS_KEEP) root.irPaints.shift();
           keyWait = null;
         }
@@ -422,7 +423,7 @@ function render({ model, el: host }) {
     const cur = list[0];
     stage.classList.toggle("ir-empty", !cur);
     if (!cur) {
-      if (tKey != null) keyWait = { t: tKey, pid: null };
+      if (tKey != null) keyWait = { t: tKey, pid: null, ahead: 0 };
       shownPid = null;
       delete root.dataset.pid;
       sides.forEach((side) => {
@@ -439,7 +440,7 @@ function render({ model, el: host }) {
     if (cur.pid !== shownPid || sides[0].id !== cur.left.id || !sides[0].slot.firstChild || !sides[1].slot.firstChild) {
       if (cur.pid !== shownPid) shownAt = null;
       shownPid = cur.pid;
-      if (tKey != null) keyWait = { t: tKey, pid: cur.pid };
+      if (tKey != null) keyWait = { t: tKey, pid: cur.pid, ahead: list.length };
       place(cur);
     }
     for (const p of list.slice(1, 1 + PRELOAD)) { imageEl(p.left.id); imageEl(p.right.id); }

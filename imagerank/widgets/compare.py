@@ -60,6 +60,7 @@ from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, R
 from ..ratings.posterior import board_score, posterior_stability
 from ..ratings.stability import default_k, topk_stability
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
+from .prefetch import AHEAD_PAIRS, ThumbPrefetch
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -98,7 +99,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             range.
 
     The queue itself (pairs, retired pairs, undo stack, refill, opponents for new images) is
-    :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` whose check loads each image's thumbnail.
+    :attr:`pair_queue`, a :class:`~imagerank.pairing.PairQueue` holding ``queue_depth`` pairs shown in the browser
+    plus :data:`~imagerank.widgets.prefetch.AHEAD_PAIRS` pairs ahead whose thumbnails a background thread makes
+    (:class:`~imagerank.widgets.prefetch.ThumbPrefetch`), so a vote rarely decodes anything.
     """
 
     _esm = Path(__file__).parent / "compare.js"
@@ -144,8 +147,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._names: dict[int, str] = {}
         self.collection = collection
         # Unknown strategy names fail here, loudly, with the list of known ones (before any widget exists).
-        self.pair_queue = PairQueue(collection, int(queue_depth), strategy, check=self._usable, voter=voter,
-                                    rng=self._rng)
+        self._prefetch = ThumbPrefetch(collection.thumbnail_bytes)
+        self.pair_queue = PairQueue(collection, _queued_depth(int(queue_depth)), strategy, check=self._queueable,
+                                    voter=voter, rng=self._rng)
         self.round_queue = RoundQueue(collection, max(3, int(group_size)), min(int(queue_depth), ROUND_DEPTH_MAX),
                                       self.pair_queue.strategy, check=self._usable, voter=voter)
         super().__init__(panel_id=uuid.uuid4().hex, blind=bool(blind), queue_depth=int(queue_depth),
@@ -178,6 +182,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             unsubscribe()
         if getattr(self, "_large", None) is not None:
             self._large.stop()
+        if getattr(self, "_prefetch", None) is not None:
+            self._prefetch.stop()
         super().close()
 
     def _on_prior_refit(self) -> None:
@@ -205,8 +211,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
 
     @property
     def queue(self) -> list[tuple[int, int]]:
-        """The queued pairs as (left id, right id), front first (the front one is on screen)."""
-        return [p.ids for p in self.pair_queue]
+        """The pairs queued in the browser as (left id, right id), front first (the front one is on screen)."""
+        return [p.ids for p in self._window()]
 
     @property
     def votes(self) -> int:
@@ -231,6 +237,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
         browser through the widget's comm.
         """
+        with self._prefetch.paused():  # the thumbnail worker waits while a message is handled
+            return self._handle(content)
+
+    def _handle(self, content: dict[str, Any]) -> list[Message]:
         return self._dispatch(content, {
             "ready": self._on_ready,
             "vote": self._on_vote,
@@ -246,7 +256,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
     # ------------------------------------------------------------------ comm plumbing
 
     def _on_depth(self, change: dict[str, Any]) -> None:
-        self.pair_queue.depth = int(change["new"])
+        self.pair_queue.depth = _queued_depth(int(change["new"]))
         self.round_queue.depth = min(int(change["new"]), ROUND_DEPTH_MAX)
         self._fill()
         self._publish()
@@ -381,6 +391,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
     def _on_broken(self, m: dict[str, Any]) -> None:
         image_id = as_int(m.get("id"), "id")
         self._thumbs.pop(image_id, None)
+        self._prefetch.forget(image_id)
         try:
             row = self.collection.images.get(image_id)
         except NotFoundError:
@@ -500,8 +511,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._publish()
 
     def _queued_ids(self) -> list[int]:
-        """Image ids of the queued pairs and rounds, front first, each once."""
-        return list(dict.fromkeys([*self.pair_queue.image_ids(), *self.round_queue.image_ids()]))
+        """Image ids of the pairs in the browser's window and of the queued rounds, front first, each once (the
+        look-ahead pairs are the prefetch's)."""
+        return list(dict.fromkeys([*self._window_ids(), *self.round_queue.image_ids()]))
 
     def _rounds_state(self, pool: Pool) -> list[dict[str, Any]]:
         return [{"rid": r.rid, "images": [self._image_state(i, pool) for i in r.ids]} for r in self.round_queue]
@@ -522,9 +534,36 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if len(q) < q.depth and len(q.pool()) < 2:
             self._report("fewer than two active images: add images to the workspace folders and press R", "warning")
 
-    def _usable(self, image_id: int) -> str | None:
-        """The queue's check: None when the image can be shown (thumbnail bytes cached); else the reason it was
-        skipped (a missing file is marked ``missing``, an undecodable one ``corrupt``; both are reported)."""
+    def _window(self) -> list[Any]:
+        """The queued pairs shown in the browser (the first ``queue_depth``; the rest are the look-ahead)."""
+        return self.pair_queue.pairs[: self.queue_depth]
+
+    def _window_ids(self) -> list[int]:
+        return list(dict.fromkeys(i for p in self._window() for i in p.ids))
+
+    def _settle(self) -> None:
+        """Make sure every pair shown in the browser has its thumbnails (pairs with an image that cannot be shown
+        leave the queue, reported, and the queue is refilled), then hand the whole queue to the prefetch."""
+        q = self.pair_queue
+        for _ in range(q.depth + 1):
+            bad = [i for i in self._window_ids() if self._usable(i) is not None]
+            # images the worker could not decode (queued ahead, or already out of the queue): report them now
+            bad += [i for i in self._prefetch.failed() if i not in bad and self._usable(i) is not None]
+            if not bad:
+                break
+            q.drop_images(bad)
+            self._fill()
+        self._prefetch.ask(i for i in [*q.image_ids(), *(int(d["id"]) for d in self.top)] if i not in self._thumbs)
+
+    def _queueable(self, image_id: int) -> str | None:
+        """The queue's check (cheap: the catalog row and the file); the thumbnail is made ahead by the prefetch
+        and checked when the pair enters the browser's window (:meth:`_settle`)."""
+        return self._usable(image_id, thumbnail=False)
+
+    def _usable(self, image_id: int, *, thumbnail: bool = True) -> str | None:
+        """None when the image can be shown (thumbnail bytes cached; with ``thumbnail`` False the bytes are not
+        needed yet); else the reason it was skipped (a missing file is marked ``missing``, an undecodable one
+        ``corrupt``; both are reported)."""
         if image_id in self._thumbs:
             return None
         try:
@@ -533,18 +572,31 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             return "not in the catalog"
         self._names[int(image_id)] = row["filename"]
         if row["status"] != "active":
+            if thumbnail and row["status"] == "corrupt" and self._prefetch.take(image_id)[0]:
+                # the prefetch found it undecodable (the thumbnail pass marked it corrupt): report the skip here
+                self._prefetch.forget(image_id)
+                why = row["status_reason"] or "no thumbnail could be made"
+                self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
+                return "cannot be decoded"
             return f"status {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
         if _gone(row["filepath"]):
             self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
             self._skip(image_id, "file not found", row["filepath"])
             return "file not found"
-        data = self.collection.thumbnail_bytes(image_id)
+        if not thumbnail:
+            return None
+        data = self._thumbnail(image_id)
         if data is None:
             why = self.collection.images.get(image_id)["status_reason"] or "no thumbnail could be made"
             self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
             return "cannot be decoded"
         self._thumbs[int(image_id)] = data
         return None
+
+    def _thumbnail(self, image_id: int) -> bytes | None:
+        """The thumbnail's bytes: from the prefetch when its worker made it, else made here."""
+        done, data = self._prefetch.take(image_id)
+        return data if done else self.collection.thumbnail_bytes(image_id)
 
     def _skip(self, image_id: int, reason: str, path: str | None = None) -> None:
         name = self._name(image_id)
@@ -641,15 +693,17 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
-    def _send_images(self, ids: Iterable[int]) -> None:
-        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``."""
+    def _send_images(self, ids: Iterable[int]) -> list[int]:
+        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``. Returns the ids
+        sent."""
+        out_ids: list[int] = []
         if not self._ready:
-            return
-        out_ids, bufs = [], []
+            return out_ids
+        bufs = []
         for i in ids:
             data = self._thumbs.get(int(i))
             if data is None:
-                data = self.collection.thumbnail_bytes(int(i))
+                data = self._thumbnail(int(i))
                 if data is None:
                     continue
                 self._thumbs[int(i)] = data
@@ -661,14 +715,19 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             if self.large_thumbnails:
                 queued = set(self._queued_ids())
                 self._large.ask(i for i in out_ids if i in queued)
+        return out_ids
 
     def _publish(self) -> None:
         """Send thumbnails the browser does not hold yet, then sync the model's state."""
+        self._settle()
         wanted = self._wanted_ids()
         fresh = [i for i in wanted if i not in self._held]
-        self._send_images(fresh)
+        # the window's thumbnails are ready (_settle); top-10 images new to the strip are sent once the prefetch
+        # has made them (a later publish), so a vote that changes the strip decodes nothing on this thread
+        window = set(self._queued_ids())  # the pairs in the browser's window and the queued rounds
+        sent = self._send_images(i for i in fresh if i in window or i in self._thumbs or self._prefetch.ready(i))
         if self._ready:
-            self._held = set(wanted)
+            self._held = {i for i in wanted if i in self._held or i in sent}
         keep = set(wanted)
         self._large.keep(self._queued_ids())
         self._thumbs = {i: b for i, b in self._thumbs.items() if i in keep}
@@ -677,7 +736,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         with self.hold_sync():
             self.pairs = [
                 {"pid": p.pid, "left": self._image_state(p.left, pool), "right": self._image_state(p.right, pool)}
-                for p in self.pair_queue
+                for p in self._window()
             ]
             self.rounds = self._rounds_state(pool)
             self.header = self._header()
@@ -714,6 +773,11 @@ def _check_group_size(value: Any) -> int:
         raise InvalidArgumentError(f"group_size: expected one of {GROUP_SIZES} (2 = pairs, 3 or 4 = best-of-N "
                                    f"rounds), got {value!r}")
     return int(value)
+
+
+def _queued_depth(shown: int) -> int:
+    """Pairs queued in Python for ``shown`` pairs in the browser: the look-ahead on top, at most 64."""
+    return min(64, shown + AHEAD_PAIRS)
 
 
 def _gone(path: str) -> bool:
