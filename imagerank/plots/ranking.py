@@ -48,7 +48,9 @@ def _empty(ax: Axes, text: str) -> None:
 
 def mu_sigma_scatter(collection: Collection, k: int | None = None) -> Figure:
     """Each active image as a point (mu, sigma), coloured by its number of comparisons; the current top-k by
-    ordinal ``mu - 3 sigma`` ringed, and the line of the k-th best ordinal (``sigma = (mu - cut) / 3``).
+    ordinal ``mu - 3 sigma`` ringed, and the line of the k-th best ordinal (``sigma = (mu - cut) / 3``). In the
+    consistent-judge mode (``collection.rating_model.consistent``) the ringed images are the leaderboard's top-k,
+    ranked by the full posterior, and there is no ordinal line.
 
     Args:
         k: the top-k to mark; default ``min(Settings.topk, N // 4)``.
@@ -59,16 +61,20 @@ def mu_sigma_scatter(collection: Collection, k: int | None = None) -> Figure:
         _empty(ax, "no active images")
         return fig
     k = k or default_k(len(df), collection.settings.topk)
-    order = df.sort_values(["ordinal", "id"], ascending=[False, True])
-    top = order.head(k)
+    posterior = collection.rating_model.consistent  # the leaderboard is the full posterior's, not the ordinal's
+    if posterior:
+        top = df.set_index("id").loc[collection.leaderboard(k)["image_id"].to_numpy()].reset_index()
+    else:
+        top = df.sort_values(["ordinal", "id"], ascending=[False, True]).head(k)
     sc = ax.scatter(df["mu"], df["sigma"], c=df["comparison_count"], s=12, cmap="viridis", alpha=0.8,
                     linewidths=0)
     ax.scatter(top["mu"], top["sigma"], s=40, facecolors="none", edgecolors="crimson", linewidths=1.0,
-               label=f"top {k} by μ − 3σ")
-    cut = float(top["ordinal"].min())
-    mus = np.linspace(float(df["mu"].min()), float(df["mu"].max()), 50)
-    sig = (mus - cut) / 3.0
-    ax.plot(mus[sig >= 0], sig[sig >= 0], "--", color="crimson", linewidth=0.8, label=f"μ − 3σ = {cut:.2f}")
+               label=f"top {k} by the full posterior" if posterior else f"top {k} by μ − 3σ")
+    if not posterior:
+        cut = float(top["ordinal"].min())
+        mus = np.linspace(float(df["mu"].min()), float(df["mu"].max()), 50)
+        sig = (mus - cut) / 3.0
+        ax.plot(mus[sig >= 0], sig[sig >= 0], "--", color="crimson", linewidth=0.8, label=f"μ − 3σ = {cut:.2f}")
     fig.colorbar(sc, ax=ax, label="comparisons")
     ax.set_xlabel("μ (skill estimate)")
     ax.set_ylabel("σ (uncertainty)")

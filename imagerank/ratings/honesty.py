@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from .posterior import _v_draw, _v_win, draw_margin
 
-__all__ = ["HONEST_FOLDS", "R_MAX", "ep_prequential_loglik", "estimate_r", "fit_judge_noise", "image_folds"]
+__all__ = ["HONEST_FOLDS", "R_MAX", "ep_prequential_loglik", "estimate_r", "image_folds"]
 
 #: Image folds of the cross-fit: each fit keeps the votes between images of the other folds, (1 - 1/K)^2 = 64 % of
 #: them at K = 5, so the out-of-fold scores are nearly as good as the full fit's.
@@ -170,37 +170,3 @@ def estimate_r(z: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tu
     r, best = _golden(lambda t: ll(t, lb), max(0.0, r - 0.1), min(R_MAX, r + 0.1), 0.01, ends=(0.0,))
     _, null = _golden(lambda t: ll(0.0, t), max(lo_b, lb - 1.0), min(hi_b, lb + 1.0), 0.1)
     return float(r), math.exp(lb), max(best - null, 0.0)
-
-
-def fit_judge_noise(n: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
-    """The judge's noise (beta / skill SD) when no prior carries information: :func:`estimate_r`'s likelihood at
-    ``r = 0`` (every image ``N(0, 1)`` in units of the skills' SD), maximised over beta alone.
-
-    Used where the taste prior is off, so that the stability estimate's widening
-    (:func:`imagerank.ratings.stability.sigma_inflation`) still follows the judge.
-
-    Args:
-        n: number of images (indices in ``a`` / ``b`` are below it).
-        a, b: (M,) int image indices in vote order; y: (M,) outcomes for a (1, 0, 0.5); draws are left out as in
-            :func:`estimate_r`.
-
-    Returns:
-        beta / skill SD, within the range :func:`estimate_r` searches.
-
-    Raises:
-        InvalidArgumentError: a, b, y differ in length, or ``n`` is not above every index.
-    """
-    aa, bb, yy = np.asarray(a), np.asarray(b), np.asarray(y, dtype=np.float64)
-    if not aa.shape == bb.shape == yy.shape:
-        raise InvalidArgumentError(f"a, b, y: expected one length, got {aa.shape}, {bb.shape}, {yy.shape}")
-    if aa.size and int(max(aa.max(), bb.max())) >= n:
-        raise InvalidArgumentError(f"n: expected more than the largest image index, got {n}")
-    keep = yy != 0.5
-    aa, bb, yy = aa[keep], bb[keep], yy[keep]
-    zero = np.zeros(int(n), dtype=np.float64)
-
-    def ll(log_beta: float) -> float:
-        return ep_prequential_loglik(zero, 1.0, aa, bb, yy, math.exp(log_beta), 0.0)
-
-    lb, _ = _golden(ll, math.log(_BETA_RANGE[0]), math.log(_BETA_RANGE[1]), 0.1)
-    return math.exp(lb)

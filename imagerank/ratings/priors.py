@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, NoVotesError
 from . import openskill as R
-from .honesty import HONEST_FOLDS, estimate_r, fit_judge_noise, image_folds
+from .honesty import HONEST_FOLDS, estimate_r, image_folds
 
 __all__ = [
     "DEFAULT_PRIOR_CONFIDENCE",
@@ -490,9 +490,9 @@ def bt_prior(
         return BTPrior(z=z, confidence=0.0, scale=R.DEFAULT_SIGMA, w=full.w, weight=weight, fit_confidence=fit_conf,
                        fit_scale=float(fit_scale), off_reason=reason, judge_noise=noise)
 
-    if weight < OFF_WEIGHT:  # the judge's noise is still fitted (at r = 0): the stability estimate follows it
+    if weight < OFF_WEIGHT:
         return off(f"taste prior off: the features do not predict your votes (held-out score test t = {t:.1f} on "
-                   f"{held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})", fit_judge_noise(X.shape[0], a, b, y))
+                   f"{held_out} votes, evidence {weight:.2f} < {OFF_WEIGHT})")
     # the honest part: each image scored by a fit that never saw its votes (a vote split lets the ranker memorise
     # heavily voted images), r by the held-out Thurstone likelihood with the judge's own noise
     # (imagerank.ratings.honesty); a prior whose r is not supported by a likelihood-ratio test is off too
