@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .strategies import weighted_choice
 if TYPE_CHECKING:
     from ..catalog import Match, Outcome
 
-__all__ = ["OUTCOMES", "Pair", "PairQueue", "Undone"]
+__all__ = ["OUTCOMES", "JudgingQueue", "Pair", "PairQueue", "Undone"]
 
 #: The judgements :meth:`PairQueue.record` takes: left wins, right wins, a draw, or a skip (stored, not rated).
 OUTCOMES: tuple[str, ...] = ("left", "right", "draw", "skip")
@@ -49,6 +49,8 @@ _OPPONENT_TRIES = 8
 
 #: ``check(image_id) -> None`` when the image can be shown, else the reason it cannot (a short text).
 Check = Callable[[int], "str | None"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,121 @@ class Undone:
     reason: str | None = None
 
 
-class PairQueue:
+class JudgingQueue(Generic[T]):
+    """What a pair queue and a round queue share: the items queued (front first: the front one is on screen), the
+    items retired (a late vote for one is still accepted), which were judged, the undo stack, and the pool and check
+    the items' images are drawn under. An item has ``ids`` (its image ids) and an id of its own (:meth:`_id`).
+
+    Subclasses (:class:`PairQueue`, :class:`~imagerank.pairing.rounds.RoundQueue`) call :meth:`_setup` from their
+    constructor and add the refill, the recording of judgements and undo.
+    """
+
+    _queue: list[T]
+    _retired: OrderedDict[int, T]
+    _judged: set[int]
+    _undo: list[tuple[int, T]]
+    _pool_source: Callable[[], Pool]
+    _check: Check | None
+
+    def _setup(self, col: CatalogLike, strategy: str | None, pool: PoolCache | Callable[[], Pool] | None,
+               check: Check | None, voter: str | None) -> None:
+        self.catalog = as_catalog(col)
+        self.strategy = strategy or self.catalog.votes.session.strategy
+        get_strategy(self.strategy)  # unknown names fail here, loudly, with the list of known ones
+        if pool is None:
+            cache = getattr(col, "pairs", None)
+            pool = cache if isinstance(cache, PoolCache) else PoolCache(self.catalog, follow_votes=False)
+        self._pool_source = pool.get if isinstance(pool, PoolCache) else pool
+        self._check = check
+        self.voter = voter
+        self._queue = []
+        self._retired = OrderedDict()
+        self._judged = set()
+        self._undo = []
+
+    @staticmethod
+    def _id(item: T) -> int:
+        """The item's own id (a pair's ``pid``, a round's ``rid``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(list(self._queue))
+
+    def peek(self) -> T | None:
+        """The front item (on screen), or None when the queue is empty."""
+        return self._queue[0] if self._queue else None
+
+    def get(self, item_id: int) -> T | None:
+        """The queued or recently retired item ``item_id`` (the last 256 retired are remembered), or None."""
+        for it in self._queue:
+            if self._id(it) == item_id:
+                return it
+        return self._retired.get(int(item_id))
+
+    def is_judged(self, item_id: int) -> bool:
+        """Whether item ``item_id`` has a judgement recorded through this queue (and not undone)."""
+        return int(item_id) in self._judged
+
+    @property
+    def can_undo(self) -> int:
+        """Judgements :meth:`undo` can take back (at most 1000)."""
+        return len(self._undo)
+
+    @property
+    def last_match_id(self) -> int | None:
+        """The match id of the judgement :meth:`undo` would take back, None when there is none."""
+        return self._undo[-1][0] if self._undo else None
+
+    def image_ids(self) -> list[int]:
+        """The image ids of the queued items, front first, each once."""
+        return list(dict.fromkeys(i for it in self._queue for i in it.ids))  # type: ignore[attr-defined]
+
+    def pool(self) -> Pool:
+        """The active images (from the pool source given at construction)."""
+        return self._pool_source()
+
+    def usable(self, image_id: int) -> str | None:
+        """None when ``image_id`` can be queued, else the reason it cannot (the ``check`` given, or: active)."""
+        if self._check is not None:
+            return self._check(int(image_id))
+        return None if self.pool().index_of(image_id) is not None else "not an active image"
+
+    # ------------------------------------------------------------------ changing the queue
+    def retire(self, item: T) -> None:
+        """Take ``item`` off the queue; a late vote for it is still accepted (:meth:`get` finds it)."""
+        if item in self._queue:
+            self._queue.remove(item)
+        self._retired[self._id(item)] = item
+        while len(self._retired) > RETIRED_KEEP:
+            self._retired.popitem(last=False)
+
+    def clear(self, *, keep_front: bool = False) -> None:
+        """Retire every queued item; with ``keep_front``, the front one stays when all its images are still in
+        the pool (the item on screen survives a rescan)."""
+        keep: list[T] = []
+        if keep_front and self._queue:
+            pool = self.pool()
+            if all(pool.index_of(i) is not None for i in self._queue[0].ids):  # type: ignore[attr-defined]
+                keep = self._queue[:1]
+        for it in list(self._queue):
+            if it not in keep:
+                self.retire(it)
+
+    def drop_images(self, ids: Iterable[int]) -> list[T]:
+        """Retire every queued item holding one of ``ids`` (images that became unusable); returns those items.
+        Call ``fill()`` afterwards to top the queue up again."""
+        bad = {int(i) for i in ids}
+        dropped = [it for it in self._queue if bad.intersection(it.ids)]  # type: ignore[attr-defined]
+        for it in dropped:
+            self.retire(it)
+        return dropped
+
+
+class PairQueue(JudgingQueue[Pair]):
     """The next ``depth`` pairs to judge, the pairs retired, the judged ones and the undo stack.
 
     Args:
@@ -124,23 +240,11 @@ class PairQueue:
         voter: str | None = None,
         rng: np.random.Generator | None = None,
     ) -> None:
-        self.catalog = as_catalog(col)
+        self._setup(col, strategy, pool, check, voter)
         self.depth = depth
-        self.strategy = strategy or self.catalog.votes.session.strategy
-        get_strategy(self.strategy)  # unknown names fail here, loudly, with the list of known ones
-        if pool is None:
-            cache = getattr(col, "pairs", None)
-            pool = cache if isinstance(cache, PoolCache) else PoolCache(self.catalog, follow_votes=False)
-        self._pool_source: Callable[[], Pool] = pool.get if isinstance(pool, PoolCache) else pool
         view = getattr(col, "posterior", None)  # a Collection's EP posterior (the consistent-judge mode)
         self._posterior: PosteriorView | None = view if isinstance(view, PosteriorView) else None
-        self._check = check
-        self.voter = voter
         self.rng = rng if rng is not None else np.random.default_rng()
-        self._queue: list[Pair] = []
-        self._retired: OrderedDict[int, Pair] = OrderedDict()
-        self._judged: set[int] = set()
-        self._undo: list[tuple[int, Pair]] = []
         self._next_pid = 1
         #: Wins and draws recorded through this queue (minus those undone).
         self.votes = 0
@@ -164,16 +268,6 @@ class PairQueue:
         """The queued pairs, front first (a copy)."""
         return list(self._queue)
 
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def __iter__(self) -> Iterator[Pair]:
-        return iter(list(self._queue))
-
-    def peek(self) -> Pair | None:
-        """The front pair (on screen), or None when the queue is empty."""
-        return self._queue[0] if self._queue else None
-
     def pop(self) -> Pair | None:
         """Take the front pair off the queue (it is retired: a vote for it is still accepted); None when empty."""
         pair = self.peek()
@@ -181,40 +275,9 @@ class PairQueue:
             self.retire(pair)
         return pair
 
-    def get(self, pid: int) -> Pair | None:
-        """The queued or recently retired pair ``pid`` (the last 256 retired are remembered), or None."""
-        for p in self._queue:
-            if p.pid == pid:
-                return p
-        return self._retired.get(int(pid))
-
-    def is_judged(self, pid: int) -> bool:
-        """Whether pair ``pid`` has a judgement recorded through this queue (and not undone)."""
-        return int(pid) in self._judged
-
-    @property
-    def can_undo(self) -> int:
-        """Judgements :meth:`undo` can take back (at most 1000)."""
-        return len(self._undo)
-
-    @property
-    def last_match_id(self) -> int | None:
-        """The match id of the judgement :meth:`undo` would take back, None when there is none."""
-        return self._undo[-1][0] if self._undo else None
-
-    def image_ids(self) -> list[int]:
-        """The image ids of the queued pairs, front first, each once."""
-        return list(dict.fromkeys(i for p in self._queue for i in p.ids))
-
-    def pool(self) -> Pool:
-        """The active images (from the pool source given at construction)."""
-        return self._pool_source()
-
-    def usable(self, image_id: int) -> str | None:
-        """None when ``image_id`` can be queued, else the reason it cannot (the ``check`` given, or: active)."""
-        if self._check is not None:
-            return self._check(int(image_id))
-        return None if self.pool().index_of(image_id) is not None else "not an active image"
+    @staticmethod
+    def _id(item: Pair) -> int:
+        return item.pid
 
     # ------------------------------------------------------------------ changing the queue
     def push(self, left: int, right: int, *, front: bool = False) -> Pair:
@@ -233,35 +296,6 @@ class PairQueue:
         else:
             self._queue.append(pair)
         return pair
-
-    def retire(self, pair: Pair) -> None:
-        """Take ``pair`` off the queue; a late vote for it is still accepted (:meth:`get` finds it)."""
-        if pair in self._queue:
-            self._queue.remove(pair)
-        self._retired[pair.pid] = pair
-        while len(self._retired) > RETIRED_KEEP:
-            self._retired.popitem(last=False)
-
-    def clear(self, *, keep_front: bool = False) -> None:
-        """Retire every queued pair; with ``keep_front``, the front one stays when both its images are still in
-        the pool (the pair on screen survives a rescan)."""
-        keep: list[Pair] = []
-        if keep_front and self._queue:
-            pool = self.pool()
-            if all(pool.index_of(i) is not None for i in self._queue[0].ids):
-                keep = self._queue[:1]
-        for p in list(self._queue):
-            if p not in keep:
-                self.retire(p)
-
-    def drop_images(self, ids: Iterable[int]) -> list[Pair]:
-        """Retire every queued pair holding one of ``ids`` (images that became unusable); returns those pairs.
-        Call :meth:`fill` afterwards to top the queue up again."""
-        bad = {int(i) for i in ids}
-        dropped = [p for p in self._queue if p.left in bad or p.right in bad]
-        for p in dropped:
-            self.retire(p)
-        return dropped
 
     def fill(self) -> list[Pair]:
         """Top the queue up to :attr:`depth` with new pairs from the strategy whose images pass the check (pairs

@@ -18,20 +18,18 @@ Not thread-safe: one queue belongs to one panel, used from the kernel's main thr
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..catalog import CatalogLike, as_catalog
+from ..catalog import CatalogLike
 from ..errors import InvalidArgumentError, NotFoundError
 from .groups import GROUP_SIZES, best_of_ranks, select_group
 from .pool import PairContext, Pool, PoolCache
-from .queue import RETIRED_KEEP, UNDO_KEEP, Check
-from .registry import get_strategy
+from .queue import UNDO_KEEP, Check, JudgingQueue
 
 if TYPE_CHECKING:
     from ..catalog import Match
@@ -79,7 +77,7 @@ def _index(value: object, name: str, n: int) -> int:
     return k
 
 
-class RoundQueue:
+class RoundQueue(JudgingQueue[Round]):
     """The next ``depth`` best-of-N rounds, the rounds retired, the judged ones and the undo stack.
 
     Args:
@@ -110,21 +108,9 @@ class RoundQueue:
         check: Check | None = None,
         voter: str | None = None,
     ) -> None:
-        self.catalog = as_catalog(col)
+        self._setup(col, strategy, pool, check, voter)
         self.size = size
         self.depth = depth
-        self.strategy = strategy or self.catalog.votes.session.strategy
-        get_strategy(self.strategy)
-        if pool is None:
-            cache = getattr(col, "pairs", None)
-            pool = cache if isinstance(cache, PoolCache) else PoolCache(self.catalog, follow_votes=False)
-        self._pool_source: Callable[[], Pool] = pool.get if isinstance(pool, PoolCache) else pool
-        self._check = check
-        self.voter = voter
-        self._queue: list[Round] = []
-        self._retired: OrderedDict[int, Round] = OrderedDict()
-        self._judged: set[int] = set()
-        self._undo: list[tuple[int, Round]] = []
         self._next_rid = 1
         #: Rounds judged through this queue (a best chosen), minus those undone.
         self.votes = 0
@@ -155,79 +141,11 @@ class RoundQueue:
             raise InvalidArgumentError(f"depth: expected 1..{ROUND_DEPTH_MAX} rounds, got {value!r}")
         self._depth = int(value)
 
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def __iter__(self) -> Iterator[Round]:
-        return iter(list(self._queue))
-
-    def peek(self) -> Round | None:
-        """The front round (on screen), or None when the queue is empty."""
-        return self._queue[0] if self._queue else None
-
-    def get(self, rid: int) -> Round | None:
-        """The queued or recently retired round ``rid`` (the last 256 retired are remembered), or None."""
-        for r in self._queue:
-            if r.rid == rid:
-                return r
-        return self._retired.get(int(rid))
-
-    def is_judged(self, rid: int) -> bool:
-        """Whether round ``rid`` has a judgement (or skip) recorded through this queue, not undone."""
-        return int(rid) in self._judged
-
-    @property
-    def can_undo(self) -> int:
-        """Judgements :meth:`undo` can take back."""
-        return len(self._undo)
-
-    @property
-    def last_match_id(self) -> int | None:
-        """The match id of the judgement :meth:`undo` would take back, None when there is none."""
-        return self._undo[-1][0] if self._undo else None
-
-    def image_ids(self) -> list[int]:
-        """The image ids of the queued rounds, front first, each once."""
-        return list(dict.fromkeys(i for r in self._queue for i in r.ids))
-
-    def pool(self) -> Pool:
-        """The active images."""
-        return self._pool_source()
-
-    def usable(self, image_id: int) -> str | None:
-        """None when ``image_id`` can be shown, else the reason it cannot."""
-        if self._check is not None:
-            return self._check(int(image_id))
-        return None if self.pool().index_of(image_id) is not None else "not an active image"
+    @staticmethod
+    def _id(item: Round) -> int:
+        return item.rid
 
     # ------------------------------------------------------------------ changing the queue
-    def retire(self, rnd: Round) -> None:
-        """Take ``rnd`` off the queue; a late vote for it is still accepted."""
-        if rnd in self._queue:
-            self._queue.remove(rnd)
-        self._retired[rnd.rid] = rnd
-        while len(self._retired) > RETIRED_KEEP:
-            self._retired.popitem(last=False)
-
-    def clear(self, *, keep_front: bool = False) -> None:
-        """Retire every queued round (with ``keep_front``: not the front one while all its images are active)."""
-        keep: list[Round] = []
-        if keep_front and self._queue:
-            pool = self.pool()
-            if all(pool.index_of(i) is not None for i in self._queue[0].ids):
-                keep = self._queue[:1]
-        for r in list(self._queue):
-            if r not in keep:
-                self.retire(r)
-
-    def drop_images(self, ids: Iterable[int]) -> list[Round]:
-        """Retire every queued round holding one of ``ids``; returns them. Call :meth:`fill` afterwards."""
-        bad = {int(i) for i in ids}
-        dropped = [r for r in self._queue if bad.intersection(r.ids)]
-        for r in dropped:
-            self.retire(r)
-        return dropped
-
     def fill(self) -> list[Round]:
         """Top the queue up to :attr:`depth` with rounds from the strategy (:func:`select_group`), never reusing a
         pair of images already queued together, whose images all pass the check; trims it when longer.

@@ -48,7 +48,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anywidget
 import numpy as np
@@ -57,6 +57,7 @@ from PIL import Image
 
 from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, RoundQueue, get_strategy
+from ..pairing.queue import JudgingQueue
 from ..ratings.posterior import board_score, posterior_stability
 from ..ratings.stability import default_k, topk_stability
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["OUTCOMES", "ComparePanel"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")  # a queue's item: a Pair or a Round
 
 _SKIPPED_KEEP = 20
 _ZOOM_MIN, _ZOOM_MAX = 64, 4096
@@ -273,24 +275,34 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._send_images(ids)
         self._held = set(ids)
 
+    def _judgeable(self, q: JudgingQueue[T], item_id: int, kind: str) -> T | None:
+        """The queued or retired ``kind`` (``pair`` / ``round``) ``item_id`` when it can take a vote now, else None
+        with the reason reported (this panel no longer knows it, or another view judged it). A vote is a new
+        action: the last action's status line is cleared."""
+        item = q.get(item_id)
+        if item is None:
+            self._report(f"a vote for {kind} {item_id}, which this panel no longer knows, was ignored", "warning")
+            return None
+        if q.is_judged(item_id):
+            self._report(f"{kind} {item_id} was already judged (in another view); the second vote was ignored",
+                         "warning")
+            self._publish()
+            return None
+        self._large.touch()
+        if self.status.get("text"):  # the last action's message is about that action, not this one
+            self._status_seq += 1
+            self.status = {"text": "", "level": "info", "seq": self._status_seq}
+        return item
+
     def _on_vote(self, m: dict[str, Any]) -> None:
         pid = as_int(m.get("pid"), "pid")
         outcome = m.get("outcome")
         if outcome not in OUTCOMES:
             raise InvalidArgumentError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
         q = self.pair_queue
-        pair = q.get(pid)
+        pair = self._judgeable(q, pid, "pair")
         if pair is None:
-            self._report(f"a vote for pair {pid}, which this panel no longer knows, was ignored", "warning")
             return
-        if q.is_judged(pid):
-            self._report(f"pair {pid} was already judged (in another view); the second vote was ignored", "warning")
-            self._publish()
-            return
-        self._large.touch()
-        if self.status.get("text"):  # the last action's message is about that action, not this one
-            self._status_seq += 1
-            self.status = {"text": "", "level": "info", "seq": self._status_seq}
         shown = (m.get("left"), m.get("right")) if "left" in m else None
         try:
             q.record(pair, str(outcome), m.get("ms"), shown=shown)
@@ -456,18 +468,9 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if outcome not in ("best", "skip"):
             raise InvalidArgumentError(f"outcome: expected best or skip, got {outcome!r}")
         q = self.round_queue
-        rnd = q.get(rid)
+        rnd = self._judgeable(q, rid, "round")
         if rnd is None:
-            self._report(f"a vote for round {rid}, which this panel no longer knows, was ignored", "warning")
             return
-        if q.is_judged(rid):
-            self._report(f"round {rid} was already judged (in another view); the second vote was ignored", "warning")
-            self._publish()
-            return
-        self._large.touch()
-        if self.status.get("text"):  # the last action's message is about that action, not this one
-            self._status_seq += 1
-            self.status = {"text": "", "level": "info", "seq": self._status_seq}
         q.voter = self.voter
         try:
             q.record(rnd, m.get("best"), m.get("worst"), m.get("ms"), skip=outcome == "skip", shown=m.get("ids"),
