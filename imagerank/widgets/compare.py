@@ -311,6 +311,11 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         except NotFoundError:  # an image left the catalog: its pairs left the queue; show the new front
             self._publish()
             raise
+        self._judged(str(outcome))
+
+    def _judged(self, outcome: str) -> None:
+        """After a pair's or a round's judgement was stored: count it, warn when the queue starves, refresh the
+        ratings every ``refresh_every`` judgements, and publish."""
         if outcome != "skip":
             self._stats["comparisons"] = self._stats.get("comparisons", 0) + 1
         self._warn_if_starved()
@@ -478,13 +483,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         except NotFoundError:  # an image left the catalog: its rounds left the queue; show the new front
             self._publish()
             raise
-        if outcome != "skip":
-            self._stats["comparisons"] = self._stats.get("comparisons", 0) + 1
-        self._warn_if_starved()
-        self._since_refresh += 1
-        if self._since_refresh >= self.refresh_every:
-            self._refresh()
-        self._publish()
+        self._judged(str(outcome))
 
     def _undo_round(self) -> None:
         try:
