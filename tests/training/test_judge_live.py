@@ -43,7 +43,10 @@ def test_a_prior_that_does_not_help_is_switched_off(small_col) -> None:
         col.vote(a, b, "left" if rng.random() < 0.5 else "right")
     report = col.refit_prior()
     assert report.off_reason is not None
-    assert report.off_reason.startswith("taste prior off: the features do not predict your votes")
+    # which held-out check fails first (the score test on the features, or the likelihood ratio of the cross-fitted
+    # ranker) depends on the draw of pairs; either way the prior is off and says that it does not predict the votes
+    assert report.off_reason.startswith("taste prior off: "), report.off_reason
+    assert "not predict your votes" in report.off_reason, report.off_reason
     assert report.confidence == 0.0
     assert report.off_reason in col.prior_status
     assert col.pairs.prior_scores is None  # the strategies get no scores from it
