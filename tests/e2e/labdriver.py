@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -227,6 +230,41 @@ def demo_lab(root: Path, notebook: str, sources: list[str], n_images: int) -> It
     write_notebook(root / "notebooks" / notebook, sources)
     with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
         yield url, ws
+
+
+@contextmanager
+def repo_notebook_lab(root: Path, notebook: str = "notebooks/01_vote.ipynb", n_images: int = 40
+                      ) -> Iterator[tuple[str, Path]]:
+    """A demo workspace of ``n_images`` at ``root / "demo-ws"``, the repository's ``notebook`` copied to the same
+    path under ``root``, and JupyterLab serving ``root`` with ``IMAGERANK_WORKSPACE`` set; yields
+    ``(url, workspace)``."""
+    from imagerank.demo import make_demo
+
+    ws = root / "demo-ws"
+    make_demo(ws, n=n_images, progress=False).close()
+    (root / notebook).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / notebook, root / notebook)
+    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+        yield url, ws
+
+
+def catalog_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on the catalog ``db``, read through a read-only connection (the kernel keeps writing)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def match_log(db: Path) -> list[tuple[str, int, list[int], list[int]]]:
+    """(kind, undone, image ids by screen position, ranks) of every match in the catalog ``db``, in order."""
+    entries: dict[int, list[tuple[int, int]]] = {}
+    for mid, image_id, rank in catalog_rows(db, "SELECT match_id, image_id, rank FROM match_entries "
+                                                "ORDER BY match_id, position"):
+        entries.setdefault(mid, []).append((image_id, rank))
+    return [(kind, undone, [e[0] for e in entries.get(mid, [])], [e[1] for e in entries.get(mid, [])])
+            for mid, kind, undone in catalog_rows(db, "SELECT id, kind, undone FROM matches ORDER BY id")]
 
 
 @contextmanager

@@ -8,15 +8,11 @@ row within the panel, the worst marked, the mode's key help), and that the keys 
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
-from labdriver import cell_errors, jupyterlab, notebook_page, notebook_shape, wait_for
+from labdriver import cell_errors, match_log, notebook_page, notebook_shape, repo_notebook_lab, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 PANEL = ".imagerank-compare"
 
 ROUND_JS = f"""() => {{
@@ -57,30 +53,10 @@ def on_screen_pair(page) -> tuple[int, int, int] | None:
     return None if got is None else tuple(got)
 
 
-def matches(db: Path) -> list[tuple[str, int, list[int], list[int]]]:
-    """(kind, undone, image ids by screen position, ranks) of every match, in order."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        out = []
-        for mid, kind, undone in con.execute("SELECT id, kind, undone FROM matches ORDER BY id"):
-            es = con.execute("SELECT image_id, rank FROM match_entries WHERE match_id=? ORDER BY position",
-                             (mid,)).fetchall()
-            out.append((kind, undone, [e[0] for e in es], [e[1] for e in es]))
-        return out
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from imagerank.demo import make_demo
-
     root = tmp_path_factory.mktemp("lab-bestofn")
-    ws = root / "demo-ws"
-    make_demo(ws, n=40, progress=False).close()
-    (root / "notebooks").mkdir()
-    shutil.copy(REPO / "notebooks" / "01_vote.ipynb", root / "notebooks" / "01_vote.ipynb")
-    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+    with repo_notebook_lab(root) as (url, ws):
         yield url, ws / "imagerank.db", root
 
 
@@ -104,26 +80,26 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         assert all(b[2] > 60 and b[3] > 60 for b in r1["boxes"])
         assert all(left <= b[0] and b[0] + b[2] <= left + width + 1 for b in r1["boxes"])
         assert r1["panel"][3] <= r1["viewH"] + 1  # the whole panel fits the notebook's visible height
-        assert matches(db) == []
+        assert match_log(db) == []
 
         # 3: the third image is the best of the round; the whole round is one match.
         page.keyboard.press("3")
         r2 = wait_for(lambda: (s := page.evaluate(ROUND_JS))["rid"] != r1["rid"] and all(s["loaded"]) and s,
                       what="the next round after 3")
         expected = [("ranking", 0, r1["ids"], [1, 1, 0])]
-        wait_for(lambda: matches(db) == expected, what=f"the catalog to hold {expected}, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the catalog to hold {expected}, has {match_log(db)}")
 
         # Shift+1 marks the first as the worst (shown), then 2 picks the second as the best.
         page.keyboard.press("Shift+1")
         marked = wait_for(lambda: (s := page.evaluate(ROUND_JS))["marked"] == [True, False, False] and s,
                           what="the first image marked worst")
         assert marked["worst"] == "0"
-        assert matches(db) == expected  # marking alone stores nothing
+        assert match_log(db) == expected  # marking alone stores nothing
         page.screenshot(path=str(root / "bestofn-worst-marked.png"))
         page.keyboard.press("2")
         wait_for(lambda: page.evaluate(ROUND_JS)["rid"] not in (r2["rid"], r1["rid"]), what="the round after 2")
         expected.append(("ranking", 0, r2["ids"], [2, 0, 1]))
-        wait_for(lambda: matches(db) == expected, what=f"the catalog to hold {expected}, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the catalog to hold {expected}, has {match_log(db)}")
 
         # U: the whole round is undone, exactly, and comes back on screen (unmarked).
         page.keyboard.press("u")
@@ -132,13 +108,13 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         assert back["ids"] == r2["ids"]
         assert back["marked"] == [False, False, False]
         expected[-1] = ("ranking", 1, r2["ids"], [2, 0, 1])
-        wait_for(lambda: matches(db) == expected, what=f"the undo in the catalog, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the undo in the catalog, has {match_log(db)}")
 
         # S skips the round (stored, not rated).
         page.keyboard.press("s")
         wait_for(lambda: page.evaluate(ROUND_JS)["rid"] != r2["rid"], what="the round after S")
         expected.append(("skip", 0, r2["ids"], [0, 0, 0]))
-        wait_for(lambda: matches(db) == expected, what=f"the skip in the catalog, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the skip in the catalog, has {match_log(db)}")
 
         # Keys that are JupyterLab shortcuts, and the pair keys, do nothing to the notebook or the catalog.
         before = notebook_shape(page)
@@ -146,7 +122,7 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
             page.keyboard.press(key)
         time.sleep(1.0)
         assert notebook_shape(page) == before
-        assert matches(db) == expected
+        assert match_log(db) == expected
         assert page.evaluate(f"() => document.activeElement === document.querySelector('{PANEL}')")
 
         # N again: best of 4; 4 picks the last.
@@ -156,7 +132,7 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         page.screenshot(path=str(root / "bestofn-4.png"))
         page.keyboard.press("4")
         expected.append(("ranking", 0, r4["ids"], [1, 1, 1, 0]))
-        wait_for(lambda: matches(db) == expected, what=f"the best-of-4 round in the catalog, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the best-of-4 round in the catalog, has {match_log(db)}")
 
         # N once more: back to pairs, which vote as before.
         page.keyboard.press("n")
@@ -168,7 +144,7 @@ def test_best_of_n_rounds_in_jupyterlab(lab):
         assert page.evaluate(ROUND_JS)["pairVisible"]
         page.keyboard.press("ArrowLeft")
         expected.append(("win", 0, [pair[1], pair[2]], [0, 1]))
-        wait_for(lambda: matches(db) == expected, what=f"the pair vote in the catalog, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the pair vote in the catalog, has {match_log(db)}")
 
 
 ADD_VIEW = """async () => {
@@ -195,7 +171,7 @@ def test_two_views_follow_one_round_and_the_mouse_votes(lab):
         page.evaluate(ADD_VIEW)
         wait_for(lambda: page.evaluate(f"() => document.querySelectorAll('{PANEL} .ir-right .ir-slot img').length")
                  == 2, what="a second view with its images")
-        before = matches(db)
+        before = match_log(db)
         page.locator(PANEL).nth(1).locator(".ir-btn-mode").click()  # the mode button in view 2
 
         def same_round():
@@ -211,8 +187,8 @@ def test_two_views_follow_one_round_and_the_mouse_votes(lab):
                  what="the worst marked in both views")
         page.locator(PANEL).nth(1).locator(".ir-round-side .ir-pick").nth(0).click()  # a mouse user picks 1 in view 2
         wait_for(lambda: all(x["rid"] != rid for x in page.evaluate(VIEWS_JS)), what="both views on the next round")
-        wait_for(lambda: matches(db) == [*before, ("ranking", 0, ids, [0, 2, 1])], what="the mouse's round")
+        wait_for(lambda: match_log(db) == [*before, ("ranking", 0, ids, [0, 2, 1])], what="the mouse's round")
         page.locator(PANEL).nth(0).locator(".ir-btn-undo").click()
         wait_for(lambda: [x["rid"] for x in page.evaluate(VIEWS_JS)] == [rid, rid], what="the round back in both views")
-        wait_for(lambda: matches(db)[-1][1] == 1, what="the undo in the catalog")
+        wait_for(lambda: match_log(db)[-1][1] == 1, what="the undo in the catalog")
         page.screenshot(path=str(root / "bestofn-two-views.png"))

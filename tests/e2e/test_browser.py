@@ -7,15 +7,11 @@ the mouse leaving, that Ctrl combinations still reach JupyterLab, and that Esc h
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
-from labdriver import cell_errors, jupyterlab, notebook_page, notebook_shape, wait_for
+from labdriver import cell_errors, match_log, notebook_page, notebook_shape, repo_notebook_lab, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 PANEL = ".imagerank-compare"
 
 
@@ -32,30 +28,10 @@ def panel_has_focus(page) -> bool:
     return bool(page.evaluate(f"() => document.activeElement === document.querySelector('{PANEL}')"))
 
 
-def matches(db: Path) -> list[tuple[str, int, list[int], list[int]]]:
-    """(kind, undone, [left id, right id], [left rank, right rank]) of every match, in order."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        out = []
-        for mid, kind, undone in con.execute("SELECT id, kind, undone FROM matches ORDER BY id"):
-            es = con.execute("SELECT image_id, rank FROM match_entries WHERE match_id=? ORDER BY position",
-                             (mid,)).fetchall()
-            out.append((kind, undone, [e[0] for e in es], [e[1] for e in es]))
-        return out
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from imagerank.demo import make_demo
-
     root = tmp_path_factory.mktemp("lab")
-    ws = root / "demo-ws"
-    make_demo(ws, n=40, progress=False).close()
-    (root / "notebooks").mkdir()
-    shutil.copy(REPO / "notebooks" / "01_vote.ipynb", root / "notebooks" / "01_vote.ipynb")
-    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url:
+    with repo_notebook_lab(root) as (url, ws):
         yield url, ws / "imagerank.db", root
 
 
@@ -65,7 +41,7 @@ def test_keyboard_voting_in_jupyterlab(lab):
         assert cell_errors(page) == []
         page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=30_000)
         page.wait_for_selector(f"{PANEL} .ir-right .ir-slot img", timeout=30_000)
-        assert matches(db) == []
+        assert match_log(db) == []
         page.locator(PANEL).scroll_into_view_if_needed()
         page.click(f"{PANEL} .ir-header")
         assert panel_has_focus(page)
@@ -88,7 +64,7 @@ def test_keyboard_voting_in_jupyterlab(lab):
         # The undone pair comes back at once (the browser had already moved past it).
         wait_for(lambda: on_screen(page) == shown[-1], what="the undone pair back on screen")
         expected[-1] = ("draw", 1, expected[-1][2], [0, 0])
-        wait_for(lambda: matches(db) == expected, what=f"the catalog to hold {expected}, has {matches(db)}")
+        wait_for(lambda: match_log(db) == expected, what=f"the catalog to hold {expected}, has {match_log(db)}")
         page.screenshot(path=str(root / "after-votes.png"))
 
         # Keys that are JupyterLab shortcuts in command mode do nothing while the panel has focus.
@@ -98,7 +74,7 @@ def test_keyboard_voting_in_jupyterlab(lab):
         time.sleep(1.0)
         assert notebook_shape(page) == before
         assert on_screen(page) == shown[-1]
-        assert matches(db) == expected
+        assert match_log(db) == expected
         assert panel_has_focus(page)
 
         # The mouse leaves the panel: keys still go to it.
@@ -107,7 +83,7 @@ def test_keyboard_voting_in_jupyterlab(lab):
         pid, left, right = on_screen(page)
         page.keyboard.press("1")
         expected.append(("win", 0, [left, right], [0, 1]))
-        wait_for(lambda: matches(db) == expected, what="the vote cast after the mouse left")
+        wait_for(lambda: match_log(db) == expected, what="the vote cast after the mouse left")
         assert panel_has_focus(page)
 
         # Ctrl combinations pass through to JupyterLab: Ctrl+S saves the notebook.
@@ -129,7 +105,7 @@ def test_keyboard_voting_in_jupyterlab(lab):
         assert not panel_has_focus(page)
         page.keyboard.press("2")
         time.sleep(0.8)
-        assert matches(db) == expected
+        assert match_log(db) == expected
 
 
 ADD_VIEW = """async () => {
@@ -150,20 +126,20 @@ def test_two_views_stay_in_sync_and_buttons_vote(lab):
         wait_for(lambda: page.evaluate(f"() => document.querySelectorAll('{PANEL} .ir-right .ir-slot img').length")
                  == 2, what="a second view with its images")
         assert on_screen(page, 0) == on_screen(page, 1)
-        before = matches(db)
+        before = match_log(db)
         pid, left, right = on_screen(page, 1)
         page.locator(PANEL).nth(1).locator(".ir-btn-right").click()  # a mouse user votes in view 2
         wait_for(lambda: on_screen(page, 0)[0] != pid and on_screen(page, 0) == on_screen(page, 1),
                  what="both views on the next pair")
-        wait_for(lambda: matches(db) == [*before, ("win", 0, [left, right], [1, 0])], what="the button's vote")
+        wait_for(lambda: match_log(db) == [*before, ("win", 0, [left, right], [1, 0])], what="the button's vote")
         page.locator(PANEL).nth(0).locator(".ir-header").click()  # keys in view 1
         pid2, left2, right2 = on_screen(page, 0)
         page.keyboard.press("ArrowLeft")
         wait_for(lambda: on_screen(page, 1)[0] != pid2, what="view 2 to follow view 1")
-        wait_for(lambda: len(matches(db)) == len(before) + 2, what="the key's vote")
-        assert matches(db)[-1] == ("win", 0, [left2, right2], [0, 1])
+        wait_for(lambda: len(match_log(db)) == len(before) + 2, what="the key's vote")
+        assert match_log(db)[-1] == ("win", 0, [left2, right2], [0, 1])
         page.locator(PANEL).nth(1).locator(".ir-btn-undo").click()
         wait_for(lambda: on_screen(page, 0) == on_screen(page, 1) == (pid2, left2, right2),
                  what="the undone pair back in both views")
-        wait_for(lambda: matches(db)[-1][1] == 1, what="the undo in the catalog")
+        wait_for(lambda: match_log(db)[-1][1] == 1, what="the undo in the catalog")
         page.screenshot(path=str(root / "two-views.png"))

@@ -12,15 +12,12 @@ not the panel's and neither keys nor Enter vote; Esc hands the keys to the noteb
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from labdriver import chromium, jupyterlab, open_notebook, run_all, wait_for
+from labdriver import catalog_rows, chromium, open_notebook, repo_notebook_lab, run_all, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 PANEL = ".imagerank-compare"
 NOTEBOOK = "notebooks/01_vote.ipynb"
 
@@ -49,40 +46,22 @@ GEOMETRY = f"""() => {{
 
 def matches(db: Path) -> int:
     """Kept judgements (wins and draws; the layout test's skips are not counted)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(con.execute("SELECT COUNT(*) FROM matches WHERE undone = 0 AND kind != 'skip'").fetchone()[0])
-    finally:
-        con.close()
+    return int(catalog_rows(db, "SELECT COUNT(*) FROM matches WHERE undone = 0 AND kind != 'skip'")[0][0])
 
 
 def labels(db: Path) -> list[tuple[int, str]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [(int(r[0]), str(r[1])) for r in con.execute("SELECT image_id, label FROM labels ORDER BY id")]
-    finally:
-        con.close()
+    return [(int(r[0]), str(r[1])) for r in catalog_rows(db, "SELECT image_id, label FROM labels ORDER BY id")]
 
 
 def original_longest(db: Path, image_id: int) -> int:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        w, h = con.execute("SELECT width, height FROM images WHERE id = ?", (image_id,)).fetchone()
-        return max(int(w), int(h))
-    finally:
-        con.close()
+    w, h = catalog_rows(db, "SELECT width, height FROM images WHERE id = ?", (image_id,))[0]
+    return max(int(w), int(h))
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from imagerank.demo import make_demo
-
     root = tmp_path_factory.mktemp("layout")
-    ws = root / "demo-ws"
-    make_demo(ws, n=40, progress=False).close()
-    (root / "notebooks").mkdir()
-    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
-    with jupyterlab(root, env={"IMAGERANK_WORKSPACE": str(ws)}) as url, chromium() as browser:
+    with repo_notebook_lab(root, NOTEBOOK) as (url, ws), chromium() as browser:
         yield url, ws, root, browser
 
 
