@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,6 +62,7 @@ from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, R
 from ..pairing.queue import JudgingQueue
 from ..ratings.posterior import board_score, posterior_stability
 from ..ratings.stability import default_k, topk_stability
+from .background import LatestJob, kernel_call_soon
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 from .prefetch import AHEAD_PAIRS, ThumbPrefetch
 
@@ -85,15 +88,18 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         blind: hide mu, sigma, the comparison count and the top-10 strip (no anchoring on current scores).
         queue_depth: pairs kept ready in the browser, 1..64 (DESIGN: 4–16). Default 8.
         refresh_every: recompute totals, stability and the top-10 strip every this many votes. Default 5.
-        stability_samples: posterior samples for the stability figure (fewer for very large catalogs so one
-            refresh stays under ~0.1 s: at most 4M normal draws). Default 200.
+        stability_samples: posterior samples for the stability figure (fewer for very large catalogs: at most 4M
+            normal draws, 0.2–1 s at 100,000 images, on the background worker). Default 200.
         voter: name stored with each match (default: the session's voter).
         group_size: 2 for pairs (default), 3 or 4 for best-of-N rounds (``min(queue_depth, 4)`` rounds queued).
 
     The header's *stability* is :func:`imagerank.ratings.stability.topk_stability` of the active images with
     ``k = min(Settings.topk, N // 4)``: the expected share of the current top-k (by ordinal ``mu - 3 sigma``) that
     is also top-k under a draw from the rating posterior, an estimate of the leaderboard's precision@k. About
-    ``k / N`` before any vote; 1.0 when the top-k is settled.
+    ``k / N`` before any vote; 1.0 when the top-k is settled. It is computed on a background worker
+    (:class:`~imagerank.widgets.background.LatestJob`, the newest request wins), never inside a vote's handler: the
+    header shows the newest figure at the next publish, or sooner, synced from the kernel's IO loop; ``None`` until
+    the first is made (:meth:`wait_stability` waits for it).
 
     Raises:
         StrategyNotFoundError: ``strategy`` (or the settings' default) is not a registered strategy.
@@ -161,7 +167,15 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._ready = False
         self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
         self._stats: dict[str, Any] = {}
-        self._stability: float | None = None
+        self._stability: float | None = None  # the figure shown (None: not computed yet, or < 2 images)
+        # the stability figure is computed on a background worker, never inside a message's handler (see _refresh)
+        self._stability_rng = self._rng.spawn(1)[0]  # the worker's own generator (Generators are not thread-safe)
+        self._stability_jobs: LatestJob[float | None] = LatestJob(self._stability_done, name="imagerank-stability")
+        self._stability_lock = threading.Lock()
+        self._stability_made: tuple[int, float | None] | None = None  # the worker's newest figure, not taken yet
+        self._stability_seq = 0  # the request whose figure is shown
+        self._call_soon = kernel_call_soon()  # the kernel's IO loop (None: no kernel, nothing is displayed)
+        self._closed = False
         self._mode = ""  # the rating model's one line (Collection.rating_model)
         self._k = 0
         self._since_refresh = 0
@@ -178,7 +192,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._publish()
 
     def close(self) -> None:
-        """Stop following the live prior and close the widget."""
+        """Stop following the live prior, stop the background workers and close the widget."""
+        self._closed = True
+        if getattr(self, "_stability_jobs", None) is not None:
+            self._stability_jobs.stop()
         unsubscribe = getattr(self, "_unsubscribe_prior", None)  # absent when __init__ refused its arguments
         if unsubscribe is not None:
             unsubscribe()
@@ -189,7 +206,17 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         super().close()
 
     def _on_prior_refit(self) -> None:
-        self.header = self._header()
+        """On the refit's thread: show the new prior line from the kernel's thread (see :meth:`_stability_done`)."""
+        if self._call_soon is not None:
+            self._call_soon(self._show_header)
+        else:  # no kernel: nothing syncs, and scripts read the header as the refit leaves it
+            self.header = self._header()
+
+    def _show_header(self) -> None:
+        """On the kernel's thread, between messages: sync a fresh header (the stability the worker made, the prior)."""
+        if not self._closed:
+            self._take_stability()
+            self.header = self._header()
 
     # ------------------------------------------------------------------ public, for tests and notebooks
     @property
@@ -232,6 +259,14 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         (False after ``timeout`` seconds). For tests and scripts: the panel itself never waits."""
         return self._large.wait(timeout)
 
+    def wait_stability(self, timeout: float = 30.0) -> bool:
+        """Wait until the background worker has computed the stability figure asked for last, then show it in the
+        header; True when it has (False after ``timeout`` seconds). For tests and scripts: the panel never waits."""
+        done = self._stability_jobs.wait(timeout)
+        if self._take_stability():
+            self.header = self._header()
+        return done
+
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one message from the browser (see the module docstring) and return the replies it sent.
 
@@ -239,7 +274,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
         browser through the widget's comm.
         """
-        with self._prefetch.paused():  # the thumbnail worker waits while a message is handled
+        # the thumbnail and stability workers start nothing new while a message is handled
+        with self._prefetch.paused(), self._stability_jobs.paused():
             return self._handle(content)
 
     def _handle(self, content: dict[str, Any]) -> list[Message]:
@@ -636,7 +672,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         return d
 
     def _refresh(self, *, stability: bool = True) -> None:
-        """Recompute totals (catalog counts), the stability estimate and the top-10 strip."""
+        """Recompute totals (catalog counts) and the top-10 strip, and ask the background worker for a new stability
+        estimate (with ``stability``; it shows at the next publish, or sooner: :meth:`_stability_done`)."""
         self._since_refresh = 0
         self._stats = self.collection.stats()
         pool = self.collection.pool()
@@ -647,16 +684,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         post = snap if snap is not None and snap[3].consistent and np.array_equal(snap[0], pool.ids) else None
         self._mode = "" if snap is None else snap[3].reason
         if stability:
-            if n >= 2:
-                samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
-                self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
-                                                       ratio=post[3].ratio)
-                                   if post is not None else
-                                   topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng,
-                                                  judge_noise=noise))
-            else:
-                self._stability = None
+            self._ask_stability(pool, post)
         if self.blind or n == 0:
             self.top = []
             return
@@ -669,6 +697,50 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
              "ordinal": round(float(ordinal[i]), 2)}
             for r, i in enumerate(idx.tolist())
         ]
+
+    def _ask_stability(self, pool: Pool, post: tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None) -> None:
+        """Hand the stability figure of ``pool`` (or of the posterior ``post``) to the background worker: the inputs
+        are copied here (the pool's arrays change with each vote), the Monte-Carlo samples (0.2–1 s at 100,000
+        images) are drawn there, and a request not started yet is replaced by this one."""
+        n, k, rng = len(pool), self._k, self._stability_rng
+        job: Callable[[], float | None]
+        if n < 2:
+            job = _no_figure  # through the worker, so a figure still in flight cannot overwrite it
+        elif post is not None:
+            samples = max(32, min(self.stability_samples, 4_000_000 // n))
+            mu, sigma, ratio = post[1].copy(), post[2].copy(), post[3].ratio
+            job = partial(posterior_stability, mu, sigma, k, samples=samples, rng=rng, ratio=ratio)
+        else:
+            samples = max(32, min(self.stability_samples, 4_000_000 // n))
+            noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
+            job = partial(topk_stability, pool.mu.copy(), pool.sigma.copy(), k, samples=samples, rng=rng,
+                          judge_noise=noise)
+        self._stability_jobs.ask(job)
+
+    def _stability_done(self, seq: int, value: float | None) -> None:
+        """On the worker's thread: keep the figure and have the kernel's thread show it.
+
+        ipywidgets and traitlets are not thread-safe: a trait set here could land inside the kernel thread's
+        ``hold_sync`` (a publish) or ``hold_trait_notifications`` (a browser update being applied) and be merged,
+        sent or rolled back with it. So the header is synced from the kernel's own IO loop (``add_callback`` is safe
+        from any thread), between two messages; with no kernel the next message or :meth:`wait_stability` takes it.
+        """
+        with self._stability_lock:
+            if self._stability_made is None or seq > self._stability_made[0]:
+                self._stability_made = (seq, value)
+        if self._call_soon is not None:
+            self._call_soon(self._show_header)
+
+    def _take_stability(self) -> bool:
+        """On the panel's thread: adopt the worker's newest figure; True when the figure shown changed."""
+        with self._stability_lock:
+            made, self._stability_made = self._stability_made, None
+        if made is None or made[0] <= self._stability_seq:
+            return False
+        self._stability_seq = made[0]
+        changed = made[1] != self._stability
+        self._stability = made[1]
+        return changed
 
     def _header(self) -> dict[str, Any]:
         s = self._stats
@@ -741,6 +813,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
                 for p in self._window()
             ]
             self.rounds = self._rounds_state(pool)
+            self._take_stability()  # a figure the worker made since the last publish
             self.header = self._header()
             self.can_undo = self.pair_queue.can_undo + self.round_queue.can_undo
 
@@ -763,6 +836,11 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
             raise FileNotFoundError(f"{path} is gone")
         return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
+
+
+def _no_figure() -> float | None:
+    """The stability of a pool of fewer than two images: none."""
+    return None
 
 
 def _check_group_size(value: Any) -> int:
