@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import imagerank.widgets.compare as compare_module
+import imagerank.widgets.compare_stability as compare_module
 from imagerank.widgets import ComparePanel
 from imagerank.widgets.background import LatestJob, kernel_call_soon
 
