@@ -280,6 +280,7 @@ def test_compare_panel_strip_and_header_follow_the_posterior(make: Callable[...,
     board = col.leaderboard(10)
     assert [t["id"] for t in panel.top] == board["image_id"].tolist()  # the strip is the posterior's board
     assert [t["ordinal"] for t in panel.top] == pytest.approx(board["score"].round(2).tolist(), abs=0.01)
+    assert panel.wait_stability()  # the figure is made off the kernel's thread
     assert 0.0 <= panel.header["stability"] <= 1.0
     col.settings = col.settings.replace(posterior="off")  # forced off: the strip is OpenSkill's ordinal again
     panel._refresh()

@@ -239,6 +239,7 @@ def test_blind_mode_sends_no_scores(make_collection):
 def test_header_stability_and_top_strip(make_collection):
     col = make_collection(20)
     panel = ComparePanel(col, strategy="spec", queue_depth=4, refresh_every=3)
+    assert panel.wait_stability()  # computed off the kernel's thread: the header shows it once made
     h = panel.header
     assert h["images"] == 20
     assert h["active"] == 20

@@ -44,7 +44,6 @@ protocol: tests call it with message dicts and read the replies it returns, with
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,14 +52,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import numpy as np
 import traitlets as t
-from PIL import Image
 
-from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
-from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, RoundQueue, get_strategy
+from ..errors import InvalidArgumentError, NotFoundError
+from ..pairing import OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, RoundQueue, get_strategy
 from ..pairing.queue import JudgingQueue
-from ..ratings.posterior import board_score, posterior_stability
-from ..ratings.stability import default_k, topk_stability
-from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
+from ..ratings.posterior import board_score
+from ..ratings.stability import default_k
+from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal
+from .compare_rounds import RoundsMixin, _check_group_size
+from .compare_stability import StabilityMixin
+from .compare_thumbs import ThumbsMixin
 from .prefetch import AHEAD_PAIRS, ThumbPrefetch
 
 if TYPE_CHECKING:
@@ -71,11 +72,8 @@ __all__ = ["OUTCOMES", "ComparePanel"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")  # a queue's item: a Pair or a Round
 
-_SKIPPED_KEEP = 20
-_ZOOM_MIN, _ZOOM_MAX = 64, 4096
 
-
-class ComparePanel(MessagePanel, anywidget.AnyWidget):
+class ComparePanel(StabilityMixin, RoundsMixin, ThumbsMixin, MessagePanel, anywidget.AnyWidget):
     """Two images side by side; ←/1 left wins, →/2 right wins, S skip, D draw, U undo, R rescan, F flag, Esc.
 
     Args:
@@ -85,15 +83,18 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         blind: hide mu, sigma, the comparison count and the top-10 strip (no anchoring on current scores).
         queue_depth: pairs kept ready in the browser, 1..64 (DESIGN: 4–16). Default 8.
         refresh_every: recompute totals, stability and the top-10 strip every this many votes. Default 5.
-        stability_samples: posterior samples for the stability figure (fewer for very large catalogs so one
-            refresh stays under ~0.1 s: at most 4M normal draws). Default 200.
+        stability_samples: posterior samples for the stability figure (fewer for very large catalogs: at most 4M
+            normal draws, 0.2–1 s at 100,000 images, on the background worker). Default 200.
         voter: name stored with each match (default: the session's voter).
         group_size: 2 for pairs (default), 3 or 4 for best-of-N rounds (``min(queue_depth, 4)`` rounds queued).
 
     The header's *stability* is :func:`imagerank.ratings.stability.topk_stability` of the active images with
     ``k = min(Settings.topk, N // 4)``: the expected share of the current top-k (by ordinal ``mu - 3 sigma``) that
     is also top-k under a draw from the rating posterior, an estimate of the leaderboard's precision@k. About
-    ``k / N`` before any vote; 1.0 when the top-k is settled.
+    ``k / N`` before any vote; 1.0 when the top-k is settled. It is computed on a background worker
+    (:class:`~imagerank.widgets.background.LatestJob`, the newest request wins), never inside a vote's handler: the
+    header shows the newest figure at the next publish, or sooner, synced from the kernel's IO loop; ``None`` until
+    the first is made (:meth:`wait_stability` waits for it).
 
     Raises:
         StrategyNotFoundError: ``strategy`` (or the settings' default) is not a registered strategy.
@@ -161,7 +162,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._ready = False
         self._held: set[int] = set()  # ids whose thumbnails the browser holds (queue ∪ top at the last publish)
         self._stats: dict[str, Any] = {}
-        self._stability: float | None = None
+        self._init_stability()  # made on a background worker, never inside a message's handler (see _refresh)
         self._mode = ""  # the rating model's one line (Collection.rating_model)
         self._k = 0
         self._since_refresh = 0
@@ -178,7 +179,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self._publish()
 
     def close(self) -> None:
-        """Stop following the live prior and close the widget."""
+        """Stop following the live prior, stop the background workers and close the widget."""
+        self._stop_stability()
         unsubscribe = getattr(self, "_unsubscribe_prior", None)  # absent when __init__ refused its arguments
         if unsubscribe is not None:
             unsubscribe()
@@ -187,9 +189,6 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if getattr(self, "_prefetch", None) is not None:
             self._prefetch.stop()
         super().close()
-
-    def _on_prior_refit(self) -> None:
-        self.header = self._header()
 
     # ------------------------------------------------------------------ public, for tests and notebooks
     @property
@@ -221,17 +220,6 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         """Judgements made in this panel (wins and draws; skips are counted apart)."""
         return self.pair_queue.votes
 
-    @property
-    def large_thumbnails(self) -> bool:
-        """True when the browser draws more device pixels than the cached thumbnails have (``thumb_px``), so the
-        queued pairs are sent again at :data:`~imagerank.media.thumbs.LARGE_THUMB_SIZE`."""
-        return self._large.wanted(self.thumb_px)
-
-    def wait_thumbnails(self, timeout: float = 30.0) -> bool:
-        """Wait until the background thread has sent every larger thumbnail asked for so far; True when it has
-        (False after ``timeout`` seconds). For tests and scripts: the panel itself never waits."""
-        return self._large.wait(timeout)
-
     def handle_message(self, content: dict[str, Any], buffers: Sequence[Any] | None = None) -> list[Message]:
         """Handle one message from the browser (see the module docstring) and return the replies it sent.
 
@@ -239,7 +227,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         bad message cannot break the panel. Each reply is (content, [bytes buffers]) as also sent to the
         browser through the widget's comm.
         """
-        with self._prefetch.paused():  # the thumbnail worker waits while a message is handled
+        # the thumbnail and stability workers start nothing new while a message is handled
+        with self._prefetch.paused(), self._stability_jobs.paused():
             return self._handle(content)
 
     def _handle(self, content: dict[str, Any]) -> list[Message]:
@@ -262,10 +251,6 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         self.round_queue.depth = min(int(change["new"]), ROUND_DEPTH_MAX)
         self._fill()
         self._publish()
-
-    def _on_thumb_px(self, change: dict[str, Any]) -> None:
-        if self.large_thumbnails and self._ready:
-            self._large.ask(self._queued_ids())
 
     # ------------------------------------------------------------------ handlers
     def _on_ready(self, m: dict[str, Any]) -> None:
@@ -380,145 +365,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
             self.collection.images.add_label(i, "flag", note="flagged for review in the compare panel")
         self._report("flagged for review: " + ", ".join(self._name(i) for i in ids))
 
-    def _on_zoom(self, m: dict[str, Any]) -> None:
-        """Reply ``zoom`` with the original, or ``zoom_error`` with the reason: every zoom request gets one of the
-        two (the browser's caption waits for it). The status changes only when an active image's file is gone
-        (``missing``); a decode failure, an unreadable file or a refused size leaves the status as it is."""
-        raw_id = m.get("id")
-        image_id: int | None = None
-        try:
-            image_id = as_int(raw_id, "id")
-            width = min(max(as_int(m.get("width", 1600), "width"), _ZOOM_MIN), _ZOOM_MAX)
-            height = min(max(as_int(m.get("height", 1200), "height"), _ZOOM_MIN), _ZOOM_MAX)
-            data, size, original = self._zoom_jpeg(image_id, width, height)
-        except Exception as e:  # whatever failed, the browser gets its answer
-            if not isinstance(e, (OSError, ValueError, SyntaxError, ImagerankError, Image.DecompressionBombError)):
-                log.exception("compare panel: zoom of %r failed", raw_id)
-            reason = f"{type(e).__name__}: {e}"[:300]
-            self._emit({"type": "zoom_error", "id": raw_id if image_id is None else image_id, "reason": reason})
-            name = repr(raw_id) if image_id is None else self._name(image_id)
-            self._report(f"cannot show {name} larger: {reason}", "warning")
-            return
-        self._emit(
-            {"type": "zoom", "id": image_id, "width": size[0], "height": size[1], "original": list(original),
-             "name": self._name(image_id)},
-            [data],
-        )
-
-    def _on_broken(self, m: dict[str, Any]) -> None:
-        image_id = as_int(m.get("id"), "id")
-        self._thumbs.pop(image_id, None)
-        self._prefetch.forget(image_id)
-        try:
-            row = self.collection.images.get(image_id)
-        except NotFoundError:
-            self._report(f"the browser reported a broken thumbnail for image {image_id}, which is not in the "
-                         "catalog; ignored", "warning")
-            return
-        if row["status"] == "active" and _gone(row["filepath"]):
-            self._usable(image_id)  # marks it missing (a rebuild would call it corrupt) and reports the skip
-        else:
-            self.collection.build_thumbnails([image_id], progress=False, force=True)
-            reason = self._usable(image_id)
-            if reason is None:
-                self._send_images([image_id])
-                return
-            self._skip(image_id, f"its thumbnail cannot be shown ({reason})")
-        self.pair_queue.drop_images({image_id})
-        self.round_queue.drop_images({image_id})
-        self._fill()
-        self._publish()
-
-    # ------------------------------------------------------------------ best-of-N rounds
-    @property
-    def rounds_mode(self) -> bool:
-        """True in best-of-N mode (``group_size`` 3 or 4), False for pairs."""
-        return int(self.group_size) > 2
-
-    @property
-    def round_ids(self) -> list[tuple[int, ...]]:
-        """The queued rounds' image ids in screen order, front first (the front one is on screen)."""
-        return [r.ids for r in self.round_queue]
-
-    @t.validate("group_size")
-    def _valid_group_size(self, proposal: dict[str, Any]) -> int:
-        return _check_group_size(proposal["value"])
-
-    def _on_group_size(self, change: dict[str, Any]) -> None:
-        """Switch between pairs and rounds (or between 3 and 4): the other mode's queue is emptied (its late votes
-        are still accepted), this mode's is filled, and the status says which keys do what."""
-        new = int(change["new"])
-        self.pair_queue.clear()
-        self.round_queue.clear()
-        if new > 2:
-            self.round_queue.size = new
-        self._fill()
-        self._publish()
-        if new > 2:
-            self._report(f"best of {new}: 1–{new} picks the best, Shift+1–{new} marks the worst first, S skips, "
-                         f"U undoes, N switches to {'best of 4' if new == 3 else 'pairs'}")
-        else:
-            self._report("pairs: ←/1 left wins, →/2 right wins, N switches to best of 3")
-
-    def _on_mode(self, m: dict[str, Any]) -> None:
-        size = _check_group_size(m.get("size"))
-        if size == self.group_size:
-            self._publish()  # a view out of step gets the current state again
-            return
-        self.group_size = size
-
-    def _on_round(self, m: dict[str, Any]) -> None:
-        rid = as_int(m.get("rid"), "rid")
-        outcome = m.get("outcome", "best")
-        if outcome not in ("best", "skip"):
-            raise InvalidArgumentError(f"outcome: expected best or skip, got {outcome!r}")
-        q = self.round_queue
-        rnd = self._judgeable(q, rid, "round")
-        if rnd is None:
-            return
-        q.voter = self.voter
-        try:
-            q.record(rnd, m.get("best"), m.get("worst"), m.get("ms"), skip=outcome == "skip", shown=m.get("ids"),
-                     refill=self.rounds_mode)
-        except NotFoundError:  # an image left the catalog: its rounds left the queue; show the new front
-            self._publish()
-            raise
-        self._judged(str(outcome))
-
-    def _undo_round(self) -> None:
-        try:
-            done = self.round_queue.undo()
-        except NotFoundError as e:
-            self._report(f"undo: {e}", "warning")
-            self._emit({"type": "undone", "pid": None, "rid": None})
-            self._publish()
-            return
-        if done is None:  # pragma: no cover (called only when the round queue has something to undo)
-            return
-        if done.match.kind != "skip":
-            self._stats["comparisons"] = max(0, self._stats.get("comparisons", 0) - 1)
-        rnd = done.round
-        names = ", ".join(self._name(i) for i in rnd.ids)
-        if done.requeued and self.rounds_mode:
-            self._send_images(rnd.ids)  # the browser may have let them go
-            self._report(f"undone: the round of {names} is back")
-            self._emit({"type": "undone", "pid": None, "rid": rnd.rid})
-        else:
-            if done.requeued:  # undone in pairs mode: the log is exact; the round is not shown again
-                self.round_queue.retire(rnd)
-            why = done.reason or "the panel shows pairs now"
-            self._report(f"undone: the round of {names}; it is not shown again ({why})", "warning")
-            self._emit({"type": "undone", "pid": None, "rid": None})
-        self._refresh(stability=False)
-        self._publish()
-
     def _queued_ids(self) -> list[int]:
         """Image ids of the pairs in the browser's window and of the queued rounds, front first, each once (the
         look-ahead pairs are the prefetch's)."""
         return list(dict.fromkeys([*self._window_ids(), *self.round_queue.image_ids()]))
-
-    def _rounds_state(self, pool: Pool) -> list[dict[str, Any]]:
-        return [{"rid": r.rid, "images": [self._image_state(i, pool) for i in r.ids]} for r in self.round_queue]
 
     # ------------------------------------------------------------------ queue
     def _fill(self) -> None:
@@ -542,75 +392,6 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
 
     def _window_ids(self) -> list[int]:
         return list(dict.fromkeys(i for p in self._window() for i in p.ids))
-
-    def _settle(self) -> None:
-        """Make sure every pair shown in the browser has its thumbnails (pairs with an image that cannot be shown
-        leave the queue, reported, and the queue is refilled), then hand the whole queue to the prefetch."""
-        q = self.pair_queue
-        for _ in range(q.depth + 1):
-            bad = [i for i in self._window_ids() if self._usable(i) is not None]
-            # images the worker could not decode (queued ahead, or already out of the queue): report them now
-            bad += [i for i in self._prefetch.failed() if i not in bad and self._usable(i) is not None]
-            if not bad:
-                break
-            q.drop_images(bad)
-            self._fill()
-        self._prefetch.ask(i for i in [*q.image_ids(), *(int(d["id"]) for d in self.top)] if i not in self._thumbs)
-
-    def _queueable(self, image_id: int) -> str | None:
-        """The queue's check (cheap: the catalog row and the file); the thumbnail is made ahead by the prefetch
-        and checked when the pair enters the browser's window (:meth:`_settle`)."""
-        return self._usable(image_id, thumbnail=False)
-
-    def _usable(self, image_id: int, *, thumbnail: bool = True) -> str | None:
-        """None when the image can be shown (thumbnail bytes cached; with ``thumbnail`` False the bytes are not
-        needed yet); else the reason it was skipped (a missing file is marked ``missing``, an undecodable one
-        ``corrupt``; both are reported)."""
-        if image_id in self._thumbs:
-            return None
-        try:
-            row = self.collection.images.get(image_id)
-        except NotFoundError:
-            return "not in the catalog"
-        self._names[int(image_id)] = row["filename"]
-        if row["status"] != "active":
-            if thumbnail and row["status"] == "corrupt" and self._prefetch.take(image_id)[0]:
-                # the prefetch found it undecodable (the thumbnail pass marked it corrupt): report the skip here
-                self._prefetch.forget(image_id)
-                why = row["status_reason"] or "no thumbnail could be made"
-                self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
-                return "cannot be decoded"
-            return f"status {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
-        if _gone(row["filepath"]):
-            self.collection.images.set_status(image_id, "missing", "file not found when queued for comparison")
-            self._skip(image_id, "file not found", row["filepath"])
-            return "file not found"
-        if not thumbnail:
-            return None
-        data = self._thumbnail(image_id)
-        if data is None:
-            why = self.collection.images.get(image_id)["status_reason"] or "no thumbnail could be made"
-            self._skip(image_id, f"cannot be decoded: {why}", row["filepath"])
-            return "cannot be decoded"
-        self._thumbs[int(image_id)] = data
-        return None
-
-    def _thumbnail(self, image_id: int) -> bytes | None:
-        """The thumbnail's bytes: from the prefetch when its worker made it, else made here."""
-        done, data = self._prefetch.take(image_id)
-        return data if done else self.collection.thumbnail_bytes(image_id)
-
-    def _skip(self, image_id: int, reason: str, path: str | None = None) -> None:
-        name = self._name(image_id)
-        known: int | None = int(image_id)
-        if path is None:
-            try:
-                path = self.collection.images.get(image_id)["filepath"]
-            except NotFoundError:  # a failure row may not point at an image the catalog does not have
-                known = None
-        self.collection.images.record_failures([(known, path, "compare", reason)])
-        self.skipped = [*self.skipped, {"id": int(image_id), "name": name, "reason": reason}][-_SKIPPED_KEEP:]
-        self._report(f"skipped {name}: {reason}", "warning")
 
     # ------------------------------------------------------------------ state
     def _name(self, image_id: int) -> str:
@@ -636,7 +417,8 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         return d
 
     def _refresh(self, *, stability: bool = True) -> None:
-        """Recompute totals (catalog counts), the stability estimate and the top-10 strip."""
+        """Recompute totals (catalog counts) and the top-10 strip, and ask the background worker for a new stability
+        estimate (with ``stability``; it shows at the next publish, or sooner: :meth:`_stability_done`)."""
         self._since_refresh = 0
         self._stats = self.collection.stats()
         pool = self.collection.pool()
@@ -647,16 +429,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         post = snap if snap is not None and snap[3].consistent and np.array_equal(snap[0], pool.ids) else None
         self._mode = "" if snap is None else snap[3].reason
         if stability:
-            if n >= 2:
-                samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
-                self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
-                                                       ratio=post[3].ratio)
-                                   if post is not None else
-                                   topk_stability(pool.mu, pool.sigma, self._k, samples=samples, rng=self._rng,
-                                                  judge_noise=noise))
-            else:
-                self._stability = None
+            self._ask_stability(pool, post)
         if self.blind or n == 0:
             self.top = []
             return
@@ -695,30 +468,6 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         ids.extend(int(d["id"]) for d in self.top)
         return list(dict.fromkeys(ids))
 
-    def _send_images(self, ids: Iterable[int]) -> list[int]:
-        """Send thumbnails (binary JPEG buffers) for ``ids``; only once a view has said ``ready``. Returns the ids
-        sent."""
-        out_ids: list[int] = []
-        if not self._ready:
-            return out_ids
-        bufs = []
-        for i in ids:
-            data = self._thumbs.get(int(i))
-            if data is None:
-                data = self._thumbnail(int(i))
-                if data is None:
-                    continue
-                self._thumbs[int(i)] = data
-            out_ids.append(int(i))
-            bufs.append(data)
-        if out_ids:
-            self._emit({"type": "images", "ids": out_ids, "mime": "image/jpeg", "px": self.collection.thumbs.size},
-                       bufs)
-            if self.large_thumbnails:
-                queued = set(self._queued_ids())
-                self._large.ask(i for i in out_ids if i in queued)
-        return out_ids
-
     def _publish(self) -> None:
         """Send thumbnails the browser does not hold yet, then sync the model's state."""
         self._settle()
@@ -741,54 +490,10 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
                 for p in self._window()
             ]
             self.rounds = self._rounds_state(pool)
+            self._take_stability()  # a figure the worker made since the last publish
             self.header = self._header()
             self.can_undo = self.pair_queue.can_undo + self.round_queue.can_undo
-
-    # ------------------------------------------------------------------ zoom
-    def _zoom_jpeg(self, image_id: int, width: int, height: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
-        """The original of ``image_id`` upright, fit into ``width`` x ``height`` pixels, as JPEG (quality 90).
-
-        Raises:
-            NotFoundError: no such image, or it is not active (the message gives its status and reason).
-            FileNotFoundError: the file is gone (an active image is then marked ``missing``).
-            OSError / ValueError / SyntaxError / PIL.Image.DecompressionBombError: the file cannot be read or
-                decoded, or has more pixels than ``Settings.max_image_pixels`` (the status is left as it is).
-        """
-        row = self.collection.image(image_id)
-        path = row["filepath"]
-        if row["status"] != "active":
-            why = f" ({row['status_reason']})" if row["status_reason"] else ""
-            raise NotFoundError(f"image {image_id} is {row['status']}{why}; only active images are shown")
-        if _gone(path):
-            self.collection.images.set_status(image_id, "missing", "file not found when opened in the compare panel")
-            raise FileNotFoundError(f"{path} is gone")
-        return zoom_jpeg(path, width, height, self.collection.settings.max_image_pixels)
-
-
-def _check_group_size(value: Any) -> int:
-    """``value`` as a group size (2 = pairs, 3 or 4 = best-of-N rounds).
-
-    Raises:
-        InvalidArgumentError: anything else, naming ``group_size``.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in GROUP_SIZES:
-        raise InvalidArgumentError(f"group_size: expected one of {GROUP_SIZES} (2 = pairs, 3 or 4 = best-of-N "
-                                   f"rounds), got {value!r}")
-    return int(value)
-
 
 def _queued_depth(shown: int) -> int:
     """Pairs queued in Python for ``shown`` pairs in the browser: the look-ahead on top, at most 64."""
     return min(64, shown + AHEAD_PAIRS)
-
-
-def _gone(path: str) -> bool:
-    """True only when ``path`` certainly does not exist (no such file, or a parent is not a folder); a file that
-    cannot be checked (permission, I/O error, a name the file system refuses) is not called gone."""
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except (OSError, ValueError):
-        return False
-    return False

@@ -42,6 +42,9 @@ def test_keyboard_voting_in_jupyterlab(lab):
         page.wait_for_selector(f"{PANEL} .ir-left .ir-slot img", timeout=30_000)
         page.wait_for_selector(f"{PANEL} .ir-right .ir-slot img", timeout=30_000)
         assert match_log(db) == []
+        # the stability figure is made off the kernel's message path and synced from the kernel's IO loop: it
+        # reaches the header with no key pressed
+        wait_for(lambda: "stability" in page.inner_text(f"{PANEL} .ir-stability"), what="the stability figure")
         page.locator(PANEL).scroll_into_view_if_needed()
         page.click(f"{PANEL} .ir-header")
         assert panel_has_focus(page)
