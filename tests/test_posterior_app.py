@@ -13,7 +13,7 @@ import pytest
 
 import imagerank
 from imagerank.errors import ConfigError, InvalidArgumentError
-from imagerank.pairing import PairQueue
+from imagerank.pairing import PairQueue, RoundQueue
 from imagerank.pairing import posterior_view as PV
 from imagerank.pairing.posterior_view import PosteriorView
 from imagerank.ratings.posterior import (
@@ -184,6 +184,49 @@ def test_leaderboard_export_and_pairs_follow_the_posterior_in_consistent_mode(
     calls.clear()
     col.next_pairs(1)
     assert not calls
+
+
+def test_best_of_n_rounds_follow_the_posterior_in_consistent_mode(
+        make: Callable[..., imagerank.Collection], monkeypatch: pytest.MonkeyPatch) -> None:
+    col = make(60, posterior="on", topk=8)
+    u = _judge(col, "noiseless")
+    _vote(col, u, 80)
+    assert col.rating_model.consistent
+    picked: set[int] = set()  # image ids in the pairs the boundary screen proposed
+    real = PV.screen_pairs
+
+    def spy(ctx: Any, n: int, mu: np.ndarray, sigma: np.ndarray, beta: float) -> list[tuple[int, int]]:
+        out = real(ctx, n, mu, sigma, beta)
+        picked.update(int(ctx.pool.ids[i]) for p in out for i in p)
+        return out
+
+    monkeypatch.setattr(PV, "screen_pairs", spy)
+    for size in (3, 4):
+        picked.clear()
+        group = col.next_group(size)
+        assert len(group) == size == len(set(group))
+        assert picked
+        assert set(group) <= picked  # grown from the screen's duels on the posterior
+    # a panel's round queue too, every queued round (the queued rounds' pairs are avoided by the screen itself,
+    # not replaced by random pairs)
+    picked.clear()
+    q = RoundQueue(col, size=4, depth=4)
+    rounds = q.fill()
+    assert len(rounds) == 4
+    assert {i for r in rounds for i in r.ids} <= picked
+    # the screen's first duel pits its top candidate against the image expected closest to the posterior's
+    # boundary (the stand-in for the true #k): that image is on the first round's screen
+    ids, mu, sigma, _ = col.posterior.peek()  # type: ignore[misc]
+    k = 8
+    top = np.sort(mu)[::-1]
+    t = 0.5 * (top[k - 1] + top[k])
+    nearest = {int(ids[j]) for j in np.argsort((mu - t) ** 2 + sigma ** 2)[:2]}
+    assert nearest & set(rounds[0].ids)
+    # forced off: OpenSkill's active again
+    col.settings = col.settings.replace(posterior="off")
+    picked.clear()
+    assert len(col.next_group(4)) == 4
+    assert not picked
 
 
 def test_votes_fold_in_undo_rebuilds_and_best_of_n_enters(make: Callable[..., imagerank.Collection]) -> None:
