@@ -310,6 +310,49 @@ def test_bad_settings_are_rejected(tmp_path: Path) -> None:
         s.replace(posterior=3)
 
 
+def test_export_above_compares_with_the_score_the_leaderboard_shows(
+        make: Callable[..., imagerank.Collection], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ipywidgets")
+    from imagerank.cli import main
+    from imagerank.collection import score_column
+    from imagerank.widgets import LeaderboardView
+
+    col = make(posterior="on", topk=5)
+    _vote(col, _judge(col, "noiseless"), 120)
+    board = col.leaderboard()
+    assert score_column(board) == "score"
+    cut = float(board["score"].iloc[4])  # the board's top five are at or above it
+    above = board[board["score"] >= cut]
+    assert len(above) >= 5
+    # the case this is about: OpenSkill's ordinal would pick other images (mu - 3 sigma sits far below mu - sigma)
+    assert set(board[board["ordinal"] >= cut]["image_id"]) != set(above["image_id"])
+    rep = col.export_above(cut, tmp_path / "out", mode="symlink")
+    assert [Path(src).name for src, _ in rep.written] == above["filename"].tolist()  # in leaderboard order
+    # the panel: the score column is the board's score, headed as such; its threshold box says what it compares
+    view = LeaderboardView(col, page_size=10)
+    assert view.score_column == "score"
+    assert [w["score"].value for w in view._rows[:10]] == [f"{x:.2f}" for x in board["score"][:10]]
+    assert [w["mu"].value for w in view._rows[:10]] == [f"{x:.2f}" for x in board["post_mu"][:10]]
+    assert "EP" in view._headers["score"].description
+    assert "posterior" in view._threshold.tooltip
+    assert f"wrote {len(above)} file(s)" in view.export_above(cut, mode="symlink")
+    # forced off: the ordinal again, everywhere
+    col.settings = col.settings.replace(posterior="off")
+    board = col.leaderboard()
+    assert score_column(board) == "ordinal"
+    view.refresh()
+    assert "ordinal" in view._threshold.tooltip
+    assert view._headers["score"].description.startswith("Score μ−3σ")
+    cut = float(board["ordinal"].iloc[2])
+    assert len(col.export_above(cut, tmp_path / "off", mode="symlink").written) == int((board["ordinal"] >= cut).sum())
+    # the CLI says what --above is compared with
+    col.close()
+    assert main(["export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "leaderboard score" in text
+    assert "posterior" in text
+
+
 def test_compare_panel_strip_and_header_follow_the_posterior(make: Callable[..., imagerank.Collection]) -> None:
     pytest.importorskip("anywidget")
     from imagerank.widgets.compare import ComparePanel
