@@ -59,7 +59,7 @@ from ..errors import ImagerankError, InvalidArgumentError, NotFoundError
 from ..pairing import GROUP_SIZES, OUTCOMES, ROUND_DEPTH_MAX, PairQueue, Pool, RoundQueue, get_strategy
 from ..pairing.queue import JudgingQueue
 from ..ratings.posterior import board_score, posterior_stability
-from ..ratings.stability import default_k, topk_stability
+from ..ratings.stability import default_k, topk_stability, widening_noise
 from .common import LargeThumbs, Message, MessagePanel, as_int, prior_confidence, top_by_ordinal, zoom_jpeg
 from .prefetch import AHEAD_PAIRS, ThumbPrefetch
 
@@ -649,7 +649,7 @@ class ComparePanel(MessagePanel, anywidget.AnyWidget):
         if stability:
             if n >= 2:
                 samples = max(32, min(self.stability_samples, 4_000_000 // n))
-                noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
+                noise = widening_noise(self.collection.prior.peek()[1])  # the judge sets it while a prior is on
                 self._stability = (posterior_stability(post[1], post[2], self._k, samples=samples, rng=self._rng,
                                                        ratio=post[3].ratio)
                                    if post is not None else
