@@ -15,8 +15,20 @@ lamps took 0.13-0.2 s/bit; judging photographs is slower, and b is scaled so tha
 T(2) = 2.58 s, T(3) = 3.00 s, T(4) = 3.32 s). Change them with ``--hick-a`` / ``--hick-b``. Every mode gets the same
 user time: the pair budgets B (votes) become ``B * T(2) / T(N)`` rounds.
 
+Strategies (``--strategies``): ``active`` on the OpenSkill ratings throughout (leaderboard: ordinal), and the
+app's consistent-judge mode (:mod:`imagerank.pairing.posterior_view`) as ``benchmarks/ranking_sim.py
+--strategies ep-adaptive`` runs it for pairs: the EP posterior of the log (each round as its pairwise factors,
+:func:`~imagerank.ratings.posterior.match_factors`; rebuilt with beta refitted at every refit, two EP passes every
+``EP_SWEEP_EVERY`` rounds, one ADF step per round between), the mode re-decided at every refit
+(:func:`~imagerank.ratings.posterior.decide_mode`), and in that mode the leaderboard ``board_score`` and the
+stability ``posterior_stability``. ``ep-adaptive`` grows the groups from the boundary screen on that posterior
+(:func:`~imagerank.pairing.screen.screen_pairs`, what ``Collection.next_group`` and the panel's ``RoundQueue`` do);
+``ep-board`` keeps ``active``'s groups on the OpenSkill ratings under the EP leaderboard (the app before its rounds
+followed the posterior), an ablation.
+
 Run:
     python benchmarks/best_of_n_sim.py --judges noiseless,thurstone --rhos 0.75 --seeds 5
+    python benchmarks/best_of_n_sim.py --judges noiseless --strategies ep-board,ep-adaptive --seeds 3
 """
 
 from __future__ import annotations
@@ -34,13 +46,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ranking_sim as S
 
 from imagerank import ratings as R
-from imagerank.pairing import PairContext, Pool, pair_keys, select_group
+from imagerank.pairing import PairContext, Pool, Strategy, pair_keys, select_group, select_pairs
+from imagerank.pairing.screen import screen_pairs
 from imagerank.ratings.consistency import fit_beta
+from imagerank.ratings.posterior import (
+    EP_SWEEP_EVERY,
+    EPPosterior,
+    board_score,
+    build_posterior,
+    decide_mode,
+    match_factors,
+    posterior_stability,
+    skill_scale,
+)
 from imagerank.ratings.priors import bt_prior, rate_duel
 from imagerank.ratings.stability import topk_stability
 
 HICK_A = 1.0  # s
 HICK_B = 1.0  # s per bit
+STRATEGIES = ("active", "ep-board", "ep-adaptive")
 
 
 def round_seconds(n: int, a: float = HICK_A, b: float = HICK_B) -> float:
@@ -77,11 +101,20 @@ def _apply(mu: np.ndarray, sigma: np.ndarray, idx: list[int], ranks: list[int], 
         mu[i], sigma[i] = m, s
 
 
+def _factors(matches: list[tuple[list[int], list[int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The posterior's pairwise factors of ``matches`` as (a, b, outcome) arrays of image indices."""
+    rows = [(g[i], g[j], r) for g, rk in matches for i, j, r in match_factors(rk)]
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+
+
 def run_groups(size: int, judge_kind: str, rho: float, seed: int, cfg: S.SimConfig,
-               ava: tuple[np.ndarray, np.ndarray] | None, a: float = HICK_A, b: float = HICK_B
-               ) -> list[tuple[float, float, float]]:
-    """One session of best-of-``size`` rounds with ``active``; ``(minutes, precision@k, stability)`` at each of
-    ``cfg.budgets`` converted to equal user time (see the module docstring)."""
+               ava: tuple[np.ndarray, np.ndarray] | None, a: float = HICK_A, b: float = HICK_B,
+               strategy: str = "active") -> list[tuple[float, float, float]]:
+    """One session of best-of-``size`` rounds with ``strategy`` (one of :data:`STRATEGIES`, see the module
+    docstring); ``(minutes, precision@k, stability)`` at each of ``cfg.budgets`` converted to equal user time."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES}, got {strategy!r}")
     rng = np.random.default_rng([seed, 7])
     world = S.make_world(cfg.n, rho, cfg.k, rng, ava)
     judge = S.Judge(judge_kind, world, cfg.ratio, np.random.default_rng([seed, 11]))
@@ -96,9 +129,19 @@ def run_groups(size: int, judge_kind: str, rho: float, seed: int, cfg: S.SimConf
     last_round = max(rounds_at)
     matches: list[tuple[list[int], list[int]]] = []
     beta, last_prior, calibrated_at, next_refit = R.BETA, None, 0, cfg.refit_every
+    with_ep = strategy != "active"
+    ep = EPPosterior(prior_mu, prior_sigma, R.BETA) if with_ep else None
+    mode = decide_mode(R.BETA, R.DEFAULT_SIGMA, 0, "auto")
+
+    def screen(ctx: PairContext, k: int) -> list[tuple[int, int]]:
+        if ep is None or not mode.consistent:
+            return select_pairs(ctx, "active", k)  # pool indices are the ids here
+        return screen_pairs(ctx, k, ep.mu, ep.sigma, ep.beta)
+
+    pick: str | Strategy = screen if strategy == "ep-adaptive" else "active"
     out = []
     for r in range(1, last_round + 1):
-        group = select_group(ctx, "active", size)
+        group = select_group(ctx, pick, size)
         if len(group) < 2:
             break
         ctx.seen.update(pair_keys(group))
@@ -108,6 +151,11 @@ def run_groups(size: int, judge_kind: str, rho: float, seed: int, cfg: S.SimConf
             _apply(mu, sigma, group, ranks, beta)
             count[group] += 1
             matches.append((group, ranks))
+            if ep is not None:
+                for i, j, res in match_factors(ranks):
+                    ep.add(group[i], group[j], res)
+                if len(matches) % EP_SWEEP_EVERY == 0:
+                    ep.sweep(2)
         if matches and r * (size - 1) >= next_refit:  # refit after as many implied pairs as the pair runs
             next_refit += cfg.refit_every
             beta = fit_beta(prior_mu, prior_sigma, matches)
@@ -123,10 +171,19 @@ def run_groups(size: int, judge_kind: str, rho: float, seed: int, cfg: S.SimConf
             mu[:], sigma[:] = prior_mu, prior_sigma
             for g, rk in matches:
                 _apply(mu, sigma, g, rk, beta)
+            if ep is not None:  # derived state, built and judged by the app's functions (PosteriorView)
+                fa, fb, fy = _factors(matches)
+                ep = build_posterior(prior_mu, prior_sigma, fa, fb, fy)
+                mode = decide_mode(ep.beta, skill_scale(prior_mu, prior_sigma), int(np.sum(fy != 0.5)), "auto")
         if r in rounds_at:
-            top = S.leaderboard_top(mu, sigma, cfg.k)
-            out.append((r * t_round / 60.0, float(world.top[top].mean()),
-                        topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)))
+            if ep is not None and mode.consistent:  # the app's consistent-judge leaderboard and stability
+                top = np.argsort(-board_score(ep.mu, ep.sigma), kind="stable")[: cfg.k]
+                stab = posterior_stability(ep.mu, ep.sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
+                                           ratio=mode.ratio)
+            else:
+                top = S.leaderboard_top(mu, sigma, cfg.k)
+                stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed)
+            out.append((r * t_round / 60.0, float(world.top[top].mean()), stab))
     return out
 
 
@@ -136,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rhos", default="0.75")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sizes", default="2,3,4", help="images per round to compare (2 = pairs)")
+    ap.add_argument("--strategies", default="active",
+                    help=f"comma-separated subset of {','.join(STRATEGIES)} (see the module docstring)")
     ap.add_argument("--budgets", default="1000,3000", help="pair votes whose user time every mode gets")
     ap.add_argument("--hick-a", type=float, default=HICK_A)
     ap.add_argument("--hick-b", type=float, default=HICK_B)
@@ -143,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         ap.error(f"--seeds: expected at least 1, got {args.seeds}")
     sizes = [int(x) for x in args.sizes.split(",")]
+    strategies = args.strategies.split(",")
+    if any(x not in STRATEGIES for x in strategies):
+        ap.error(f"--strategies: expected a subset of {','.join(STRATEGIES)}, got {args.strategies}")
     if any(s not in (2, 3, 4) for s in sizes):
         ap.error(f"--sizes: expected 2, 3 or 4, got {args.sizes}")
     cfg = S.SimConfig(budgets=tuple(int(x) for x in args.budgets.split(",")), ratio=S.thurstone_ratio())
@@ -153,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     t2 = round_seconds(2, args.hick_a, args.hick_b)
     head = " | ".join(f"p@{cfg.k} at {B * t2 / 60:.0f} min" for B in cfg.budgets)
-    print(f"| judge | ρ | round | {head} | p@{cfg.k} per minute (last) | max calib. err |")
-    print("|" + "---|" * (len(cfg.budgets) + 5))
+    print(f"| judge | ρ | strategy | round | {head} | p@{cfg.k} per minute (last) | max calib. err |")
+    print("|" + "---|" * (len(cfg.budgets) + 6))
     for judge in args.judges.split(","):
         for rho in (float(x) for x in args.rhos.split(",")):
-            for size in sizes:
-                runs = [run_groups(size, judge, rho, s, cfg, ava, args.hick_a, args.hick_b) for s in range(args.seeds)]
+            for strategy, size in ((st, sz) for st in strategies for sz in sizes):
+                runs = [run_groups(size, judge, rho, s, cfg, ava, args.hick_a, args.hick_b, strategy)
+                        for s in range(args.seeds)]
                 cells = []
                 err = 0.0
                 for c in range(len(runs[0])):
@@ -169,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 minutes = runs[0][-1][0]
                 name = "pairs" if size == 2 else f"best-of-{size}"
                 per_min = float(np.mean([r[-1][1] for r in runs])) / minutes
-                print(f"| {judge} | {rho:g} | {name} | {' | '.join(cells)} | {per_min:.4f} | {err:.2f} |")
+                print(f"| {judge} | {rho:g} | {strategy} | {name} | {' | '.join(cells)} | {per_min:.4f} | {err:.2f} |")
     print(f"\nwall {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0
 

@@ -73,7 +73,7 @@ from imagerank.ratings.posterior import (
     skill_scale,
 )
 from imagerank.ratings.priors import bt_prior, rate_duel
-from imagerank.ratings.stability import topk_stability
+from imagerank.ratings.stability import topk_stability, widening_noise
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preferences"
 AVA_PATH = DATA / "ava_labels_test.json"
@@ -347,7 +347,7 @@ def run_one(strategy: str, judge_kind: str, rho: float, seed: int, cfg: SimConfi
             else:
                 top = leaderboard_top(mu, sigma, cfg.k)
                 stab = topk_stability(mu, sigma, cfg.k, samples=cfg.stability_samples, rng=seed,
-                                      judge_noise=None if last_prior is None else last_prior.judge_noise)
+                                      judge_noise=widening_noise(last_prior))
             top_set = set(top.tolist())
             prec = float(world.top[top].mean())
             top_mu = np.argpartition(-board_mu, cfg.k - 1)[: cfg.k]

@@ -37,7 +37,21 @@ if TYPE_CHECKING:
     from .features.spec import FeatureSpec
     from .training.prior import LivePrior
 
-__all__ = ["DB_NAME", "Collection", "DoctorReport", "Match", "ScanReport", "Session", "init", "open_collection"]
+__all__ = ["DB_NAME", "SCORES", "Collection", "DoctorReport", "Match", "ScanReport", "Session", "init",
+           "open_collection", "score_column"]
+
+#: The leaderboard's score, by the column of :meth:`Collection.leaderboard` that holds it: the key the board is
+#: ranked by, the leaderboard panel's *Score* column, and what :meth:`Collection.export_above` compares its
+#: threshold with. ``ordinal``: OpenSkill's ``mu - 3 sigma``; ``score``: the consistent-judge mode's EP posterior
+#: mean minus one posterior SD (:func:`imagerank.ratings.posterior.board_score`).
+SCORES = {"ordinal": "OpenSkill's ordinal mu - 3 sigma",
+          "score": "the EP posterior's mean - 1 SD (consistent-judge mode)"}
+
+
+def score_column(board: pd.DataFrame) -> str:
+    """The column of a :meth:`Collection.leaderboard` frame that holds the score it is ranked by: ``score`` when the
+    board came from the consistent-judge mode (it has that column), else ``ordinal``. See :data:`SCORES`."""
+    return "score" if "score" in board.columns else "ordinal"
 
 
 class Collection:
@@ -358,7 +372,8 @@ class Collection:
         In the consistent-judge mode (:attr:`rating_model`) the ranking is the EP posterior's ``score`` (``post_mu -
         post_sigma``, :func:`imagerank.ratings.posterior.board_score`; columns ``post_mu``, ``post_sigma``,
         ``score`` added, inactive images last); ``mu``, ``sigma`` and ``ordinal`` stay OpenSkill's stored ratings.
-        Exports and the CSV follow this order.
+        Exports and the CSV follow this order, and :meth:`export_above` compares its threshold with the column the
+        board is ranked by (:func:`score_column`: ``score`` here, else ``ordinal``).
         """
         if not self.posterior.mode.consistent:
             return self.images.leaderboard(limit, include_inactive=include_inactive, min_comparisons=min_comparisons,
@@ -428,8 +443,12 @@ class Collection:
 
     def export_above(self, threshold: float, out_dir: str | os.PathLike[str] | None = None, *, mode: str = "copy",
                      min_comparisons: int = 0) -> ExportReport:
-        """Export every active image whose ordinal ``mu - 3*sigma`` is >= ``threshold`` (and, with
-        ``min_comparisons``, that was voted on at least that often); see :meth:`export_top`.
+        """Export every active image whose leaderboard score is >= ``threshold`` (and, with ``min_comparisons``,
+        that was voted on at least that often), in leaderboard order; see :meth:`export_top`.
+
+        The score is the one the leaderboard ranks by and shows (:func:`score_column`): OpenSkill's ordinal ``mu -
+        3*sigma``, or in the consistent-judge mode (:attr:`rating_model`) the EP posterior's ``score``
+        (``post_mu - post_sigma``). So "everything above 20" is what the leaderboard lists above 20 in either mode.
 
         Raises:
             InvalidArgumentError: ``threshold`` is not a number (or NaN). ExportError: as in :meth:`export_top`.
@@ -441,9 +460,9 @@ class Collection:
         from .export import export_images
 
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or math.isnan(threshold):
-            raise InvalidArgumentError(f"threshold: expected a number (an ordinal), got {threshold!r}")
+            raise InvalidArgumentError(f"threshold: expected a number (a leaderboard score), got {threshold!r}")
         board = self.leaderboard(min_comparisons=min_comparisons)
-        board = board[board["ordinal"] >= threshold]
+        board = board[board[score_column(board)] >= threshold]
         return export_images(board, out_dir or self.exports_dir / f"above{threshold:g}-{stamp()}", mode=mode)
 
     def cull(self, out_dir: str | os.PathLike[str] | None = None, input_dir: str | os.PathLike[str] | None = None,

@@ -271,6 +271,13 @@ def test_best_of_n_simulation_gives_every_mode_the_same_user_time() -> None:
     more = [bon.run_groups(4, "noiseless", 0.75, s, cfg, None)[-1][1] for s in (1, 2)]
     less = [bon.run_groups(2, "noiseless", 0.75, s, cfg, None)[-1][1] for s in (1, 2)]
     assert np.mean([*more, out[4][-1][1]]) > np.mean([*less, out[2][-1][1]])
+    # the app's consistent-judge mode: rounds grown from the boundary screen on the EP posterior find more of the
+    # top-k than active's rounds on OpenSkill under the same EP leaderboard (seeded, so deterministic)
+    ep = {st: bon.run_groups(4, "noiseless", 0.75, 0, cfg, None, strategy=st) for st in ("ep-board", "ep-adaptive")}
+    assert all(0.0 <= p <= 1.0 and 0.0 <= st <= 1.0 for cps in ep.values() for _, p, st in cps)
+    assert ep["ep-adaptive"][-1][1] > ep["ep-board"][-1][1]
+    with pytest.raises(ValueError, match="strategy"):
+        bon.run_groups(4, "noiseless", 0.75, 0, cfg, None, strategy="nope")
 
 
 def test_the_ranking_simulation_fits_the_judges_beta() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import imagerank
 from imagerank.errors import ConfigError, InvalidArgumentError
-from imagerank.pairing import PairQueue
+from imagerank.pairing import PairQueue, RoundQueue
 from imagerank.pairing import posterior_view as PV
 from imagerank.pairing.posterior_view import PosteriorView
 from imagerank.ratings.posterior import (
@@ -186,6 +186,49 @@ def test_leaderboard_export_and_pairs_follow_the_posterior_in_consistent_mode(
     assert not calls
 
 
+def test_best_of_n_rounds_follow_the_posterior_in_consistent_mode(
+        make: Callable[..., imagerank.Collection], monkeypatch: pytest.MonkeyPatch) -> None:
+    col = make(60, posterior="on", topk=8)
+    u = _judge(col, "noiseless")
+    _vote(col, u, 80)
+    assert col.rating_model.consistent
+    picked: set[int] = set()  # image ids in the pairs the boundary screen proposed
+    real = PV.screen_pairs
+
+    def spy(ctx: Any, n: int, mu: np.ndarray, sigma: np.ndarray, beta: float) -> list[tuple[int, int]]:
+        out = real(ctx, n, mu, sigma, beta)
+        picked.update(int(ctx.pool.ids[i]) for p in out for i in p)
+        return out
+
+    monkeypatch.setattr(PV, "screen_pairs", spy)
+    for size in (3, 4):
+        picked.clear()
+        group = col.next_group(size)
+        assert len(group) == size == len(set(group))
+        assert picked
+        assert set(group) <= picked  # grown from the screen's duels on the posterior
+    # a panel's round queue too, every queued round (the queued rounds' pairs are avoided by the screen itself,
+    # not replaced by random pairs)
+    picked.clear()
+    q = RoundQueue(col, size=4, depth=4)
+    rounds = q.fill()
+    assert len(rounds) == 4
+    assert {i for r in rounds for i in r.ids} <= picked
+    # the screen's first duel pits its top candidate against the image expected closest to the posterior's
+    # boundary (the stand-in for the true #k): that image is on the first round's screen
+    ids, mu, sigma, _ = col.posterior.peek()  # type: ignore[misc]
+    k = 8
+    top = np.sort(mu)[::-1]
+    t = 0.5 * (top[k - 1] + top[k])
+    nearest = {int(ids[j]) for j in np.argsort((mu - t) ** 2 + sigma ** 2)[:2]}
+    assert nearest & set(rounds[0].ids)
+    # forced off: OpenSkill's active again
+    col.settings = col.settings.replace(posterior="off")
+    picked.clear()
+    assert len(col.next_group(4)) == 4
+    assert not picked
+
+
 def test_votes_fold_in_undo_rebuilds_and_best_of_n_enters(make: Callable[..., imagerank.Collection]) -> None:
     col = make(posterior="on")
     u = _judge(col, "noiseless")
@@ -265,6 +308,49 @@ def test_bad_settings_are_rejected(tmp_path: Path) -> None:
     assert s.posterior == "on"
     with pytest.raises(ConfigError, match="posterior"):
         s.replace(posterior=3)
+
+
+def test_export_above_compares_with_the_score_the_leaderboard_shows(
+        make: Callable[..., imagerank.Collection], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ipywidgets")
+    from imagerank.cli import main
+    from imagerank.collection import score_column
+    from imagerank.widgets import LeaderboardView
+
+    col = make(posterior="on", topk=5)
+    _vote(col, _judge(col, "noiseless"), 120)
+    board = col.leaderboard()
+    assert score_column(board) == "score"
+    cut = float(board["score"].iloc[4])  # the board's top five are at or above it
+    above = board[board["score"] >= cut]
+    assert len(above) >= 5
+    # the case this is about: OpenSkill's ordinal would pick other images (mu - 3 sigma sits far below mu - sigma)
+    assert set(board[board["ordinal"] >= cut]["image_id"]) != set(above["image_id"])
+    rep = col.export_above(cut, tmp_path / "out", mode="symlink")
+    assert [Path(src).name for src, _ in rep.written] == above["filename"].tolist()  # in leaderboard order
+    # the panel: the score column is the board's score, headed as such; its threshold box says what it compares
+    view = LeaderboardView(col, page_size=10)
+    assert view.score_column == "score"
+    assert [w["score"].value for w in view._rows[:10]] == [f"{x:.2f}" for x in board["score"][:10]]
+    assert [w["mu"].value for w in view._rows[:10]] == [f"{x:.2f}" for x in board["post_mu"][:10]]
+    assert "EP" in view._headers["score"].description
+    assert "posterior" in view._threshold.tooltip
+    assert f"wrote {len(above)} file(s)" in view.export_above(cut, mode="symlink")
+    # forced off: the ordinal again, everywhere
+    col.settings = col.settings.replace(posterior="off")
+    board = col.leaderboard()
+    assert score_column(board) == "ordinal"
+    view.refresh()
+    assert "ordinal" in view._threshold.tooltip
+    assert view._headers["score"].description.startswith("Score μ−3σ")
+    cut = float(board["ordinal"].iloc[2])
+    assert len(col.export_above(cut, tmp_path / "off", mode="symlink").written) == int((board["ordinal"] >= cut).sum())
+    # the CLI says what --above is compared with
+    col.close()
+    assert main(["export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "leaderboard score" in text
+    assert "posterior" in text
 
 
 def test_compare_panel_strip_and_header_follow_the_posterior(make: Callable[..., imagerank.Collection]) -> None:

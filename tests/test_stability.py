@@ -110,3 +110,31 @@ def test_the_widening_follows_the_judges_noise():
     calm = topk_stability(mu, sigma, 20, samples=300, rng=0, judge_noise=0.0)
     crowd = topk_stability(mu, sigma, 20, samples=300, rng=0, judge_noise=1.47)
     assert calm < crowd
+
+
+def test_without_a_prior_in_use_the_widening_is_the_generic_one():
+    """The judge-dependent widening holds while a taste prior is in use; a prior that is off (even one that carries
+    the judge noise it was tested with) or none at all gives SIGMA_INFLATION (ranking_sim at rho = 0: a noiseless
+    judge's off prior widened by 1.28 and the estimate under-reported by 0.14)."""
+    from types import SimpleNamespace
+
+    from imagerank.ratings.priors import BTPrior
+    from imagerank.ratings.stability import SIGMA_INFLATION, sigma_inflation, widening_noise
+
+    z = np.zeros(3)
+    off = BTPrior(z=z, confidence=0.0, scale=25 / 3, w=z, off_reason="taste prior off: it does not predict your votes",
+                  judge_noise=0.02)
+    on = BTPrior(z=z, confidence=0.5, scale=8.0, w=z, judge_noise=0.3)
+    assert widening_noise(None) is None
+    assert widening_noise(off) is None
+    assert widening_noise(on) == pytest.approx(0.3)
+    assert widening_noise(BTPrior(z=z, confidence=0.5, scale=8.0, w=z)) is None  # on, but no noise fitted
+    # a live prior's report reads the same way (off_reason, judge_noise)
+    assert widening_noise(SimpleNamespace(off_reason=None, judge_noise=1.47)) == pytest.approx(1.47)
+    assert sigma_inflation(widening_noise(off)) == SIGMA_INFLATION
+    mu = np.linspace(0, 30, 400)
+    sigma = np.full(400, 2.0)
+    assert topk_stability(mu, sigma, 20, rng=0, judge_noise=widening_noise(off)) == topk_stability(mu, sigma, 20,
+                                                                                                   rng=0)
+    assert topk_stability(mu, sigma, 20, rng=0, judge_noise=widening_noise(off)) > topk_stability(
+        mu, sigma, 20, rng=0, judge_noise=off.judge_noise)

@@ -25,10 +25,13 @@ def leaderboard(
         bool, typer.Option("--include-inactive", help="rank missing, corrupt and rejected images too")
     ] = False,
 ) -> int:
-    """Print the top images by ordinal mu - 3*sigma.
+    """Print the top images by their leaderboard score.
 
-    Columns: rank, image_id, mu, sigma, ordinal, comparison_count, filename. A rank marked * is an image ranked
-    by the learned prior alone (never voted on); --min-comparisons 1 leaves those out.
+    The score is OpenSkill's ordinal mu - 3*sigma, or in the consistent-judge mode (a judge whose votes agree
+    with each other, or `[pairing] posterior = on`) the EP posterior's mean - 1 SD, printed as the score column
+    after the ordinal.
+    Columns: rank, image_id, mu, sigma, ordinal, [score,] comparison_count, filename. A rank marked * is an image
+    ranked by the learned prior alone (never voted on); --min-comparisons 1 leaves those out.
     """
     with open_workspace(workspace, reads_only=True) as col:
         board = col.leaderboard(top, min_comparisons=min_comparisons, include_inactive=include_inactive,
@@ -36,7 +39,8 @@ def leaderboard(
     marked = board["prior_only"].to_numpy(bool) if len(board) else None
     if marked is not None and marked.any():
         board["rank"] = [f"{r}*" if m else str(r) for r, m in zip(board["rank"], marked)]
-    print_frame(board, _BOARD_COLUMNS, empty="no images")
+    columns = _BOARD_COLUMNS if "score" not in board.columns else [*_BOARD_COLUMNS[:5], "score", *_BOARD_COLUMNS[5:]]
+    print_frame(board, columns, empty="no images")
     if marked is not None and marked.any():
         typer.echo(f"* ranked by the learned prior alone, never voted on ({int(marked.sum())} of {len(board)}); "
                    "--min-comparisons 1 leaves them out")
@@ -48,7 +52,11 @@ def export(
     workspace: Workspace,
     top: Annotated[int | None, typer.Option("--top", min=1, metavar="N", help="export the top N")] = None,
     above: Annotated[
-        float | None, typer.Option("--above", metavar="ORDINAL", help="export every image whose ordinal is >= this")
+        float | None,
+        typer.Option("--above", metavar="SCORE",
+                     help="export every image whose leaderboard score is >= this: OpenSkill's ordinal mu - 3*sigma, "
+                          "or in the consistent-judge mode the EP posterior's mean - 1 SD (the leaderboard's score "
+                          "column)"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="destination folder (default WORKSPACE/exports/...)")
@@ -60,12 +68,14 @@ def export(
 ) -> int:
     """Export the best images as 0001_name.ext files.
 
-    The top N (--top) or every image whose ordinal is above a threshold (--above).
+    The top N (--top) or every image whose leaderboard score is above a threshold (--above): the score the
+    leaderboard ranks by and prints, OpenSkill's ordinal mu - 3*sigma, or in the consistent-judge mode the EP
+    posterior's mean - 1 SD (its score column).
     Exactly one of --top and --above is required. Source files are never modified.
     Every rank is attempted; exit status 1 when some could not be written (each listed with its reason).
     """
     if (top is None) == (above is None):
-        raise usage_error("exactly one of --top N and --above ORDINAL is required", "--top / --above")
+        raise usage_error("exactly one of --top N and --above SCORE is required", "--top / --above")
     with open_workspace(workspace, reads_only=True) as col:
         if top is not None:
             rep = col.export_top(top, out, mode=mode, min_comparisons=min_comparisons)

@@ -8,17 +8,24 @@ N-1 when given, the rest tied in between), so undo, replay and ``doctor`` treat 
   top-k boundary duels, challenger against weak member) are taken in order and their images collected until there
   are N, so a group of 4 from ``active`` is two boundary duels on one screen: picking the best settles the most
   open comparisons at once. At least one pair in a group has not been judged in the session.
-- :func:`next_group`: the same for the current session of a catalog or collection (``next_pairs``' sibling).
+- :func:`next_group`: the same for the current session of a catalog or collection (``next_pairs``' sibling). In
+  the consistent-judge mode of a ``Collection`` (:attr:`~imagerank.pairing.posterior_view.PosteriorView.mode`)
+  ``active`` is the boundary screen on the EP posterior (:func:`~imagerank.pairing.screen.screen_pairs`), as for
+  pairs: a round of 4 is two screening duels (a candidate with the most boundary mass per vote against the image
+  expected closest to the boundary), a round of 3 one duel and the next candidate; the
+  :class:`~imagerank.pairing.rounds.RoundQueue` of a panel does the same.
 - :func:`best_of_ranks`: the ranks a best (and worst) choice stands for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from ..catalog import CatalogLike, as_catalog
+from ..catalog import CatalogLike, as_catalog, pair_key
 from ..errors import InvalidArgumentError
 from .pool import PairContext, PoolCache
+from .posterior_view import PosteriorView
 from .registry import Strategy, select_pairs
 
 __all__ = ["GROUP_SIZES", "best_of_ranks", "next_group", "select_group"]
@@ -41,7 +48,8 @@ def select_group(ctx: PairContext, strategy: str | Strategy, size: int = 4, *,
         ctx: the pool, the session's RNG and seen pairs, ``topk``, ``exploration``.
         strategy: a registered name (``"active"`` ...) or a strategy function.
         size: images per round, one of :data:`GROUP_SIZES`.
-        avoid: pairs of image ids not to use as the group's seed pairs (e.g. queued elsewhere).
+        avoid: pairs of image ids not to use as the group's seed pairs (e.g. queued elsewhere); the strategy is
+            shown them as judged, so it proposes its next best duels in their place.
 
     Returns:
         A list of ``size`` image ids (fewer only when the pool is smaller or has too few unseen pairs; empty when
@@ -53,18 +61,24 @@ def select_group(ctx: PairContext, strategy: str | Strategy, size: int = 4, *,
     """
     size = _check_size(size)
     out: list[int] = []
-    blocked = list(avoid)
+    avoided = {pair_key(int(a), int(b)) for a, b in avoid}
+    blocked = set(avoided)
     for _ in range(4):
-        pairs = select_pairs(ctx, strategy, size, avoid=blocked)
+        # the strategy sees the blocked pairs as judged, so it proposes its next best duels in their place (not
+        # the same blocked ones until select_pairs falls back to random pairs)
+        view = replace(ctx, seen=ctx.seen | blocked) if blocked else ctx
+        pairs = select_pairs(view, strategy, size)
         if not pairs:
             break
         for a, b in pairs:
-            for i in (a, b):
-                if i not in out and len(out) < size:
-                    out.append(int(i))
+            new = [int(i) for i in (a, b) if int(i) not in out][: size - len(out)]
+            # no two images of the group may form an avoided pair (e.g. two images already on a queued screen)
+            if any(pair_key(x, y) in avoided for x in new for y in out):
+                continue
+            out += new
         if len(out) >= size:
             break
-        blocked += pairs
+        blocked.update(pair_key(int(a), int(b)) for a, b in pairs)
     if len(out) < 2:
         return []
     order = ctx.rng.permutation(len(out))
@@ -74,7 +88,9 @@ def select_group(ctx: PairContext, strategy: str | Strategy, size: int = 4, *,
 def next_group(col: CatalogLike, size: int = 4, *, strategy: str | None = None,
                avoid: Iterable[tuple[int, int]] = ()) -> list[int]:
     """``size`` image ids for the next best-of-N round of the current session of ``col`` (a catalog or a
-    ``Collection``, whose pool carries the live prior's scores). See :func:`select_group`.
+    ``Collection``, whose pool carries the live prior's scores). See :func:`select_group`. With ``active`` and a
+    ``Collection`` in the consistent-judge mode the pairs the group is grown from are the boundary screen's on the
+    collection's EP posterior (``col.posterior.strategy``), as ``Collection.next_pairs`` picks them.
 
     Raises:
         InvalidArgumentError: ``size`` is not one of :data:`GROUP_SIZES`.
@@ -86,7 +102,12 @@ def next_group(col: CatalogLike, size: int = 4, *, strategy: str | None = None,
     pool = cache.get() if isinstance(cache, PoolCache) else PoolCache(cat, follow_votes=False).get()
     s = cat.votes.session
     ctx = PairContext(pool, s.rng, s.seen, topk=cat.settings.topk)
-    return select_group(ctx, strategy or s.strategy, size, avoid=avoid)
+    name = strategy or s.strategy
+    pick: str | Strategy = name
+    view = getattr(col, "posterior", None)  # a Collection's EP posterior
+    if name == "active" and isinstance(view, PosteriorView):
+        pick = view.strategy(pool.ids) or name  # consistent judge: the boundary screen on the posterior
+    return select_group(ctx, pick, size, avoid=avoid)
 
 
 def best_of_ranks(image_ids: Sequence[int], best: int, worst: int | None = None) -> list[int]:

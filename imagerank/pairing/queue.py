@@ -31,7 +31,7 @@ from ..catalog import CatalogLike, as_catalog, pair_key
 from ..errors import InvalidArgumentError, NotFoundError
 from .pool import PairContext, Pool, PoolCache
 from .posterior_view import PosteriorView
-from .registry import get_strategy, select_pairs
+from .registry import Strategy, get_strategy, select_pairs
 from .strategies import weighted_choice
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ class JudgingQueue(Generic[T]):
         self._pool_source = pool.get if isinstance(pool, PoolCache) else pool
         self._check = check
         self.voter = voter
+        view = getattr(col, "posterior", None)  # a Collection's EP posterior (the consistent-judge mode)
+        self._posterior: PosteriorView | None = view if isinstance(view, PosteriorView) else None
         self._queue = []
         self._retired = OrderedDict()
         self._judged = set()
@@ -126,6 +128,15 @@ class JudgingQueue(Generic[T]):
     def _id(item: T) -> int:
         """The item's own id (a pair's ``pid``, a round's ``rid``)."""
         raise NotImplementedError
+
+    def _pick(self, ctx: PairContext) -> str | Strategy:
+        """The strategy to pick with now: in the consistent-judge mode ``active`` is the boundary screen on the
+        collection's EP posterior (:meth:`PosteriorView.strategy`), otherwise :attr:`strategy` itself."""
+        if self._posterior is not None and self.strategy == "active":
+            pick = self._posterior.strategy(ctx.pool.ids)
+            if pick is not None:
+                return pick
+        return self.strategy
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -242,8 +253,6 @@ class PairQueue(JudgingQueue[Pair]):
     ) -> None:
         self._setup(col, strategy, pool, check, voter)
         self.depth = depth
-        view = getattr(col, "posterior", None)  # a Collection's EP posterior (the consistent-judge mode)
-        self._posterior: PosteriorView | None = view if isinstance(view, PosteriorView) else None
         self.rng = rng if rng is not None else np.random.default_rng()
         self._next_pid = 1
         #: Wins and draws recorded through this queue (minus those undone).
@@ -325,9 +334,7 @@ class PairQueue(JudgingQueue[Pair]):
     def _next_pairs(self, n: int) -> list[tuple[int, int]]:
         session = self.catalog.votes.session
         ctx = PairContext(self.pool(), session.rng, session.seen, topk=self.catalog.settings.topk)
-        pick = (self._posterior.strategy(ctx.pool.ids) if self._posterior is not None and self.strategy == "active"
-                else None)  # consistent judge: the boundary screen on the EP posterior
-        return select_pairs(ctx, pick or self.strategy, n, avoid=[p.ids for p in self._queue])
+        return select_pairs(ctx, self._pick(ctx), n, avoid=[p.ids for p in self._queue])
 
     def opponent_for(self, image_id: int, pool: Pool | None = None) -> int | None:
         """An opponent for ``image_id`` (a new image, say), drawn with weight ``sigma / (|mu - mu_new| + 1)``

@@ -3,7 +3,8 @@
 The sibling of :class:`~imagerank.pairing.queue.PairQueue` for rounds of N = 3 or 4 images: the rounds queued
 (front first: the front one is on screen), the rounds retired (a late vote for one from a browser that advanced
 locally is still accepted), which rounds were judged, the undo stack, and the refill through
-:func:`~imagerank.pairing.groups.select_group` (``active``: the top-k boundary duels, two or more on one screen).
+:func:`~imagerank.pairing.groups.select_group` (``active``: the top-k boundary duels, two or more on one screen; in
+the consistent-judge mode the boundary screen on the collection's EP posterior, as for pairs).
 A round is stored as one N-way Plackett-Luce match (:func:`~imagerank.pairing.groups.best_of_ranks`: the best rank
 0, the worst rank N-1 when marked, the rest tied) or, skipped, as one ``skip`` match over its N images; undo is
 :meth:`VoteLog.undo`, so replay and ``doctor`` stay exact.
@@ -164,7 +165,7 @@ class RoundQueue(JudgingQueue[Round]):
             session = self.catalog.votes.session
             ctx = PairContext(self.pool(), session.rng, session.seen, topk=self.catalog.settings.topk)
             queued = {k for r in self._queue for k in r.pair_keys}
-            ids = select_group(ctx, self.strategy, self._size, avoid=[*queued, *rejected])
+            ids = select_group(ctx, self._pick(ctx), self._size, avoid=[*queued, *rejected])
             if len(ids) < 2:
                 break
             bad = [i for i in ids if self.usable(i) is not None]

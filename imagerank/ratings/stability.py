@@ -13,8 +13,16 @@ prior at feature correlations 0 / 0.5 / 0.75 / 0.9; random, spec and active pair
 1.15 the estimate's error against the true precision@100, averaged over seeds, is at most 0.09 for the
 ``active`` strategy at every checkpoint (1.0 gave 0.17, 1.25 gave 0.08 but overshot the other way for noisier
 judges); see the README's performance section for the table. Since issue 14 the factor follows the judge's
-fitted noise (:func:`sigma_inflation`: 1.3 for a consistent judge down to about 1.0 for a crowd), 1.15 only while
-no noise has been fitted.
+fitted noise (:func:`sigma_inflation`: 1.3 for a consistent judge down to about 1.0 for a crowd) while a taste prior
+is in use, and is 1.15 while there is none (none fitted yet, or switched off): :func:`widening_noise`.
+
+Why only with a prior: the judge-dependent factor was fitted with the prior on, and without one the factor that
+calibrates the estimate does not depend on the judge. In ``benchmarks/ranking_sim.py`` (``active``, 5,000 images,
+features without signal, rho = 0, so the prior is off; seeds 0-2; 500-3,000 votes) the factor that zeroes the mean
+error was 0.99-1.09 for the noiseless judge, 1.01-1.14 for the fitted Thurstone judge and 1.04-1.22 for the crowd,
+against 1.31-1.36 for the noiseless judge with informative features (rho = 0.75). The off prior's fitted noise
+(0.02-0.08 for a noiseless judge) had widened by 1.28 and the estimate under-reported by 0.14 (0.34 against a true
+0.48 at 3,000 votes); with 1.15 it is 0.42 (error 0.05).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from . import openskill as R
 
-__all__ = ["SIGMA_INFLATION", "default_k", "sigma_inflation", "topk_stability"]
+__all__ = ["SIGMA_INFLATION", "default_k", "sigma_inflation", "topk_stability", "widening_noise"]
 
 
 def default_k(n: int, topk: int = 100) -> int:
@@ -52,7 +60,8 @@ def sigma_inflation(judge_noise: float | None) -> float:
     of 0.2 / 0.55 (the fitted Thurstone judge), 1.02 for the AVA crowd (1.47). Fitted in
     ``benchmarks/ranking_sim.py`` on seed 2 (noiseless, 0.15 and 0.62 x SD Thurstone, crowd; rho 0.5 and 0.75;
     500-3,000 votes; the factor that zeroes the mean error per judge), checked on seeds 0-1 (README, "Ranking
-    simulation"). None (no fitted noise yet, or the prior is off): :data:`SIGMA_INFLATION`.
+    simulation"). None (no fitted noise yet, or the prior is off: pass :func:`widening_noise` of the prior):
+    :data:`SIGMA_INFLATION`.
 
     Raises:
         InvalidArgumentError: a negative or non-finite noise.
@@ -63,6 +72,27 @@ def sigma_inflation(judge_noise: float | None) -> float:
     if not (x >= 0.0 and np.isfinite(x)):
         raise InvalidArgumentError(f"judge_noise: expected a finite value >= 0, got {judge_noise!r}")
     return 1.3 - 0.1 * float(np.log2(1.0 + x / 0.25))
+
+
+def widening_noise(prior: object | None) -> float | None:
+    """The judge noise that sets the stability estimate's widening (:func:`sigma_inflation`): the prior's fitted
+    ``judge_noise`` while the prior is in use, None (the factor :data:`SIGMA_INFLATION`) when there is no prior or
+    it is switched off, even when the off prior carries a fitted noise (see the module docstring: without a prior
+    the calibrating factor does not depend on the judge).
+
+    Args:
+        prior: a :class:`~imagerank.ratings.priors.BTPrior`, a live prior's report
+            (:class:`~imagerank.training.prior.LivePriorReport`), anything with ``off_reason`` (None while in use)
+            and ``judge_noise`` attributes, or None.
+
+    Returns:
+        The judge's noise over the skills' SD (>= 0), or None.
+    """
+    if prior is None or getattr(prior, "off_reason", None) is not None:
+        return None
+    noise = getattr(prior, "judge_noise", None)
+    return None if noise is None else float(noise)
+
 
 # Normal draws per chunk (memory: 8 bytes each, so 2M draws = 16 MB).
 _CHUNK_DRAWS = 2_000_000

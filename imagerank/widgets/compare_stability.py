@@ -22,7 +22,7 @@ import numpy as np
 
 from ..pairing import Pool
 from ..ratings.posterior import posterior_stability
-from ..ratings.stability import topk_stability
+from ..ratings.stability import topk_stability, widening_noise
 from .background import LatestJob, kernel_call_soon
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class StabilityMixin:
             job = partial(posterior_stability, mu, sigma, k, samples=samples, rng=rng, ratio=ratio)
         else:
             samples = max(32, min(self.stability_samples, 4_000_000 // n))
-            noise = getattr(self.collection.prior.peek()[1], "judge_noise", None)  # the judge sets the widening
+            noise = widening_noise(self.collection.prior.peek()[1])  # the judge sets it while a prior is on
             job = partial(topk_stability, pool.mu.copy(), pool.sigma.copy(), k, samples=samples, rng=rng,
                           judge_noise=noise)
         self._stability_jobs.ask(job)

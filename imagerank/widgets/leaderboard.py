@@ -1,6 +1,10 @@
 """``LeaderboardView``: the ranked table (rank, thumbnail, file name, mu, sigma, score), sortable and paged, with
 export controls. Built from standard ipywidgets; thumbnails travel as binary buffers (``ipywidgets.Image``).
 
+The score is the one the collection ranks by (:func:`imagerank.collection.score_column`): OpenSkill's ordinal ``mu -
+3 sigma``, or in the consistent-judge mode the EP posterior's ``mu - sigma`` (then the mu and sigma columns are the
+posterior's too, headed "(EP)"). *Export above* compares its threshold with that same score.
+
 Only the rows of the current page get thumbnails, so a 100,000-image catalog pages as fast as a small one.
 """
 
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from ..collection import SCORES, score_column
 from ..errors import ImagerankError, InvalidArgumentError
 from ..export import EXPORT_MODES
 
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..collection import Collection
 
-__all__ = ["COLUMNS", "PRIOR_ONLY_TIP", "LeaderboardView"]
+__all__ = ["COLUMNS", "EP_COLUMNS", "PRIOR_ONLY_TIP", "LeaderboardView"]
 
 # column -> (header label, DataFrame column or None, default ascending?, CSS width). Columns other than the file
 # name are at least as wide as their header with the sort arrow (max-content), so no header is cut.
@@ -36,6 +41,12 @@ COLUMNS: dict[str, tuple[str, str | None, bool, str]] = {
 #: Header buttons: the label's own width plus a little padding (ipywidgets' default padding cut "Rank ▲").
 _HEADER_LAYOUT = {"width": "auto", "min_width": "max-content", "padding": "0px 4px"}
 PAGE_SIZES = (10, 25, 50, 100)
+#: In the consistent-judge mode (the board has a ``score`` column): column -> (header label, DataFrame column).
+EP_COLUMNS: dict[str, tuple[str, str]] = {
+    "mu": ("μ (EP)", "post_mu"),
+    "sigma": ("σ (EP)", "post_sigma"),
+    "score": ("Score μ−σ (EP)", "score"),
+}
 #: The tooltip of a row ranked by the learned prior alone (never voted on).
 PRIOR_ONLY_TIP = ("ranked by the learned prior alone: never voted on, its score comes from the features; "
                   "tick 'voted only' to leave such images out")
@@ -52,10 +63,12 @@ class LeaderboardView(W.VBox):
         voted_only: start with *voted only* ticked: images never voted on (which a learned prior can rank high)
             are left out of the table and the exports.
 
-    Rank is the leaderboard rank by the ordinal ``mu - 3*sigma`` (the *score*); sorting by another column keeps
-    each image's rank. Click a column header to sort by it (again to reverse). Call :meth:`refresh` (or press
-    *Refresh*) after voting to re-read the catalog. Rows ranked by the learned prior alone (never voted on) show
-    their score and votes in grey italics with a tooltip, and the page line counts them.
+    Rank is the leaderboard rank by the *score*: the ordinal ``mu - 3*sigma``, or in the consistent-judge mode the
+    EP posterior's ``mu - sigma`` (:data:`EP_COLUMNS`); sorting by another column keeps each image's rank. The
+    *score ≥* box of *Export above* is compared with the same score (its tooltip says which). Click a column
+    header to sort by it (again to reverse). Call :meth:`refresh` (or press *Refresh*) after voting to re-read the
+    catalog. Rows ranked by the learned prior alone (never voted on) show their score and votes in grey italics
+    with a tooltip, and the page line counts them.
 
     Raises:
         InvalidArgumentError: ``page_size`` is not one of the offered sizes.
@@ -112,7 +125,7 @@ class LeaderboardView(W.VBox):
                                        layout=W.Layout(width="170px"), style={"description_width": "48px"})
         self._export_top_btn = W.Button(description="Export top N", icon="download")
         self._threshold = W.FloatText(value=0.0, description="score ≥", layout=W.Layout(width="170px"),
-                                      style={"description_width": "56px"})
+                                      style={"description_width": "56px"}, tooltip=_threshold_tip("ordinal"))
         self._export_above_btn = W.Button(description="Export above", icon="download")
         self._mode = W.Dropdown(options=list(EXPORT_MODES), value="copy", description="as",
                                 layout=W.Layout(width="150px"), style={"description_width": "24px"})
@@ -133,7 +146,19 @@ class LeaderboardView(W.VBox):
         """Re-read the leaderboard from the catalog and redraw the current page."""
         self._board = self.collection.leaderboard(include_inactive=self.include_inactive,
                                                   min_comparisons=self.min_comparisons, prior_only=True)
+        self._threshold.tooltip = _threshold_tip(self.score_column)
         self._apply()
+
+    @property
+    def score_column(self) -> str:
+        """The board's column the score is read from: ``score`` in the consistent-judge mode, else ``ordinal``."""
+        return "ordinal" if self._board is None else score_column(self._board)
+
+    def _column(self, key: str) -> tuple[str, str | None]:
+        """(header label, DataFrame column) of table column ``key`` in the board's mode."""
+        if self.score_column == "score" and key in EP_COLUMNS:
+            return EP_COLUMNS[key]
+        return COLUMNS[key][0], COLUMNS[key][1]
 
     @property
     def min_comparisons(self) -> int:
@@ -182,8 +207,8 @@ class LeaderboardView(W.VBox):
         needle = self._filter.value.strip().lower()
         if needle:
             df = df[df["filename"].str.lower().str.contains(needle, regex=False)]
-        column = COLUMNS[self.sort_column][1]
-        if column != "rank":
+        column = self._column(self.sort_column)[1]
+        if column is not None and column != "rank":
             df = df.sort_values([column, "rank"], ascending=[self.ascending, True], kind="stable")
         elif not self.ascending:
             df = df.iloc[::-1]
@@ -215,7 +240,7 @@ class LeaderboardView(W.VBox):
 
     def _render(self) -> None:
         for key, b in self._headers.items():
-            label = COLUMNS[key][0]
+            label = self._column(key)[0]
             if key == self.sort_column:
                 label += " ▲" if self.ascending else " ▼"
             b.description = label
@@ -229,9 +254,8 @@ class LeaderboardView(W.VBox):
                 widgets["thumbnail"].value = data or b""
                 widgets["filename"].value = str(r["filename"])
                 widgets["filename"].tooltip = str(r["filepath"])
-                widgets["mu"].value = f"{r['mu']:.2f}"
-                widgets["sigma"].value = f"{r['sigma']:.2f}"
-                widgets["score"].value = f"{r['ordinal']:.2f}"
+                for key in ("mu", "sigma", "score"):
+                    widgets[key].value = f"{r[self._column(key)[1]]:.2f}"
                 widgets["comparisons"].value = str(int(r["comparison_count"]))
                 _mark_prior_only(widgets, bool(r.get("prior_only", False)))
                 children.extend(widgets.values())
@@ -262,7 +286,9 @@ class LeaderboardView(W.VBox):
         return self._say(_describe(report), ok=not report.failed)
 
     def export_above(self, threshold: float | None = None, mode: str | None = None) -> str:
-        """Export every image whose score ``mu - 3 sigma`` is >= ``threshold``; returns the message shown."""
+        """Export every image whose leaderboard score (the *Score* column: ordinal ``mu - 3 sigma``, or the EP
+        posterior's ``mu - sigma`` in the consistent-judge mode; :meth:`Collection.export_above`) is >=
+        ``threshold`` (default: the *score ≥* box); returns the message shown."""
         t = float(self._threshold.value if threshold is None else threshold)
         try:
             report = self.collection.export_above(t, mode=mode or self._mode.value,
@@ -279,6 +305,11 @@ class LeaderboardView(W.VBox):
             return self._say(f"CSV failed: {e}", ok=False)
         n = int(self.collection.stats()["images"])  # the rows to_csv wrote: every image
         return self._say(f"wrote {n:,} rows to {out}")
+
+
+def _threshold_tip(column: str) -> str:
+    """The *score ≥* box's tooltip: what the threshold is compared with."""
+    return f"Export above exports every image whose leaderboard score ({SCORES[column]}) is at least this"
 
 
 def _mark_prior_only(widgets: dict[str, W.Widget], prior_only: bool) -> None:
